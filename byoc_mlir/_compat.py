@@ -1,0 +1,175 @@
+"""The one place that touches fast-moving IREE/MLIR Python binding details.
+
+IREE 3.13 bundles the MLIR Python bindings as ``iree.compiler.ir``. What changes between
+releases — how a Python pass is added to a pass manager, how parse errors surface, how
+function-like ops (``func.func`` and IREE's ``util.func``) are built — lives here, so the
+rest of the package is written against this module's small, stable surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from iree.compiler import ir, passmanager
+
+from byoc_mlir.errors import ByocError
+
+
+@dataclass(frozen=True)
+class FuncFlavor:
+    """The op names of one function-like dialect (func or util)."""
+
+    func: str
+    call: str
+    ret: str
+
+
+FUNC = FuncFlavor("func.func", "func.call", "func.return")
+UTIL = FuncFlavor("util.func", "util.call", "util.return")
+FLAVORS = {FUNC.func: FUNC, UTIL.func: UTIL}
+CALL_OPS = frozenset({FUNC.call, UTIL.call})
+
+
+def new_context() -> ir.Context:
+    """Returns a context with every dialect IREE's bindings register (linalg, tosa, util...)."""
+    return ir.Context()
+
+
+def parse_module(text: str | bytes, context: ir.Context, filename: str = "-") -> ir.Module:
+    """Parses MLIR text or bytecode.
+
+    Raises:
+        ByocError: with the first diagnostic's location (file name substituted) when the
+            input does not parse or verify.
+    """
+    with context:
+        try:
+            return ir.Module.parse(text)
+        except ir.MLIRError as err:
+            diags = list(err.error_diagnostics)
+            if not diags:
+                raise ByocError(f"{filename}: {err.message}") from None
+            first = diags[0]
+            where = str(first.location).replace('"-"', f'"{filename}"', 1)
+            notes = "; ".join(d.message for d in diags[1:])
+            raise ByocError(first.message, where, notes) from None
+
+
+def parse_file(path: str | Path, context: ir.Context) -> ir.Module:
+    """Parses an ``.mlir`` (text or bytecode) file; the file name appears in locations."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ByocError(f"cannot read {path}: {err.strerror}") from None
+    if data.startswith(b"ML\xefR"):  # MLIR bytecode magic
+        return parse_module(data, context, str(path))
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ByocError(f"{path} is neither MLIR text nor MLIR bytecode") from None
+    module = parse_module(text, context, str(path))
+    # Re-parse with file locations so decisions point at the user's file.
+    with context:
+        try:
+            return ir.Module.parseFile(str(path))
+        except ir.MLIRError:  # pragma: no cover - text already parsed once
+            return module
+
+
+PassFn = Callable[[ir.Operation], None]
+
+
+def add_python_pass(pm: passmanager.PassManager, fn: PassFn, name: str) -> None:
+    """Adds a Python pass over the ``builtin.module`` operation to ``pm``.
+
+    The bindings call the callable as ``(op, pass_)``. ``op_name=`` must not be used in
+    IREE 3.13 (dangling string in the C API); the pass always runs on the module and
+    walks functions itself.
+    """
+
+    def run(op: ir.Operation, _pass: object) -> None:
+        fn(op.operation)
+
+    pm.add(run, name=name)
+
+
+def module_body(module_op: ir.Operation) -> ir.Block:
+    return module_op.regions[0].blocks[0]
+
+
+def run_pipeline(module: ir.Module, pipeline: str) -> None:
+    """Runs a textual MLIR pass pipeline (e.g. ``canonicalize,cse``) on the module."""
+    with module.context:
+        try:
+            pm = passmanager.PassManager.parse(f"builtin.module({pipeline})")
+        except (ValueError, ir.MLIRError) as err:
+            raise ByocError(f"invalid MLIR pass pipeline '{pipeline}': {err}") from None
+        pm.run(module.operation)
+
+
+def function_type(func_op: ir.Operation) -> ir.FunctionType:
+    return ir.FunctionType(ir.TypeAttr(func_op.attributes["function_type"]).value)
+
+
+def symbol_name(op: ir.Operation) -> str:
+    return ir.StringAttr(op.attributes["sym_name"]).value
+
+
+def create_function(
+    flavor: FuncFlavor,
+    name: str,
+    arg_types: Sequence[ir.Type],
+    result_types: Sequence[ir.Type],
+    ip: ir.InsertionPoint,
+    loc: ir.Location,
+) -> tuple[ir.Operation, ir.Block]:
+    """Creates a private function with an empty entry block; returns (op, block)."""
+    ftype = ir.FunctionType.get(list(arg_types), list(result_types))
+    op = ir.Operation.create(
+        flavor.func,
+        attributes={
+            "sym_name": ir.StringAttr.get(name),
+            "function_type": ir.TypeAttr.get(ftype),
+            "sym_visibility": ir.StringAttr.get("private"),
+        },
+        regions=1,
+        loc=loc,
+        ip=ip,
+    )
+    block = op.regions[0].blocks.append(*arg_types, arg_locs=[loc] * len(arg_types))
+    return op, block
+
+
+def create_call(
+    flavor: FuncFlavor,
+    callee: str,
+    operands: Sequence[ir.Value],
+    result_types: Sequence[ir.Type],
+    ip: ir.InsertionPoint,
+    loc: ir.Location,
+) -> ir.Operation:
+    return ir.Operation.create(
+        flavor.call,
+        results=list(result_types),
+        operands=list(operands),
+        attributes={"callee": ir.FlatSymbolRefAttr.get(callee)},
+        loc=loc,
+        ip=ip,
+    )
+
+
+def create_return(
+    flavor: FuncFlavor, values: Sequence[ir.Value], ip: ir.InsertionPoint, loc: ir.Location
+) -> ir.Operation:
+    return ir.Operation.create(flavor.ret, operands=list(values), loc=loc, ip=ip)
+
+
+def callee_name(call_op: ir.Operation) -> str:
+    return ir.FlatSymbolRefAttr(call_op.attributes["callee"]).value
+
+
+def print_module(module: ir.Module) -> str:
+    return module.operation.get_asm(assume_verified=True)

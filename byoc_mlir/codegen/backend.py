@@ -1,0 +1,224 @@
+"""The `Backend` value: what a vendor declares.
+
+A backend says which op kinds it runs alone (`Backend.supports`) and which op DAGs it
+runs fused (`Backend.composite`). Each declaration carries checks: functions of one
+`CheckContext` that return ``None`` to accept or ``Reject(reason)`` to refuse. The
+reasons are data; they end up in the decision log next to the op they refused.
+
+Op kinds are op classes (``linalg.MatmulOp``, ``tosa.Conv2DOp``) or recognised generic
+forms (`recognisers.RELU`); patterns and support tables name kinds, never strings.
+
+**Benefit rule (the only one):** when composite matches overlap, the match with the
+higher integer ``benefit`` wins; equal benefits go to the backend listed first, then to
+the match whose root comes first in the function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from iree.compiler import ir
+
+from byoc_mlir.codegen import recognisers
+from byoc_mlir.codegen.recognisers import Recogniser
+
+KindKey: TypeAlias = "str | Recogniser"
+"""An op kind as stored: the op name taken from its class, or a recogniser."""
+
+
+def kind_key(kind: object) -> KindKey:
+    """Normalises an op class or recogniser to its key; strings are refused on purpose."""
+    if isinstance(kind, Recogniser):
+        return kind
+    name = getattr(kind, "OPERATION_NAME", None)
+    if isinstance(kind, type) and isinstance(name, str):
+        return name
+    raise TypeError(
+        f"op kinds are op classes (e.g. linalg.MatmulOp) or recognisers (e.g. RELU), "
+        f"not {kind!r}"
+    )
+
+
+def classify(op: ir.Operation) -> KindKey:
+    """The kind of an op: its name, or for ``linalg.generic`` the recognised form."""
+    name = op.name
+    if name == recognisers.GENERIC:
+        rec = recognisers.recognise(op)
+        if rec is not None:
+            return rec
+    return name
+
+
+def kind_name(key: KindKey) -> str:
+    return repr(key) if isinstance(key, Recogniser) else key
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A refusal, with the reason shown to the user (``element type f64 ...``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a check may look at. New fields may be added; checks read what they need.
+
+    Attributes:
+        op: the op being checked (for a composite: the root, i.e. the last op).
+        kind: the op's kind.
+        backend: the backend asking.
+        matches: for a composite, the named sub-matches (``{"conv": op, ...}``).
+        members: for a composite, every matched op in program order; else ``(op,)``.
+        options: backend options given by the user.
+    """
+
+    op: ir.Operation
+    kind: KindKey
+    backend: Backend
+    matches: Mapping[str, ir.Operation] = field(default_factory=dict)
+    members: tuple[ir.Operation, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+Check: TypeAlias = Callable[[CheckContext], "Reject | None"]
+
+
+class _Wildcard:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Wildcard()
+"""Pattern input that matches any value (argument, constant, any producer)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A DAG pattern rooted at its last op; inputs match the op's data inputs in order."""
+
+    kind: KindKey
+    inputs: tuple[Pattern | _Wildcard, ...]
+    name: str | None
+
+    def walk(self) -> list[Pattern]:
+        out = [self]
+        for p in self.inputs:
+            if isinstance(p, Pattern):
+                out.extend(p.walk())
+        return out
+
+
+def op(kind: object, *inputs: Pattern | _Wildcard, name: str | None = None) -> Pattern:
+    """Builds a pattern node: ``op(RELU, op(BIAS_ADD, op(linalg.MatmulOp)))``.
+
+    Args:
+        kind: an op class or a recogniser.
+        inputs: patterns for the op's data inputs, in order (fewer than the op has is
+            fine; the rest match anything). Commutative recognisers try both orders.
+        name: a name for the matched op, available to checks as ``ctx.matches[name]``.
+    """
+    return Pattern(kind_key(kind), tuple(inputs), name)
+
+
+@dataclass(frozen=True)
+class CompositeRule:
+    name: str
+    pattern: Pattern
+    benefit: int
+    check: Check | None
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Backend:
+    """One accelerator or library: what it runs, and (later) how to emit code for it.
+
+    Args:
+        name: the name users pass to ``--backend``; lower-case identifier.
+        description: one line for listings.
+        codegen: the vendor hook that turns an outlined function into an artifact
+            (see `byoc_mlir.codegen`); ``None`` for a partition-only backend.
+    """
+
+    def __init__(self, name: str, description: str = "", codegen: Callable[..., Any] | None = None):
+        if not _NAME.match(name):
+            raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
+        self.name = name
+        self.description = description
+        self.codegen = codegen
+        self._support: dict[KindKey, list[Check]] = {}
+        self.composites: list[CompositeRule] = []
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    # --- declaring -------------------------------------------------------------------
+
+    def supports(self, *kinds: object, check: Check | None = None) -> Callable[[Check], Check]:
+        """Declares that the backend runs ops of these kinds alone.
+
+        Use directly (``b.supports(linalg.MatmulOp, check=f32_only)``) or as a decorator
+        whose function is the check; the decorator returns the function unchanged.
+        """
+        keys = [kind_key(k) for k in kinds]
+        if not keys:
+            raise ValueError("supports() needs at least one op kind")
+
+        def register(fn: Check | None) -> Any:
+            for key in keys:
+                checks = self._support.setdefault(key, [])
+                if fn is not None:
+                    checks.append(fn)
+            return fn
+
+        if check is not None:
+            register(check)
+            return lambda fn: fn
+        for key in keys:
+            self._support.setdefault(key, [])
+        return register
+
+    def composite(
+        self, name: str, pattern: Pattern, *, benefit: int, check: Check | None = None
+    ) -> CompositeRule:
+        """Declares a fused pattern. See the module docstring for the benefit rule."""
+        if not _NAME.match(name):
+            raise ValueError(f"composite name {name!r} must match {_NAME.pattern}")
+        if any(c.name == name for c in self.composites):
+            raise ValueError(f"backend {self.name}: composite {name!r} declared twice")
+        if not isinstance(benefit, int) or isinstance(benefit, bool):
+            raise TypeError(f"composite {name!r}: benefit must be an int")
+        rule = CompositeRule(name, pattern, benefit, check)
+        self.composites.append(rule)
+        return rule
+
+    # --- asking ----------------------------------------------------------------------
+
+    @property
+    def kinds(self) -> Sequence[KindKey]:
+        return list(self._support)
+
+    def check_op(
+        self, op: ir.Operation, kind: KindKey, options: Mapping[str, Any] | None = None
+    ) -> Reject | None:
+        """Whether the backend runs ``op`` alone: None, or the first refusal."""
+        checks = self._support.get(kind)
+        if checks is None:
+            return Reject(f"{_describe(op, kind)} is not supported")
+        ctx = CheckContext(op, kind, self, members=(op,), options=options or {})
+        for check in checks:
+            verdict = check(ctx)
+            if verdict is not None:
+                return verdict
+        return None
+
+
+def _describe(op: ir.Operation, kind: KindKey) -> str:
+    if isinstance(kind, str) and kind == recognisers.GENERIC:
+        return f"linalg.generic computing {recognisers.describe_body(op)}"
+    return kind_name(kind)

@@ -1,0 +1,237 @@
+"""Recognisers for the common ``linalg.generic`` forms, so patterns can name them.
+
+Frontends lower elementwise PyTorch/TOSA ops to ``linalg.generic``; a backend wants to
+say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)``". A
+`Recogniser` is an op kind that is a predicate over a generic. The forms:
+
+- ``ADD``/``SUB``/``MUL``: two same-shape inputs (identity maps), body one ``arith`` op;
+- ``BIAS_ADD``: like ``ADD`` but one input is broadcast (a projected permutation with
+  fewer results, e.g. ``(d0, d1) -> (d1)``);
+- ``RELU``: ``max(x, 0)``, either ``arith.maximumf`` or torch's ``cmpf ugt`` + ``select``;
+- ``CLAMP``: ``min(max(x, lo), hi)`` in either order, bounds constant.
+
+All require parallel iterators and one identity-mapped output; dtype is not a
+recogniser's business (backend checks decide that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iree.compiler import ir
+from iree.compiler.dialects import arith, linalg
+
+GENERIC = linalg.GenericOp.OPERATION_NAME
+_PARALLEL = "#linalg.iterator_type<parallel>"
+
+
+@dataclass
+class GenericView:
+    """The facts recognisers need about one ``linalg.generic``, read once."""
+
+    op: ir.Operation
+    n_inputs: int
+    maps: list[ir.AffineMap]
+    all_parallel: bool
+    body: list[ir.Operation]  # without the terminator
+    yielded: list[ir.Value]
+    args: list[ir.Value]
+    _identity: list[bool] = field(default_factory=list)
+
+    @staticmethod
+    def of(op: ir.Operation) -> GenericView | None:
+        op = op.operation
+        attrs = op.attributes
+        segs = ir.DenseI32ArrayAttr(attrs["operandSegmentSizes"])
+        n_in, n_out = segs[0], segs[1]
+        if n_out != 1 or op.regions[0].blocks[0] is None:
+            return None
+        iters = ir.ArrayAttr(attrs["iterator_types"])
+        all_parallel = all(str(it) == _PARALLEL for it in iters)
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(attrs["indexing_maps"])]
+        block = op.regions[0].blocks[0]
+        ops = list(block.operations)
+        term = ops[-1]
+        view = GenericView(
+            op, n_in, maps, all_parallel, [o.operation for o in ops[:-1]],
+            list(term.operands), list(block.arguments),
+        )
+        view._identity = [m.is_permutation and _is_identity(m) for m in maps]
+        return view
+
+    def is_identity(self, i: int) -> bool:
+        return self._identity[i]
+
+    def is_broadcast(self, i: int) -> bool:
+        m = self.maps[i]
+        return m.is_projected_permutation and len(m.results) < m.n_dims
+
+    def elementwise_shape_ok(self) -> bool:
+        return self.all_parallel and self.is_identity(len(self.maps) - 1)
+
+
+def _is_identity(m: ir.AffineMap) -> bool:
+    return m == ir.AffineMap.get_identity(m.n_dims)
+
+
+def _constant_value(v: ir.Value) -> float | None:
+    """The float value of a scalar ``arith.constant`` (inside or outside the body)."""
+    owner = v.owner
+    if not isinstance(owner, ir.OpView) or owner.operation.name != arith.ConstantOp.OPERATION_NAME:
+        return None
+    attr = owner.operation.attributes["value"]
+    if isinstance(attr, ir.FloatAttr):
+        return ir.FloatAttr(attr).value
+    if isinstance(attr, ir.IntegerAttr):
+        return float(ir.IntegerAttr(attr).value)
+    return None
+
+
+class Recogniser:
+    """An op kind defined by a predicate over ``linalg.generic``.
+
+    Subclasses implement `match_view`. Instances are compared by identity, so a pattern
+    or a support table can name ``RELU`` the way it names ``linalg.MatmulOp``.
+    """
+
+    name: str = ""
+    commutative: bool = False
+
+    def matches(self, op: ir.Operation) -> bool:
+        if op.operation.name != GENERIC:
+            return False
+        view = GenericView.of(op)
+        return view is not None and self.match_view(view)
+
+    def match_view(self, view: GenericView) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"generic:{self.name}"
+
+
+class _Binary(Recogniser):
+    """Two inputs combined by one ``arith`` op into the output."""
+
+    commutative = True
+
+    def __init__(self, name: str, body_ops: tuple[str, ...], broadcast: bool, commutative: bool):
+        self.name = name
+        self.body_ops = body_ops
+        self.broadcast = broadcast
+        self.commutative = commutative
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 2 or not view.elementwise_shape_ok() or len(view.body) != 1:
+            return False
+        if self.broadcast:
+            shapes_ok = (view.is_identity(0) and view.is_broadcast(1)) or (
+                view.is_identity(1) and view.is_broadcast(0)
+            )
+        else:
+            shapes_ok = view.is_identity(0) and view.is_identity(1)
+        if not shapes_ok:
+            return False
+        body = view.body[0]
+        if body.name not in self.body_ops or view.yielded[0] != body.results[0]:
+            return False
+        lhs, rhs = body.operands
+        a, b = view.args[0], view.args[1]
+        return (lhs == a and rhs == b) or (self.commutative and lhs == b and rhs == a)
+
+
+_GREATER = (int(arith.CmpFPredicate.OGT), int(arith.CmpFPredicate.UGT))
+
+
+class _Relu(Recogniser):
+    name = "relu"
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+            return False
+        x = view.args[0]
+        if len(view.body) == 1:
+            (op,) = view.body
+            return (
+                op.name in ("arith.maximumf", "arith.maxnumf")
+                and view.yielded[0] == op.results[0]
+                and _is_max_with_zero(op, x)
+            )
+        if len(view.body) == 2:  # torch: select(cmpf ugt(x, 0), x, 0)
+            cmp, sel = view.body
+            if cmp.name != "arith.cmpf" or sel.name != "arith.select":
+                return False
+            if view.yielded[0] != sel.results[0] or sel.operands[0] != cmp.results[0]:
+                return False
+            pred = ir.IntegerAttr(cmp.attributes["predicate"]).value
+            return (
+                pred in _GREATER
+                and cmp.operands[0] == x
+                and _constant_value(cmp.operands[1]) == 0.0
+                and sel.operands[1] == x
+                and _constant_value(sel.operands[2]) == 0.0
+            )
+        return False
+
+
+def _is_max_with_zero(op: ir.Operation, x: ir.Value) -> bool:
+    a, b = op.operands
+    return (a == x and _constant_value(b) == 0.0) or (b == x and _constant_value(a) == 0.0)
+
+
+class _Clamp(Recogniser):
+    name = "clamp"
+
+    _MIN = ("arith.minimumf", "arith.minnumf")
+    _MAX = ("arith.maximumf", "arith.maxnumf")
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+            return False
+        if len(view.body) != 2:
+            return False
+        first, second = view.body
+        names = {first.name in self._MIN, second.name in self._MIN}
+        if names != {True, False} or view.yielded[0] != second.results[0]:
+            return False
+        if first.name not in self._MIN + self._MAX or second.name not in self._MIN + self._MAX:
+            return False
+        return _unary_with_constant(first, view.args[0]) and _unary_with_constant(
+            second, first.results[0]
+        )
+
+
+def _unary_with_constant(op: ir.Operation, x: ir.Value) -> bool:
+    a, b = op.operands
+    return (a == x and _constant_value(b) is not None) or (b == x and _constant_value(a) is not None)
+
+
+ADD = _Binary("add", ("arith.addf", "arith.addi"), broadcast=False, commutative=True)
+SUB = _Binary("sub", ("arith.subf", "arith.subi"), broadcast=False, commutative=False)
+MUL = _Binary("mul", ("arith.mulf", "arith.muli"), broadcast=False, commutative=True)
+BIAS_ADD = _Binary("bias_add", ("arith.addf", "arith.addi"), broadcast=True, commutative=True)
+RELU = _Relu()
+CLAMP = _Clamp()
+
+# Tried in this order; the forms are disjoint, the order only saves time.
+ALL: tuple[Recogniser, ...] = (BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB)
+
+
+def recognise(op: ir.Operation) -> Recogniser | None:
+    """The recognised form of a ``linalg.generic``, or None."""
+    view = GenericView.of(op)
+    if view is None:
+        return None
+    for rec in ALL:
+        if rec.match_view(view):
+            return rec
+    return None
+
+
+def describe_body(op: ir.Operation) -> str:
+    """A short description of an unrecognised generic's body (for reject reasons)."""
+    view = GenericView.of(op)
+    if view is None:
+        return "a generic with several outputs"
+    names = sorted({o.name for o in view.body})
+    return ", ".join(names) if names else "a copy"

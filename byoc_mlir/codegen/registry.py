@@ -1,0 +1,72 @@
+"""Backend discovery through the ``byoc_mlir.backends`` entry-point group.
+
+Each entry point names one `Backend` instance (``module:ATTRIBUTE``). The reference
+backends shipped in this package are always available, even when the package is used
+from a source tree without being installed. Discovery loads only the modules the entry
+points name; a backend module must not import its vendor SDK at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from byoc_mlir.codegen.backend import Backend
+from byoc_mlir.errors import ByocError
+
+GROUP = "byoc_mlir.backends"
+_BUILTIN = {"testing": "byoc_mlir.codegen.testing:BACKEND"}
+
+
+def _load(name: str, target: str) -> Backend:
+    module_name, _, attr = target.partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, Backend):
+        raise ByocError(f"entry point {name} = {target} is not a byoc_mlir Backend ({obj!r})")
+    if obj.name != name:
+        raise ByocError(f"entry point {name} = {target} names a backend called {obj.name!r}")
+    return obj
+
+
+@lru_cache(maxsize=1)
+def available() -> dict[str, Backend]:
+    """All discoverable backends by name.
+
+    Raises:
+        ByocError: two different entry points claim one name, or one is malformed.
+    """
+    targets: dict[str, str] = dict(_BUILTIN)
+    for ep in entry_points(group=GROUP):
+        previous = targets.get(ep.name)
+        if previous is not None and previous != ep.value:
+            raise ByocError(
+                f"backend {ep.name!r} is declared twice: {previous} and {ep.value}"
+            )
+        targets[ep.name] = ep.value
+    return {name: _load(name, target) for name, target in sorted(targets.items())}
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``.
+
+    Raises:
+        ByocError: unknown name; the message lists the known ones.
+    """
+    backends = available()
+    if name not in backends:
+        known = ", ".join(backends) or "(none)"
+        raise ByocError(f"unknown backend '{name}'; known backends: {known}")
+    return backends[name]
+
+
+def resolve(backends: Iterable[str | Backend]) -> list[Backend]:
+    """Names or `Backend` values to backends, priority order kept, duplicates refused."""
+    out: list[Backend] = []
+    for b in backends:
+        backend = b if isinstance(b, Backend) else get(b)
+        if any(o.name == backend.name for o in out):
+            raise ByocError(f"backend '{backend.name}' is given twice")
+        out.append(backend)
+    return out

@@ -1,0 +1,59 @@
+"""The in-tree ``testing`` backend: partitioning without codegen.
+
+It accepts matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF), fill, elementwise
+add/mul/sub, relu/clamp and bias-add generics, and their TOSA equivalents, all f32
+with static shapes. It refuses everything else — transcendental generics such as
+tanh/exp, f64/i64/f16 tensors — with a reason. Lit tests and the property tests use it
+to exercise the passes before any real codegen exists.
+"""
+
+from __future__ import annotations
+
+from iree.compiler.dialects import linalg, tosa
+
+from byoc_mlir.codegen.backend import ANY, Backend, op
+from byoc_mlir.codegen.checks import all_of, element_types, static_shapes
+from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
+
+BACKEND = Backend("testing", "reference partition-only backend for tests")
+
+f32_static = all_of(element_types("f32"), static_shapes())
+
+CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
+BACKEND.supports(
+    linalg.MatmulOp, linalg.BatchMatmulOp, *CONVS, linalg.FillOp,
+    ADD, MUL, SUB, RELU, CLAMP, BIAS_ADD,
+    tosa.MatMulOp, tosa.Conv2DOp, tosa.AddOp, tosa.MulOp, tosa.SubOp, tosa.ClampOp,
+    check=f32_static,
+)
+
+for conv in CONVS:
+    suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
+    BACKEND.composite(
+        f"conv2d_bias_relu_{suffix}",
+        op(RELU, op(BIAS_ADD, op(conv, name="conv"), ANY)),
+        benefit=3,
+        check=f32_static,
+    )
+    BACKEND.composite(
+        f"conv2d_bias_{suffix}", op(BIAS_ADD, op(conv, name="conv"), ANY), benefit=2,
+        check=f32_static,
+    )
+BACKEND.composite(
+    "matmul_bias_relu",
+    op(RELU, op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY)),
+    benefit=3,
+    check=f32_static,
+)
+BACKEND.composite(
+    "matmul_bias", op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY), benefit=2,
+    check=f32_static,
+)
+BACKEND.composite(
+    "tosa_conv2d_clamp", op(tosa.ClampOp, op(tosa.Conv2DOp, name="conv")), benefit=2,
+    check=f32_static,
+)
+BACKEND.composite(
+    "tosa_matmul_add", op(tosa.AddOp, op(tosa.MatMulOp, name="matmul"), ANY), benefit=2,
+    check=f32_static,
+)

@@ -1,0 +1,98 @@
+"""The decision log: every region and every op left on the host, with its reason.
+
+It is read back from the partitioned IR (the passes only tag), so it is the same whether
+the passes ran in one pipeline or one at a time through ``byoc-opt``. It is the data
+behind ``report.json``; `DecisionLog.to_json` gives that schema (version 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from iree.compiler import ir
+
+from byoc_mlir import _compat
+from byoc_mlir.dialects import byoc
+from byoc_mlir.errors import pretty_location
+from byoc_mlir.graph import function_graphs, is_free
+
+VERSION = 1
+
+
+@dataclass
+class RegionEntry:
+    name: str
+    backend: str
+    function: str
+    region: int
+    composites: list[str]
+    ops: list[str]
+    inputs: list[str]
+    outputs: list[str]
+    route: str | None = None
+    artifact: str | None = None
+    status: str = "partitioned"
+
+
+@dataclass
+class HostOpEntry:
+    op: str
+    function: str
+    location: str
+    reason: str
+
+
+@dataclass
+class DecisionLog:
+    regions: list[RegionEntry] = field(default_factory=list)
+    host_ops: list[HostOpEntry] = field(default_factory=list)
+
+    @staticmethod
+    def from_module(module_op: ir.Operation) -> DecisionLog:
+        log = DecisionLog()
+        callers: dict[str, str] = {}
+        for graph in function_graphs(module_op):
+            fname = _compat.symbol_name(graph.func)
+            for op in graph.ops:
+                if op.name in _compat.CALL_OPS:
+                    callers[_compat.callee_name(op)] = fname
+                reason = byoc.get_reason(op)
+                if reason is not None:
+                    log.host_ops.append(
+                        HostOpEntry(op.name, fname, pretty_location(str(op.location)), reason)
+                    )
+        for op in _compat.module_body(module_op).operations:
+            op = op.operation
+            if op.name not in _compat.FLAVORS:
+                continue
+            tag = byoc.get_region(op)
+            if tag is None:
+                continue
+            name = _compat.symbol_name(op)
+            ftype = _compat.function_type(op)
+            body = [o.operation for o in op.regions[0].blocks[0].operations]
+            log.regions.append(
+                RegionEntry(
+                    name=name,
+                    backend=tag[0],
+                    function=callers.get(name, ""),
+                    region=tag[1],
+                    composites=byoc.get_composites(op),
+                    ops=[o.name for o in body[:-1] if not is_free(o)],
+                    inputs=[str(t) for t in ftype.inputs],
+                    outputs=[str(t) for t in ftype.results],
+                )
+            )
+        return log
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "regions": [asdict(r) for r in self.regions],
+            "host_ops": [asdict(h) for h in self.host_ops],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)

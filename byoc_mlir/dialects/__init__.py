@@ -1,0 +1,1 @@
+"""The ``byoc`` vocabulary: discardable attributes that carry partitioning state."""

@@ -1,0 +1,259 @@
+"""Outline every tagged region into ``@<backend>.<name>``, replaced by a call.
+
+The one generic mechanism (vendors never touch it). For each function, the ops tagged
+``byoc.target``/``byoc.region`` by merge-regions move into a new private function of the
+same flavor (``func.func`` or IREE's ``util.func``), dotted so IREE can import it as
+``module.function``. Values the region reads become arguments, values used outside
+become results. Free ops (constants, ``tensor.empty``) are cloned in when small (splats,
+scalars, ``tensor.empty``, few elements); large weights are passed as arguments unless
+``move_weights`` is set (for vendors that want weights at compile time).
+
+Tags are trusted only as far as they are consistent: regions that depend on each other
+circularly are reported as an error, never outlined into invalid IR.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from iree.compiler import ir
+
+from byoc_mlir import _compat
+from byoc_mlir.dialects import byoc
+from byoc_mlir.errors import ByocError
+from byoc_mlir.graph import ARG, FunctionGraph, function_graphs
+
+
+@dataclass(frozen=True)
+class OutlineOptions:
+    move_weights: bool = False
+    """Clone every constant a region reads into it, however large."""
+    clone_limit: int = 16
+    """Non-splat constants with at most this many elements are cloned, larger ones passed."""
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize(name: str) -> str:
+    """A symbol fragment safe as a C identifier and a file name."""
+    clean = _UNSAFE.sub("_", name).strip("_") or "fn"
+    return clean if not clean[0].isdigit() else f"_{clean}"
+
+
+def outline_module(module_op: ir.Operation, options: OutlineOptions | None = None) -> list[ir.Operation]:
+    """Outlines all tagged regions of every function; returns the new functions."""
+    options = options or OutlineOptions()
+    symbols = {
+        _compat.symbol_name(op.operation)
+        for op in _compat.module_body(module_op).operations
+        if "sym_name" in op.operation.attributes
+    }
+    made: list[ir.Operation] = []
+    for graph in list(function_graphs(module_op)):
+        made.extend(_outline_function(module_op, graph, options, symbols))
+    return made
+
+
+@dataclass
+class _Region:
+    backend: str
+    id: int
+    nodes: list[int]
+
+
+def _regions(graph: FunctionGraph) -> list[_Region]:
+    regions: dict[tuple[str, int], _Region] = {}
+    for i, op in enumerate(graph.ops):
+        tag = byoc.get_region(op)
+        if tag is not None:
+            regions.setdefault(tag, _Region(tag[0], tag[1], [])).nodes.append(i)
+    return sorted(regions.values(), key=lambda r: r.nodes[0])
+
+
+def _schedule(graph: FunctionGraph, regions: list[_Region]) -> list[int] | None:
+    """A topological order of the contracted graph as block ids, or None if unchanged.
+
+    Blocks ``0..len(regions)-1`` are the regions; block ``len(regions) + i`` is host node i.
+    Returns None when placing each region's call at its last member already works.
+    Raises ByocError when the tagged regions form a cycle.
+    """
+    nreg = len(regions)
+    block_of = [nreg + i for i in range(len(graph.ops))]
+    for r, region in enumerate(regions):
+        for n in region.nodes:
+            block_of[n] = r
+    nblocks = nreg + len(graph.ops)
+    succs: list[set[int]] = [set() for _ in range(nblocks)]
+    indeg = [0] * nblocks
+    for n, preds in enumerate(graph.preds):
+        b = block_of[n]
+        for p in preds:
+            pb = block_of[p]
+            if pb != b and b not in succs[pb]:
+                succs[pb].add(b)
+                indeg[b] += 1
+    anchor = [0] * nblocks  # the position a block's op/call takes when nothing moves
+    for r, region in enumerate(regions):
+        anchor[r] = region.nodes[-1]
+    for i in range(len(graph.ops)):
+        anchor[nreg + i] = i
+    used = {block_of[n] for n in range(len(graph.ops))}
+    heap = [(anchor[b], b) for b in used if indeg[b] == 0]
+    heapq.heapify(heap)
+    order: list[int] = []
+    while heap:
+        _, b = heapq.heappop(heap)
+        order.append(b)
+        for s in succs[b]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                heapq.heappush(heap, (anchor[s], s))
+    if len(order) != len(used):
+        stuck = sorted(r for r in range(nreg) if indeg[r] > 0)
+        names = ", ".join(f"{regions[r].backend} region {regions[r].id}" for r in stuck)
+        first = graph.ops[regions[stuck[0]].nodes[0]] if stuck else graph.ops[0]
+        raise ByocError(
+            f"tagged regions depend on each other in a cycle ({names}); re-run "
+            f"byoc-merge-regions to form valid regions",
+            str(first.location),
+        )
+    anchors = [anchor[b] for b in order]
+    if all(x < y for x, y in zip(anchors, anchors[1:], strict=False)):
+        return None
+    return order
+
+
+def _outline_function(
+    module_op: ir.Operation, graph: FunctionGraph, options: OutlineOptions, symbols: set[str]
+) -> list[ir.Operation]:
+    regions = _regions(graph)
+    if not regions:
+        return []
+    order = _schedule(graph, regions)
+    base = sanitize(_compat.symbol_name(graph.func))
+    made: list[ir.Operation] = []
+    calls: list[ir.Operation] = []
+    for region in regions:
+        name = _unique(f"{region.backend}.{base}_{region.id}", symbols)
+        func, call = _outline_region(module_op, graph, region, name, options)
+        made.append(func)
+        calls.append(call)
+    for n, op in enumerate(graph.ops):
+        if byoc.get_region(op) is None:
+            byoc.clear(op, (byoc.ACCEPT, byoc.REJECT, byoc.COMPOSITE))
+    if order is not None and graph.terminator is not None:
+        nreg = len(regions)
+        for b in order:
+            op = calls[b] if b < nreg else graph.ops[b - nreg]
+            op.move_before(graph.terminator)
+    return made
+
+
+def _unique(name: str, symbols: set[str]) -> str:
+    candidate, k = name, 1
+    while candidate in symbols:
+        candidate = f"{name}_{k}"
+        k += 1
+    symbols.add(candidate)
+    return candidate
+
+
+def _operand_slots(op: ir.Operation) -> Iterator[tuple[ir.Operation, int, ir.Value]]:
+    for i, v in enumerate(op.operands):
+        yield op, i, v
+    for region in op.regions:
+        for block in region.blocks:
+            for inner in block.operations:
+                yield from _operand_slots(inner.operation)
+
+
+def _clonable(op: ir.Operation, options: OutlineOptions) -> bool:
+    if options.move_weights or op.name != "arith.constant" and op.name != "tosa.const":
+        return True
+    attr = op.attributes["value" if "value" in op.attributes else "values"]
+    if isinstance(attr, ir.DenseElementsAttr):
+        dense = ir.DenseElementsAttr(attr)
+        return dense.is_splat or len(dense) <= options.clone_limit
+    if isinstance(op.results[0].type, ir.ShapedType):
+        shaped = ir.ShapedType(op.results[0].type)
+        return shaped.has_static_shape and shaped.rank == 0
+    return True  # scalars
+
+
+def _outline_region(
+    module_op: ir.Operation,
+    graph: FunctionGraph,
+    region: _Region,
+    name: str,
+    options: OutlineOptions,
+) -> tuple[ir.Operation, ir.Operation]:
+    members = [graph.ops[n] for n in region.nodes]
+    inside = set(members)
+    inputs: list[ir.Value] = []
+    input_index: dict[ir.Value, int] = {}
+    clones: dict[ir.Value, ir.Operation] = {}
+    rewrites: list[tuple[ir.Operation, int, ir.Value]] = []
+    for member in members:
+        for owner, idx, v in _operand_slots(member):
+            p = graph.producer.get(v)
+            if p is None or (p != ARG and graph.ops[p] in inside):
+                continue
+            rewrites.append((owner, idx, v))
+            free = graph.free.get(v) if p == ARG else None
+            if free is not None and _clonable(free, options):
+                clones[v] = free
+            elif v not in input_index:
+                input_index[v] = len(inputs)
+                inputs.append(v)
+    outputs: list[ir.Value] = []
+    external_uses: list[tuple[ir.Operation, int, int]] = []
+    for member in members:
+        for result in member.results:
+            k = -1
+            for use in result.uses:
+                top = graph.top_level(use.owner)
+                if top is not None and top in inside:
+                    continue
+                if k < 0:
+                    k = len(outputs)
+                    outputs.append(result)
+                external_uses.append((use.owner, use.operand_number, k))
+
+    last = members[-1]
+    loc = last.location
+    func, block = _compat.create_function(
+        graph.flavor,
+        name,
+        [v.type for v in inputs],
+        [v.type for v in outputs],
+        ir.InsertionPoint(_compat.module_body(module_op)),
+        loc,
+    )
+    call = _compat.create_call(
+        graph.flavor, name, inputs, [v.type for v in outputs], ir.InsertionPoint(last), loc
+    )
+    mapping: dict[ir.Value, ir.Value] = {v: block.arguments[i] for v, i in input_index.items()}
+    body_ip = ir.InsertionPoint(block)
+    for v, free in clones.items():
+        if v not in mapping:
+            copy = free.clone(ip=body_ip)
+            for old, new in zip(free.results, copy.results, strict=True):
+                mapping[old] = new
+    composites: list[str] = []
+    for member in members:
+        block.append(member)
+        tag = byoc.get_composite(member)
+        if tag is not None and tag.name not in composites:
+            composites.append(tag.name)
+        byoc.clear_member(member)
+    for owner, idx, v in rewrites:
+        owner.operands[idx] = mapping[v]
+    _compat.create_return(graph.flavor, outputs, body_ip, loc)
+    for owner, idx, k in external_uses:
+        owner.operands[idx] = call.results[k]
+    byoc.set_outlined(func, region.backend, region.id, composites)
+    return func, call

@@ -1,0 +1,313 @@
+"""``byoc-merge-regions``: form maximal, cycle-free regions per backend.
+
+Units (single ops, or whole composites) are visited in program order. Each unit goes to
+the first backend in priority order that accepts it; a unit joins the region of every
+producer with the same backend unless that would create a cycle. Optionally, regions of
+one backend that consume the same value (siblings) merge too, removing a boundary
+crossing. Regions smaller than ``min-size`` ops go back to the host.
+
+**The region rule.** Contracting every region (and every host op) to one node must
+leave the dataflow graph acyclic. "No path leaves a region and re-enters it" is weaker:
+two regions can each need the other's output. The pass keeps a topological order of the
+contracted graph at all times (Pearce–Kelly style dynamic ordering): merging blocks A
+and B (``ord[A] < ord[B]``) is legal iff no path ``A -> X -> ... -> B`` exists through a
+third block; only blocks ordered between A and B can lie on such a path, so the search
+is bounded by that window, and the window's blocks are reordered around the merged block
+afterwards. On the chains and residual blocks of real models the window is a handful of
+blocks, so the whole pass is linear in practice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from iree.compiler import ir
+
+from byoc_mlir.dialects import byoc
+from byoc_mlir.graph import FunctionGraph, function_graphs
+from byoc_mlir.passes.base import ModulePass
+
+
+@dataclass
+class RegionPlan:
+    """The outcome for one function: regions (backend, node indices) and host reasons."""
+
+    regions: list[tuple[str, list[int]]] = field(default_factory=list)
+    host: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Unit:
+    nodes: list[int]
+    backend: str | None
+    preds: list[int]
+
+
+class _Blocks:
+    """Union-find over units with a maintained topological order of the blocks."""
+
+    def __init__(self, units: list[_Unit], max_size: int):
+        n = len(units)
+        self.parent = list(range(n))
+        self.ord = list(range(n))
+        self.out: list[set[int]] = [set() for _ in range(n)]
+        self.ins: list[set[int]] = [set() for _ in range(n)]
+        self.members: list[list[int]] = [[u] for u in range(n)]
+        self.size = [len(u.nodes) for u in units]
+        self.backend = [u.backend for u in units]
+        self.cycle_refused = [False] * n
+        self.max_size = max_size
+
+    def find(self, u: int) -> int:
+        parent = self.parent
+        root = u
+        while parent[root] != root:
+            root = parent[root]
+        while parent[u] != root:
+            parent[u], u = root, parent[u]
+        return root
+
+    def add_edge(self, src: int, dst: int) -> None:
+        self.out[self.find(src)].add(dst)
+        self.ins[dst].add(src)
+
+    def try_merge(self, a: int, b: int) -> bool:
+        """Merges blocks ``a`` and ``b`` if the contracted graph stays acyclic."""
+        ord_ = self.ord
+        if ord_[a] > ord_[b]:
+            a, b = b, a
+        if self.max_size and self.size[a] + self.size[b] > self.max_size:
+            return False
+        lo, hi = ord_[a], ord_[b]
+        find = self.find
+        # Blocks reachable from a inside the window; reaching b through one is a cycle.
+        forward: list[int] = []
+        seen = {a}
+        stack = [a]
+        while stack:
+            x = stack.pop()
+            for s in self.out[x]:
+                s = find(s)
+                if s in seen:
+                    continue
+                if s == b:
+                    if x != a:
+                        self.cycle_refused[a] = self.cycle_refused[b] = True
+                        return False
+                    continue
+                if ord_[s] > hi:
+                    continue
+                seen.add(s)
+                forward.append(s)
+                stack.append(s)
+        # Blocks inside the window that reach b: they must stay before the merged block.
+        backward: list[int] = []
+        seen = {a, b}
+        stack = [b]
+        while stack:
+            x = stack.pop()
+            for p in self.ins[x]:
+                p = find(p)
+                if p in seen or ord_[p] < lo:
+                    continue
+                seen.add(p)
+                backward.append(p)
+                stack.append(p)
+        pool = sorted([ord_[x] for x in backward] + [lo, hi] + [ord_[x] for x in forward])
+        backward.sort(key=ord_.__getitem__)
+        forward.sort(key=ord_.__getitem__)
+        root = self._union(a, b)
+        for k, x in enumerate([*backward, root, *forward]):
+            ord_[x] = pool[k]
+        return True
+
+    def _union(self, a: int, b: int) -> int:
+        if len(self.members[a]) < len(self.members[b]):
+            a, b = b, a
+        self.parent[b] = a
+        self.members[a].extend(self.members[b])
+        self.size[a] += self.size[b]
+        self.cycle_refused[a] = self.cycle_refused[a] or self.cycle_refused[b]
+        for edges in (self.out, self.ins):
+            big, small = edges[a], edges[b]
+            big.update(small)
+            edges[b] = set()
+            for m in self.members[b]:
+                big.discard(m)
+            for s in small:
+                if self.find(s) == a:
+                    big.discard(s)
+        return a
+
+
+def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit], list[int]]:
+    """Groups nodes into units (composites become one unit), in topological order."""
+    ops = graph.ops
+    allowed = set(priority)
+    composite_of: dict[int, tuple[str, int]] = {}
+    last_member: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        tag = byoc.get_composite(op)
+        if tag is not None and (not allowed or tag.backend in allowed):
+            composite_of[i] = (tag.backend, tag.id)
+            last_member[tag.id] = i
+    units: list[_Unit] = []
+    unit_of = [-1] * len(ops)
+    pending: dict[int, list[int]] = {}
+    for i, op in enumerate(ops):
+        comp = composite_of.get(i)
+        if comp is not None:
+            group = pending.setdefault(comp[1], [])
+            group.append(i)
+            if last_member[comp[1]] != i:
+                continue
+            nodes, backend = group, comp[0]
+        else:
+            nodes, backend = [i], _choose_backend(op, priority)
+        u = len(units)
+        for n in nodes:
+            unit_of[n] = u
+        preds: list[int] = []
+        for n in nodes:
+            for p in graph.preds[n]:
+                pu = unit_of[p]
+                if pu != u and pu not in preds:
+                    preds.append(pu)
+        units.append(_Unit(nodes, backend, preds))
+    return units, unit_of
+
+
+def _choose_backend(op: ir.Operation, priority: tuple[str, ...]) -> str | None:
+    accepted = byoc.get_accept(op)
+    if not priority:
+        return accepted[0] if accepted else None
+    for name in priority:
+        if name in accepted:
+            return name
+    return None
+
+
+def host_reason(op: ir.Operation, priority: tuple[str, ...]) -> str:
+    """Why an op that no region took stays on the host."""
+    rejected = byoc.get_reject(op)
+    parts = [f"rejected: {b}: {why}" for b, why in rejected.items() if not priority or b in priority]
+    if parts:
+        return "; ".join(parts)
+    if byoc.get_accept(op):
+        return "rejected: accepted only by backends not chosen for this run"
+    return "rejected: not annotated (run byoc-annotate first)"
+
+
+def plan_regions(
+    graph: FunctionGraph,
+    priority: tuple[str, ...] = (),
+    min_size: int = 1,
+    max_size: int = 0,
+    merge_siblings: bool = True,
+) -> RegionPlan:
+    units, unit_of = _units(graph, priority)
+    blocks = _Blocks(units, max_size)
+    for u, unit in enumerate(units):
+        for p in unit.preds:
+            blocks.add_edge(p, u)
+        if unit.backend is None:
+            continue
+        candidates = {blocks.find(p) for p in unit.preds}
+        for c in sorted(candidates, key=blocks.ord.__getitem__, reverse=True):
+            c, me = blocks.find(c), blocks.find(u)
+            if c != me and blocks.backend[c] == unit.backend:
+                blocks.try_merge(c, me)
+    if merge_siblings:
+        _merge_siblings(graph, units, unit_of, blocks)
+
+    plan = RegionPlan()
+    roots: dict[int, list[int]] = {}
+    for u in range(len(units)):
+        roots.setdefault(blocks.find(u), []).extend(units[u].nodes)
+    for root, nodes in sorted(roots.items(), key=lambda kv: min(kv[1])):
+        nodes.sort()
+        backend = blocks.backend[root]
+        if backend is None:
+            for n in nodes:
+                plan.host[n] = host_reason(graph.ops[n], priority)
+        elif len(nodes) < min_size:
+            if blocks.cycle_refused[root]:
+                why = (
+                    f"dropped: cycle (merging into a neighbouring {backend} region would "
+                    f"create a cycle; alone it has {len(nodes)} op(s) < min-size {min_size})"
+                )
+            else:
+                why = f"dropped: region too small ({len(nodes)} op(s) < min-size {min_size})"
+            for n in nodes:
+                plan.host[n] = why
+        else:
+            plan.regions.append((backend, nodes))
+    return plan
+
+
+def _merge_siblings(
+    graph: FunctionGraph, units: list[_Unit], unit_of: list[int], blocks: _Blocks
+) -> None:
+    """Merges same-backend regions that consume one value (a shared boundary crossing)."""
+    consumers: list[list[int]] = [[] for _ in units]
+    for u, unit in enumerate(units):
+        for p in unit.preds:
+            consumers[p].append(u)
+    for arg in graph.block.arguments:
+        users: list[int] = []
+        for use in arg.uses:
+            top = graph.top_level(use.owner)
+            if top is not None and top in graph.index:
+                u = unit_of[graph.index[top]]
+                if u not in users:
+                    users.append(u)
+        consumers.append(users)
+    for users in consumers:
+        if len(users) < 2:
+            continue
+        by_backend: dict[str, list[int]] = {}
+        for u in users:
+            root = blocks.find(u)
+            backend = blocks.backend[root]
+            if backend is not None and root not in by_backend.get(backend, []):
+                by_backend.setdefault(backend, []).append(root)
+        for roots in by_backend.values():
+            if len(roots) < 2:
+                continue
+            roots.sort(key=blocks.ord.__getitem__)
+            acc = roots[0]
+            for other in roots[1:]:
+                acc = blocks.find(acc)
+                other = blocks.find(other)
+                if acc != other and blocks.try_merge(acc, other):
+                    acc = blocks.find(acc)
+
+
+@dataclass(frozen=True)
+class MergeRegionsPass(ModulePass):
+    """Options:
+    backends: priority order; empty keeps the order byoc-annotate recorded.
+    min-size: regions with fewer ops go back to the host (reason recorded).
+    max-size: largest region in ops (0: unbounded).
+    merge-siblings: also merge same-backend regions that share an input.
+    """
+
+    NAME = "byoc-merge-regions"
+    backends: tuple[str, ...] = ()
+    min_size: int = 1
+    max_size: int = 0
+    merge_siblings: bool = True
+
+    def apply(self, module_op: ir.Operation) -> None:
+        priority = tuple(b if isinstance(b, str) else b.name for b in self.backends)
+        for graph in function_graphs(module_op):
+            plan = plan_regions(graph, priority, self.min_size, self.max_size, self.merge_siblings)
+            for region_id, (backend, nodes) in enumerate(plan.regions):
+                for n in nodes:
+                    op = graph.ops[n]
+                    byoc.set_region(op, backend, region_id)
+                    byoc.clear(op, (byoc.REASON,))
+            for n, why in plan.host.items():
+                op = graph.ops[n]
+                byoc.set_reason(op, why)
+                byoc.clear_region(op)

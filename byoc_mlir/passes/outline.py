@@ -1,0 +1,28 @@
+"""``byoc-outline``: each tagged region becomes ``@<backend>.<name>``, replaced by a call.
+
+A thin pass over `byoc_mlir.outlining.outline` (the one generic mechanism).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iree.compiler import ir
+
+from byoc_mlir.outlining.outline import OutlineOptions, outline_module
+from byoc_mlir.passes.base import ModulePass
+
+
+@dataclass(frozen=True)
+class OutlinePass(ModulePass):
+    """Options:
+    move-weights: clone every constant a region reads into its function.
+    clone-limit: constants with at most this many elements are cloned in.
+    """
+
+    NAME = "byoc-outline"
+    move_weights: bool = False
+    clone_limit: int = 16
+
+    def apply(self, module_op: ir.Operation) -> None:
+        outline_module(module_op, OutlineOptions(self.move_weights, self.clone_limit))

@@ -1,0 +1,1 @@
+"""Console scripts: ``byoc-opt`` (and, later, ``byoc-compile``, ``byoc-run``)."""

@@ -1,0 +1,152 @@
+"""``byoc-opt``: an mlir-opt style driver for the byoc passes.
+
+    byoc-opt model.mlir --backend testing --partition
+    byoc-opt model.mlir --backend testing --byoc-annotate --byoc-merge-regions="min-size=2"
+    cat model.mlir | byoc-opt --backend testing --partition --canonicalize --cse
+
+Passes run in the order given; MLIR's own passes (``--canonicalize``, ``--cse``,
+``--symbol-dce``, ``--pass-pipeline=...``) mix in. The result goes to stdout (or ``-o``).
+Errors are located diagnostics on stderr with exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from iree.compiler import ir, passmanager
+
+from byoc_mlir import _compat
+from byoc_mlir.codegen import registry
+from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.errors import ByocError
+from byoc_mlir.passes import PASSES
+from byoc_mlir.pipeline import partition_passes
+
+MLIR_PASSES = ("canonicalize", "cse", "symbol-dce", "inline")
+
+
+class _Step(argparse.Action):
+    """Appends (kind, name, value) to ``namespace.steps`` so order is kept."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        steps = list(getattr(namespace, "steps", None) or [])
+        steps.append((self.const[0], self.const[1], values if isinstance(values, str) else ""))
+        namespace.steps = steps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="byoc-opt",
+        description="Run byoc partitioning passes (and MLIR passes) on an MLIR file.",
+    )
+    p.add_argument("input", nargs="?", default="-", help="input .mlir (text or bytecode); - = stdin")
+    p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
+    p.add_argument(
+        "--backend", action="append", default=[], metavar="NAME",
+        help="backend to partition for; repeat for several (priority = order)",
+    )
+    p.add_argument(
+        "--partition", nargs=0, action=_Step, const=("partition", "partition"),
+        help="run the whole partitioning pipeline (annotate, composites, merge, outline)",
+    )
+    for name, cls in PASSES.items():
+        opts = ", ".join(cls.options()) or "none"
+        p.add_argument(
+            f"--{name}", nargs="?", action=_Step, const=("byoc", name), metavar="OPTIONS",
+            help=f"run {name}; options: {opts}",
+        )
+    for name in MLIR_PASSES:
+        p.add_argument(f"--{name}", nargs=0, action=_Step, const=("mlir", name), help=f"MLIR {name}")
+    p.add_argument(
+        "--pass-pipeline", action=_Step, const=("mlir", "pipeline"), metavar="PIPELINE",
+        help="a textual MLIR pass pipeline, nested in builtin.module(...)",
+    )
+    p.add_argument("--decision-log", metavar="FILE", help="write the decision log (report.json schema)")
+    p.add_argument("--list-backends", action="store_true", help="list discoverable backends")
+    p.set_defaults(steps=[])
+    return p
+
+
+def _add_steps(pm: passmanager.PassManager, steps: Sequence[tuple[str, str, str]], backends: list[str]) -> None:
+    for kind, name, value in steps:
+        if kind == "partition":
+            if not backends:
+                raise ByocError("--partition needs at least one --backend NAME")
+            for pass_ in partition_passes(backends):
+                pass_.add_to(pm)
+        elif kind == "byoc":
+            PASSES[name].from_options(value or "", backends=tuple(backends)).add_to(pm)
+        elif name == "pipeline":
+            try:
+                pm.add(value)
+            except (ValueError, ir.MLIRError) as err:
+                raise ByocError(f"invalid --pass-pipeline '{value}': {err}") from None
+        else:
+            pm.add(name)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_backends:
+        for name, backend in registry.available().items():
+            print(f"{name}\t{backend.description}")
+        return 0
+    for name in args.backend:
+        registry.get(name)  # unknown names fail before any work
+    context = _compat.new_context()
+    if args.input == "-":
+        module = _compat.parse_module(sys.stdin.read(), context, "<stdin>")
+    else:
+        module = _compat.parse_file(args.input, context)
+    with context, ir.Location.unknown():
+        pm = passmanager.PassManager()
+        _add_steps(pm, args.steps, args.backend)
+        try:
+            pm.run(module.operation)
+        except ir.MLIRError as err:
+            diags = [f"{d.location}: {d.message}" for d in err.error_diagnostics]
+            raise ByocError(
+                "the pass pipeline produced invalid IR (a byoc_mlir bug; please report it): "
+                + "; ".join(diags),
+                hint="reproduce with: byoc-opt " + " ".join(sys.argv[1:]),
+            ) from None
+        text = _compat.print_module(module)
+        if args.decision_log:
+            _write_atomic(Path(args.decision_log), DecisionLog.from_module(module.operation).dumps())
+    if args.output == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        _write_atomic(Path(args.output), text)
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Writes via a temporary file in the same directory, so a failure leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except ByocError as err:
+        print(err.format(), file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
