@@ -29,7 +29,9 @@ def is_free(op: ir.Operation) -> bool:
     return op.name in FREE_OPS and len(op.operands) == 0 and len(op.regions) == 0
 
 
-def partitionable_functions(module_op: ir.Operation) -> Iterator[tuple[ir.Operation, _compat.FuncFlavor]]:
+def partitionable_functions(
+    module_op: ir.Operation,
+) -> Iterator[tuple[ir.Operation, _compat.FuncFlavor]]:
     """Functions with a body that are not themselves outlined regions."""
     for op in list(_compat.module_body(module_op).operations):
         op = op.operation

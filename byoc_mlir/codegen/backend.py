@@ -37,8 +37,7 @@ def kind_key(kind: object) -> KindKey:
     if isinstance(kind, type) and isinstance(name, str):
         return name
     raise TypeError(
-        f"op kinds are op classes (e.g. linalg.MatmulOp) or recognisers (e.g. RELU), "
-        f"not {kind!r}"
+        f"op kinds are op classes (e.g. linalg.MatmulOp) or recognisers (e.g. RELU), not {kind!r}"
     )
 
 

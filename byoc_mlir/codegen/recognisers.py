@@ -53,8 +53,13 @@ class GenericView:
         ops = list(block.operations)
         term = ops[-1]
         view = GenericView(
-            op, n_in, maps, all_parallel, [o.operation for o in ops[:-1]],
-            list(term.operands), list(block.arguments),
+            op,
+            n_in,
+            maps,
+            all_parallel,
+            [o.operation for o in ops[:-1]],
+            list(term.operands),
+            list(block.arguments),
         )
         view._identity = [m.is_permutation and _is_identity(m) for m in maps]
         return view
@@ -203,7 +208,9 @@ class _Clamp(Recogniser):
 
 def _unary_with_constant(op: ir.Operation, x: ir.Value) -> bool:
     a, b = op.operands
-    return (a == x and _constant_value(b) is not None) or (b == x and _constant_value(a) is not None)
+    return (a == x and _constant_value(b) is not None) or (
+        b == x and _constant_value(a) is not None
+    )
 
 
 ADD = _Binary("add", ("arith.addf", "arith.addi"), broadcast=False, commutative=True)

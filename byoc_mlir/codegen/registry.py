@@ -41,9 +41,7 @@ def available() -> dict[str, Backend]:
     for ep in entry_points(group=GROUP):
         previous = targets.get(ep.name)
         if previous is not None and previous != ep.value:
-            raise ByocError(
-                f"backend {ep.name!r} is declared twice: {previous} and {ep.value}"
-            )
+            raise ByocError(f"backend {ep.name!r} is declared twice: {previous} and {ep.value}")
         targets[ep.name] = ep.value
     return {name: _load(name, target) for name, target in sorted(targets.items())}
 

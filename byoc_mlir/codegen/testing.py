@@ -21,9 +21,22 @@ f32_static = all_of(element_types("f32"), static_shapes())
 
 CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
 BACKEND.supports(
-    linalg.MatmulOp, linalg.BatchMatmulOp, *CONVS, linalg.FillOp,
-    ADD, MUL, SUB, RELU, CLAMP, BIAS_ADD,
-    tosa.MatMulOp, tosa.Conv2DOp, tosa.AddOp, tosa.MulOp, tosa.SubOp, tosa.ClampOp,
+    linalg.MatmulOp,
+    linalg.BatchMatmulOp,
+    *CONVS,
+    linalg.FillOp,
+    ADD,
+    MUL,
+    SUB,
+    RELU,
+    CLAMP,
+    BIAS_ADD,
+    tosa.MatMulOp,
+    tosa.Conv2DOp,
+    tosa.AddOp,
+    tosa.MulOp,
+    tosa.SubOp,
+    tosa.ClampOp,
     check=f32_static,
 )
 
@@ -36,7 +49,9 @@ for conv in CONVS:
         check=f32_static,
     )
     BACKEND.composite(
-        f"conv2d_bias_{suffix}", op(BIAS_ADD, op(conv, name="conv"), ANY), benefit=2,
+        f"conv2d_bias_{suffix}",
+        op(BIAS_ADD, op(conv, name="conv"), ANY),
+        benefit=2,
         check=f32_static,
     )
 BACKEND.composite(
@@ -46,14 +61,20 @@ BACKEND.composite(
     check=f32_static,
 )
 BACKEND.composite(
-    "matmul_bias", op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY), benefit=2,
+    "matmul_bias",
+    op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY),
+    benefit=2,
     check=f32_static,
 )
 BACKEND.composite(
-    "tosa_conv2d_clamp", op(tosa.ClampOp, op(tosa.Conv2DOp, name="conv")), benefit=2,
+    "tosa_conv2d_clamp",
+    op(tosa.ClampOp, op(tosa.Conv2DOp, name="conv")),
+    benefit=2,
     check=f32_static,
 )
 BACKEND.composite(
-    "tosa_matmul_add", op(tosa.AddOp, op(tosa.MatMulOp, name="matmul"), ANY), benefit=2,
+    "tosa_matmul_add",
+    op(tosa.AddOp, op(tosa.MatMulOp, name="matmul"), ANY),
+    benefit=2,
     check=f32_static,
 )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from iree.compiler import ir
 
@@ -58,7 +58,7 @@ def _str(attr: ir.Attribute) -> str:
 # --- accept / reject ---------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _str_array(names: tuple[str, ...], _ctx: ir.Context) -> ir.Attribute:
     return ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names])
 
@@ -140,7 +140,9 @@ def get_target(op: ir.Operation) -> str | None:
     return _str(op.attributes[TARGET]) if _has(op, TARGET) else None
 
 
-def set_outlined(func_op: ir.Operation, backend: str, region: int, composites: Iterable[str]) -> None:
+def set_outlined(
+    func_op: ir.Operation, backend: str, region: int, composites: Iterable[str]
+) -> None:
     """Tags an outlined function: its backend, its region id and its composites."""
     set_region(func_op, backend, region)
     func_op.attributes[COMPOSITES] = ir.ArrayAttr.get([ir.StringAttr.get(c) for c in composites])

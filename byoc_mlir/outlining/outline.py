@@ -44,7 +44,9 @@ def sanitize(name: str) -> str:
     return clean if not clean[0].isdigit() else f"_{clean}"
 
 
-def outline_module(module_op: ir.Operation, options: OutlineOptions | None = None) -> list[ir.Operation]:
+def outline_module(
+    module_op: ir.Operation, options: OutlineOptions | None = None
+) -> list[ir.Operation]:
     """Outlines all tagged regions of every function; returns the new functions."""
     options = options or OutlineOptions()
     symbols = {
@@ -142,8 +144,9 @@ def _outline_function(
         func, call = _outline_region(module_op, graph, region, name, options)
         made.append(func)
         calls.append(call)
+    in_region = {n for region in regions for n in region.nodes}
     for n, op in enumerate(graph.ops):
-        if byoc.get_region(op) is None:
+        if n not in in_region:  # host ops keep only their reason
             byoc.clear(op, (byoc.ACCEPT, byoc.REJECT, byoc.COMPOSITE))
     if order is not None and graph.terminator is not None:
         nreg = len(regions)

@@ -29,9 +29,7 @@ from byoc_mlir.dialects import byoc
 from byoc_mlir.graph import ARG, FunctionGraph, data_inputs, function_graphs
 from byoc_mlir.passes.base import ModulePass
 
-_COMMUTATIVE: frozenset[KindKey] = frozenset(
-    kind_key(k) for k in (tosa.AddOp, tosa.MulOp)
-)
+_COMMUTATIVE: frozenset[KindKey] = frozenset(kind_key(k) for k in (tosa.AddOp, tosa.MulOp))
 
 
 def _commutative(kind: KindKey) -> bool:
@@ -84,7 +82,9 @@ class _Matcher:
             named[p.name] = i
         return True
 
-    def _match_input(self, q: object, v: ir.Value, members: set[int], named: dict[str, int]) -> bool:
+    def _match_input(
+        self, q: object, v: ir.Value, members: set[int], named: dict[str, int]
+    ) -> bool:
         if not isinstance(q, Pattern):
             return True
         j = self.graph.producer.get(v, ARG)

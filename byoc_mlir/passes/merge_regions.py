@@ -161,7 +161,8 @@ def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit]
             group.append(i)
             if last_member[comp[1]] != i:
                 continue
-            nodes, backend = group, comp[0]
+            nodes: list[int] = group
+            backend: str | None = comp[0]
         else:
             nodes, backend = [i], _choose_backend(op, priority)
         u = len(units)
@@ -190,7 +191,9 @@ def _choose_backend(op: ir.Operation, priority: tuple[str, ...]) -> str | None:
 def host_reason(op: ir.Operation, priority: tuple[str, ...]) -> str:
     """Why an op that no region took stays on the host."""
     rejected = byoc.get_reject(op)
-    parts = [f"rejected: {b}: {why}" for b, why in rejected.items() if not priority or b in priority]
+    parts = [
+        f"rejected: {b}: {why}" for b, why in rejected.items() if not priority or b in priority
+    ]
     if parts:
         return "; ".join(parts)
     if byoc.get_accept(op):

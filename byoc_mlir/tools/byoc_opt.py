@@ -45,35 +45,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="byoc-opt",
         description="Run byoc partitioning passes (and MLIR passes) on an MLIR file.",
     )
-    p.add_argument("input", nargs="?", default="-", help="input .mlir (text or bytecode); - = stdin")
+    p.add_argument(
+        "input", nargs="?", default="-", help="input .mlir (text or bytecode); - = stdin"
+    )
     p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
     p.add_argument(
-        "--backend", action="append", default=[], metavar="NAME",
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="backend to partition for; repeat for several (priority = order)",
     )
     p.add_argument(
-        "--partition", nargs=0, action=_Step, const=("partition", "partition"),
+        "--partition",
+        nargs=0,
+        action=_Step,
+        const=("partition", "partition"),
         help="run the whole partitioning pipeline (annotate, composites, merge, outline)",
     )
     for name, cls in PASSES.items():
         opts = ", ".join(cls.options()) or "none"
         p.add_argument(
-            f"--{name}", nargs="?", action=_Step, const=("byoc", name), metavar="OPTIONS",
+            f"--{name}",
+            nargs="?",
+            action=_Step,
+            const=("byoc", name),
+            metavar="OPTIONS",
             help=f"run {name}; options: {opts}",
         )
     for name in MLIR_PASSES:
-        p.add_argument(f"--{name}", nargs=0, action=_Step, const=("mlir", name), help=f"MLIR {name}")
+        p.add_argument(
+            f"--{name}", nargs=0, action=_Step, const=("mlir", name), help=f"MLIR {name}"
+        )
     p.add_argument(
-        "--pass-pipeline", action=_Step, const=("mlir", "pipeline"), metavar="PIPELINE",
+        "--pass-pipeline",
+        action=_Step,
+        const=("mlir", "pipeline"),
+        metavar="PIPELINE",
         help="a textual MLIR pass pipeline, nested in builtin.module(...)",
     )
-    p.add_argument("--decision-log", metavar="FILE", help="write the decision log (report.json schema)")
+    p.add_argument(
+        "--split-input-file",
+        action="store_true",
+        help="process each chunk separated by '// -----' on its own (output joined the same way)",
+    )
+    p.add_argument(
+        "--decision-log", metavar="FILE", help="write the decision log (report.json schema)"
+    )
     p.add_argument("--list-backends", action="store_true", help="list discoverable backends")
     p.set_defaults(steps=[])
     return p
 
 
-def _add_steps(pm: passmanager.PassManager, steps: Sequence[tuple[str, str, str]], backends: list[str]) -> None:
+def _add_steps(
+    pm: passmanager.PassManager, steps: Sequence[tuple[str, str, str]], backends: list[str]
+) -> None:
     for kind, name, value in steps:
         if kind == "partition":
             if not backends:
@@ -99,11 +125,59 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     for name in args.backend:
         registry.get(name)  # unknown names fail before any work
-    context = _compat.new_context()
     if args.input == "-":
-        module = _compat.parse_module(sys.stdin.read(), context, "<stdin>")
+        source, name = sys.stdin.read(), "<stdin>"
     else:
-        module = _compat.parse_file(args.input, context)
+        path = Path(args.input)
+        if not args.split_input_file:
+            module = _compat.parse_file(path, _compat.new_context())
+            text, log = _process(module, args)
+            return _emit(args, text, log)
+        try:
+            source, name = path.read_text(), str(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ByocError(f"cannot read {path} as MLIR text: {err}") from None
+    chunks = _split(source) if args.split_input_file else [(0, source)]
+    outputs: list[str] = []
+    logs: list[str] = []
+    failed = False
+    for first_line, chunk in chunks:
+        try:
+            # Leading newlines keep diagnostics on the input file's own line numbers.
+            module = _compat.parse_module("\n" * first_line + chunk, _compat.new_context(), name)
+            text, log = _process(module, args)
+        except ByocError as err:
+            print(err.format(), file=sys.stderr)
+            failed = True
+            continue
+        outputs.append(text)
+        logs.append(log)
+    if failed and not outputs:
+        return 1
+    _emit(
+        args,
+        "\n// -----\n".join(outputs),
+        logs[0] if len(logs) == 1 else "[" + ",".join(logs) + "]",
+    )
+    return 1 if failed else 0
+
+
+def _split(source: str) -> list[tuple[int, str]]:
+    chunks: list[tuple[int, str]] = []
+    start, current = 0, list[str]()
+    for n, line in enumerate(source.splitlines(keepends=True)):
+        if line.strip() == "// -----":
+            chunks.append((start, "".join(current)))
+            start, current = n + 1, []
+        else:
+            current.append(line)
+    chunks.append((start, "".join(current)))
+    return chunks
+
+
+def _process(module: ir.Module, args: argparse.Namespace) -> tuple[str, str]:
+    """Runs the requested steps; returns (printed module, decision log JSON)."""
+    context = module.context
     with context, ir.Location.unknown():
         pm = passmanager.PassManager()
         _add_steps(pm, args.steps, args.backend)
@@ -117,8 +191,13 @@ def run(argv: Sequence[str] | None = None) -> int:
                 hint="reproduce with: byoc-opt " + " ".join(sys.argv[1:]),
             ) from None
         text = _compat.print_module(module)
-        if args.decision_log:
-            _write_atomic(Path(args.decision_log), DecisionLog.from_module(module.operation).dumps())
+        log = DecisionLog.from_module(module.operation).dumps() if args.decision_log else ""
+    return text, log
+
+
+def _emit(args: argparse.Namespace, text: str, log: str) -> int:
+    if args.decision_log:
+        _write_atomic(Path(args.decision_log), log)
     if args.output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:

@@ -1,0 +1,23 @@
+"""byoc_mlir: Bring Your Own Codegen on MLIR's Python bindings and IREE.
+
+A vendor declares a `Backend` (which ops and op patterns it runs); the passes tag the
+regions it can run, merge them into maximal cycle-free regions, and outline each into a
+function ``@<backend>.<name>``. See README.md.
+"""
+
+from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
+from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.errors import ByocError
+from byoc_mlir.pipeline import PartitionOptions, partition
+
+__all__ = [
+    "ANY",
+    "Backend",
+    "ByocError",
+    "CheckContext",
+    "DecisionLog",
+    "PartitionOptions",
+    "Reject",
+    "op",
+    "partition",
+]
