@@ -17,7 +17,10 @@ from byoc_mlir.codegen.backend import Backend
 from byoc_mlir.errors import ByocError
 
 GROUP = "byoc_mlir.backends"
-_BUILTIN = {"testing": "byoc_mlir.codegen.testing:BACKEND"}
+_BUILTIN = {
+    "testing": "byoc_mlir.codegen.testing:BACKEND",
+    "testing_matmul": "byoc_mlir.codegen.testing:MATMUL_ONLY",
+}
 
 
 def _load(name: str, target: str) -> Backend:

@@ -78,3 +78,8 @@ BACKEND.composite(
     benefit=2,
     check=f32_static,
 )
+
+MATMUL_ONLY = Backend(
+    "testing_matmul", "partition-only backend that runs f32 matmuls; tests backend priority"
+)
+MATMUL_ONLY.supports(linalg.MatmulOp, linalg.BatchMatmulOp, tosa.MatMulOp, check=f32_static)
