@@ -8,6 +8,7 @@ rest of the package is written against this module's small, stable surface.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,25 @@ def add_python_pass(pm: passmanager.PassManager, fn: PassFn, name: str) -> None:
         fn(op.operation)
 
     pm.add(run, name=name)
+
+
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capsule_name = ctypes.pythonapi.PyCapsule_GetName
+_capsule_name.restype = ctypes.c_char_p
+_capsule_name.argtypes = [ctypes.py_object]
+
+
+def op_key(op: ir.Operation | ir.OpView) -> int:
+    """A stable identity for an operation, usable as a dict key.
+
+    ``hash(op)`` in these bindings changes when the op's attributes change, and two
+    Python handles of one op are distinct objects, so neither ``hash`` nor ``id`` can key
+    a map that outlives a mutation. The C++ pointer can.
+    """
+    capsule = op._CAPIPtr
+    return _capsule_pointer(capsule, _capsule_name(capsule))  # type: ignore[no-any-return]
 
 
 def module_body(module_op: ir.Operation) -> ir.Block:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from iree.compiler import ir
 from iree.compiler.dialects import arith, tensor, tosa
@@ -44,6 +45,16 @@ def partitionable_functions(
 
 
 @dataclass
+class Tags:
+    """Per-node partitioning tags held in memory (None: not set by this pipeline yet)."""
+
+    accept: list[tuple[str, ...]] | None = None
+    reject: list[dict[str, str]] | None = None
+    composite: list[byoc.CompositeTag | None] | None = None
+    region: list[tuple[str, int] | None] | None = None
+
+
+@dataclass
 class FunctionGraph:
     func: ir.Operation
     flavor: _compat.FuncFlavor
@@ -52,12 +63,60 @@ class FunctionGraph:
     """Nodes in program order (no free ops, no terminator)."""
     free: dict[ir.Value, ir.Operation] = field(default_factory=dict)
     """Results of free ops -> the op."""
-    index: dict[ir.Operation, int] = field(default_factory=dict)
+    index: dict[int, int] = field(default_factory=dict)
+    """`_compat.op_key` of each node -> its index."""
     producer: dict[ir.Value, int] = field(default_factory=dict)
     """Every top-level value -> index of its node, or `ARG` (argument / free op)."""
     preds: list[list[int]] = field(default_factory=list)
     """Per node: distinct producer node indices, in first-use order."""
+    operands: list[list[ir.Value]] = field(default_factory=list)
+    """Per node: its own operands."""
+    captures: list[list[tuple[ir.Operation, int, ir.Value]]] = field(default_factory=list)
+    """Per node: (nested op, operand number, value) for nested uses of top-level values."""
     terminator: ir.Operation | None = None
+    write_tags: bool = True
+    """Whether passes write intermediate tags (accept, reject, composite, region) into the
+    IR. A pipeline that keeps them in `tags` turns this off: only the final results
+    (outlined functions, host reasons) are written, which halves the attribute traffic."""
+    tags: Tags = field(default_factory=lambda: Tags())
+    _kinds: list[Any] | None = None
+    _input_producers: dict[int, list[int]] = field(default_factory=dict)
+
+    # Tags: from memory when a pass of this pipeline set them, else from the IR.
+
+    def accept_of(self, i: int) -> tuple[str, ...]:
+        acc = self.tags.accept
+        return acc[i] if acc is not None else byoc.get_accept(self.ops[i])
+
+    def reject_of(self, i: int) -> dict[str, str]:
+        rej = self.tags.reject
+        return rej[i] if rej is not None else byoc.get_reject(self.ops[i])
+
+    def composite_of(self, i: int) -> byoc.CompositeTag | None:
+        comp = self.tags.composite
+        return comp[i] if comp is not None else byoc.get_composite(self.ops[i])
+
+    def region_of(self, i: int) -> tuple[str, int] | None:
+        reg = self.tags.region
+        return reg[i] if reg is not None else byoc.get_region(self.ops[i])
+
+    def input_producers(self, i: int) -> list[int]:
+        """Producer node (or `ARG`) of each data input of node ``i`` (see `data_input_count`)."""
+        prods = self._input_producers.get(i)
+        if prods is None:
+            n = data_input_count(self.ops[i])
+            producer = self.producer
+            prods = [producer.get(v, ARG) for v in self.operands[i][:n]]
+            self._input_producers[i] = prods
+        return prods
+
+    def kinds(self) -> list[Any]:
+        """Each node's op kind (`byoc_mlir.codegen.backend.classify`), computed once."""
+        if self._kinds is None:
+            from byoc_mlir.codegen.backend import classify
+
+            self._kinds = [classify(op) for op in self.ops]
+        return self._kinds
 
     @staticmethod
     def build(func: ir.Operation, flavor: _compat.FuncFlavor) -> FunctionGraph:
@@ -76,48 +135,61 @@ class FunctionGraph:
                 continue
             i = len(g.ops)
             g.ops.append(op)
-            g.index[op] = i
+            g.index[_compat.op_key(op)] = i
             preds: list[int] = []
-            seen: set[int] = set()
-            for v in _operands_deep(op):
+            operands = list(op.operands)
+            for v in operands:
                 p = producer.get(v, ARG)
-                if p != ARG and p not in seen:
-                    seen.add(p)
+                if p != ARG and p not in preds:
                     preds.append(p)
+            captures: list[tuple[ir.Operation, int, ir.Value]] = []
+            if len(op.regions):
+                for owner, k, v in nested_operand_slots(op):
+                    p = producer.get(v)
+                    if p is None:
+                        continue
+                    captures.append((owner, k, v))
+                    if p != ARG and p not in preds:
+                        preds.append(p)
             g.preds.append(preds)
+            g.operands.append(operands)
+            g.captures.append(captures)
             for r in op.results:
                 producer[r] = i
         return g
 
-    def top_level(self, op: ir.Operation) -> ir.Operation | None:
-        """The top-level op of this body that is ``op`` or contains it (None if outside)."""
+    def node_of(self, op: ir.Operation) -> int | None:
+        """The node that is ``op`` or contains it; None for the terminator, free ops and
+        ops outside this function."""
         op = op.operation
-        while op is not None:
-            if op in self.index or (self.terminator is not None and op == self.terminator):
-                return op
+        n = self.index.get(_compat.op_key(op))
+        while n is None:
             parent = op.parent
             if parent is None or parent == self.func:
-                return op if parent == self.func else None
+                return None
             op = parent.operation
-        return None
+            n = self.index.get(_compat.op_key(op))
+        return n
 
 
-def _operands_deep(op: ir.Operation) -> Iterator[ir.Value]:
-    """Operands of ``op`` and of every op nested in it."""
-    yield from op.operands
+def nested_operand_slots(op: ir.Operation) -> Iterator[tuple[ir.Operation, int, ir.Value]]:
+    """(owner, operand number, value) for every op nested inside ``op`` (not ``op`` itself)."""
     for region in op.regions:
         for block in region.blocks:
             for inner in block.operations:
-                yield from _operands_deep(inner.operation)
+                for k, v in enumerate(inner.operands):
+                    yield inner, k, v
+                if len(inner.regions):
+                    yield from nested_operand_slots(inner)
 
 
-def data_inputs(op: ir.Operation) -> list[ir.Value]:
-    """The operands patterns match against: ``ins`` for destination-style ops, else all."""
-    attrs = op.attributes
-    if "operandSegmentSizes" in attrs and op.name.startswith("linalg."):
-        n_in = ir.DenseI32ArrayAttr(attrs["operandSegmentSizes"])[0]
-        return list(op.operands)[:n_in]
-    return list(op.operands)
+def data_input_count(op: ir.Operation) -> int:
+    """How many leading operands are data inputs: ``ins`` for linalg ops, else all."""
+    if op.name.startswith("linalg."):
+        attrs = op.attributes
+        if "operandSegmentSizes" in attrs:
+            return int(attrs["operandSegmentSizes"][0])
+    return len(op.operands)
 
 
 def function_graphs(module_op: ir.Operation) -> Iterator[FunctionGraph]:

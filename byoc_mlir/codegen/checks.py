@@ -20,15 +20,47 @@ def data_operands(op: ir.Operation) -> list[ir.Value]:
     """
     attrs = op.attributes
     if "operandSegmentSizes" in attrs:
-        n_in = ir.DenseI32ArrayAttr(attrs["operandSegmentSizes"])[0]
+        n_in = attrs["operandSegmentSizes"][0]
         return list(op.operands)[:n_in]
-    return [v for v in op.operands if isinstance(_element_type(v.type), ir.FloatType)]
+    return [v for v in op.operands if _facts(v.type)[2]]
 
 
-def _element_type(t: ir.Type) -> ir.Type:
-    if isinstance(t, ir.ShapedType):
-        return ir.ShapedType(t).element_type
-    return t
+_TypeFacts = tuple[str, bool, bool]  # element type, static shape, float element
+_TYPE_CACHE: dict[ir.Type, _TypeFacts] = {}
+
+
+def _facts(t: ir.Type) -> _TypeFacts:
+    """Element type name, static-ness and float-ness of a type; types repeat, so cached."""
+    facts = _TYPE_CACHE.get(t)
+    if facts is None:
+        if isinstance(t, ir.ShapedType):
+            et, static = t.element_type, t.has_static_shape
+        else:
+            et, static = t, True
+        facts = (str(et), static, isinstance(et, ir.FloatType))
+        if len(_TYPE_CACHE) > 4096:
+            _TYPE_CACHE.clear()
+        _TYPE_CACHE[t] = facts
+    return facts
+
+
+def tensor_types(element_types: tuple[str, ...], static: bool = False) -> Check:
+    """Accepts ops whose data operands and results have these element types (and, with
+    ``static``, static shapes). One pass over the values: the check every op pays."""
+    allowed_set = frozenset(element_types)
+    valid = ", ".join(sorted(allowed_set))
+
+    def check(ctx: CheckContext) -> Reject | None:
+        for member in ctx.members or (ctx.op,):
+            for v in _values(member):
+                et, is_static, _ = _facts(v.type)
+                if et not in allowed_set:
+                    return Reject(f"element type {et} is not supported (valid: {valid})")
+                if static and not is_static:
+                    return Reject(f"dynamic shape {v.type} is not supported (static shapes only)")
+        return None
+
+    return check
 
 
 def element_types(*allowed: str) -> Check:
@@ -39,7 +71,7 @@ def element_types(*allowed: str) -> Check:
     def check(ctx: CheckContext) -> Reject | None:
         for member in ctx.members or (ctx.op,):
             for v in _values(member):
-                et = str(_element_type(v.type))
+                et = _facts(v.type)[0]
                 if et not in allowed_set:
                     return Reject(f"element type {et} is not supported (valid: {valid})")
         return None
@@ -53,9 +85,8 @@ def static_shapes() -> Check:
     def check(ctx: CheckContext) -> Reject | None:
         for member in ctx.members or (ctx.op,):
             for v in _values(member):
-                t = v.type
-                if isinstance(t, ir.ShapedType) and not ir.ShapedType(t).has_static_shape:
-                    return Reject(f"dynamic shape {t} is not supported (static shapes only)")
+                if not _facts(v.type)[1]:
+                    return Reject(f"dynamic shape {v.type} is not supported (static shapes only)")
         return None
 
     return check

@@ -16,7 +16,7 @@ recogniser's business (backend checks decide that).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg
@@ -31,52 +31,57 @@ class GenericView:
 
     op: ir.Operation
     n_inputs: int
-    maps: list[ir.AffineMap]
     all_parallel: bool
+    identity: tuple[bool, ...]  # per operand map: the identity
+    broadcast: tuple[bool, ...]  # per operand map: a projected permutation dropping dims
     body: list[ir.Operation]  # without the terminator
     yielded: list[ir.Value]
     args: list[ir.Value]
-    _identity: list[bool] = field(default_factory=list)
 
     @staticmethod
     def of(op: ir.Operation) -> GenericView | None:
         op = op.operation
         attrs = op.attributes
-        segs = ir.DenseI32ArrayAttr(attrs["operandSegmentSizes"])
-        n_in, n_out = segs[0], segs[1]
-        if n_out != 1 or op.regions[0].blocks[0] is None:
+        segs = attrs["operandSegmentSizes"]
+        if segs[1] != 1:
             return None
-        iters = ir.ArrayAttr(attrs["iterator_types"])
-        all_parallel = all(str(it) == _PARALLEL for it in iters)
-        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(attrs["indexing_maps"])]
+        shape = _shape_facts(attrs["indexing_maps"], attrs["iterator_types"])
         block = op.regions[0].blocks[0]
-        ops = list(block.operations)
-        term = ops[-1]
-        view = GenericView(
-            op,
-            n_in,
-            maps,
-            all_parallel,
-            [o.operation for o in ops[:-1]],
-            list(term.operands),
-            list(block.arguments),
-        )
-        view._identity = [m.is_permutation and _is_identity(m) for m in maps]
-        return view
+        ops = [o.operation for o in block.operations]
+        return GenericView(
+            op, segs[0], shape[0], shape[1], shape[2], ops[:-1],
+            list(ops[-1].operands), list(block.arguments),
+        )  # fmt: skip
 
     def is_identity(self, i: int) -> bool:
-        return self._identity[i]
+        return self.identity[i]
 
     def is_broadcast(self, i: int) -> bool:
-        m = self.maps[i]
-        return m.is_projected_permutation and len(m.results) < m.n_dims
+        return self.broadcast[i]
 
     def elementwise_shape_ok(self) -> bool:
-        return self.all_parallel and self.is_identity(len(self.maps) - 1)
+        return self.all_parallel and self.identity[-1]
 
 
-def _is_identity(m: ir.AffineMap) -> bool:
-    return m == ir.AffineMap.get_identity(m.n_dims)
+_ShapeFacts = tuple[bool, tuple[bool, ...], tuple[bool, ...]]
+_SHAPE_CACHE: dict[tuple[ir.Attribute, ir.Attribute], _ShapeFacts] = {}
+
+
+def _shape_facts(maps_attr: ir.Attribute, iters_attr: ir.Attribute) -> _ShapeFacts:
+    """(all parallel, identity per map, broadcast per map); models repeat a few shapes."""
+    key = (maps_attr, iters_attr)
+    facts = _SHAPE_CACHE.get(key)
+    if facts is None:
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(maps_attr)]
+        facts = (
+            all(str(it) == _PARALLEL for it in ir.ArrayAttr(iters_attr)),
+            tuple(m == ir.AffineMap.get_identity(m.n_dims) for m in maps),
+            tuple(m.is_projected_permutation and len(m.results) < m.n_dims for m in maps),
+        )
+        if len(_SHAPE_CACHE) > 4096:
+            _SHAPE_CACHE.clear()
+        _SHAPE_CACHE[key] = facts
+    return facts
 
 
 def _constant_value(v: ir.Value) -> float | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from iree.compiler.dialects import linalg, tosa
 
 from byoc_mlir.codegen.backend import ANY, Backend, op
-from byoc_mlir.codegen.checks import all_of, element_types, static_shapes
+from byoc_mlir.codegen.checks import tensor_types
 from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
 
 BACKEND = Backend("testing", "reference partition-only backend for tests")
 
-f32_static = all_of(element_types("f32"), static_shapes())
+f32_static = tensor_types(("f32",), static=True)
 
 CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
 BACKEND.supports(

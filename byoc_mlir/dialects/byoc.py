@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from iree.compiler import ir
 
@@ -74,7 +74,12 @@ def get_accept(op: ir.Operation) -> tuple[str, ...]:
 
 
 def set_reject(op: ir.Operation, reasons: Mapping[str, str]) -> None:
-    op.attributes[REJECT] = ir.DictAttr.get({b: ir.StringAttr.get(r) for b, r in reasons.items()})
+    op.attributes[REJECT] = _reject_attr(tuple(reasons.items()), op.context)
+
+
+@lru_cache(maxsize=4096)
+def _reject_attr(items: tuple[tuple[str, str], ...], _ctx: ir.Context) -> ir.Attribute:
+    return ir.DictAttr.get({b: ir.StringAttr.get(r) for b, r in items})
 
 
 def get_reject(op: ir.Operation) -> dict[str, str]:
@@ -97,9 +102,10 @@ class CompositeTag:
     benefit: int
 
 
-def set_composite(op: ir.Operation, tag: CompositeTag) -> None:
+def set_composite(ops: Iterable[ir.Operation], tag: CompositeTag) -> None:
+    """Tags every member of one match (one attribute, shared)."""
     i64 = ir.IntegerType.get_signless(64)
-    op.attributes[COMPOSITE] = ir.DictAttr.get(
+    attr = ir.DictAttr.get(
         {
             "backend": ir.StringAttr.get(tag.backend),
             "name": ir.StringAttr.get(tag.name),
@@ -107,12 +113,21 @@ def set_composite(op: ir.Operation, tag: CompositeTag) -> None:
             "benefit": ir.IntegerAttr.get(i64, tag.benefit),
         }
     )
+    for op in ops:
+        op.attributes[COMPOSITE] = attr
 
 
 def get_composite(op: ir.Operation) -> CompositeTag | None:
-    if not _has(op, COMPOSITE):
+    attrs = op.attributes
+    if COMPOSITE not in attrs:
         return None
-    d = ir.DictAttr(op.attributes[COMPOSITE])
+    return _composite_tag(attrs[COMPOSITE])
+
+
+@lru_cache(maxsize=4096)
+def _composite_tag(attr: ir.Attribute) -> CompositeTag:
+    # Every member of a match carries the same attribute: parse it once.
+    d = ir.DictAttr(attr)
     return CompositeTag(
         _str(d["backend"]),
         _str(d["name"]),
@@ -125,8 +140,9 @@ def get_composite(op: ir.Operation) -> CompositeTag | None:
 
 
 def set_region(op: ir.Operation, backend: str, region: int) -> None:
-    op.attributes[TARGET] = ir.StringAttr.get(backend)
-    op.attributes[REGION] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), region)
+    attrs = op.attributes
+    attrs[TARGET] = _string_attr(backend, op.context)
+    attrs[REGION] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), region)
 
 
 def get_region(op: ir.Operation) -> tuple[str, int] | None:
@@ -158,7 +174,12 @@ def get_composites(func_op: ir.Operation) -> list[str]:
 
 
 def set_reason(op: ir.Operation, reason: str) -> None:
-    op.attributes[REASON] = ir.StringAttr.get(reason)
+    op.attributes[REASON] = _string_attr(reason, op.context)
+
+
+@lru_cache(maxsize=4096)
+def _string_attr(text: str, _ctx: ir.Context) -> ir.Attribute:
+    return ir.StringAttr.get(text)
 
 
 def get_reason(op: ir.Operation) -> str | None:

@@ -35,8 +35,9 @@ def inline_region(module_op: ir.Operation, func_name: str, reason: str) -> int:
                         calls.append(inner)
     if callee is None or byoc.get_target(callee) is None:
         raise ByocError(f"no outlined function named @{func_name}")
-    for call in calls:
-        _inline_one(callee, call, reason, body)
+    with module_op.context:  # the reason attribute belongs to the module's context
+        for call in calls:
+            _inline_one(callee, call, reason, body)
     callee.erase()
     return len(calls)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from iree.compiler import ir
@@ -45,9 +44,14 @@ def sanitize(name: str) -> str:
 
 
 def outline_module(
-    module_op: ir.Operation, options: OutlineOptions | None = None
+    module_op: ir.Operation,
+    options: OutlineOptions | None = None,
+    graphs: list[FunctionGraph] | None = None,
 ) -> list[ir.Operation]:
-    """Outlines all tagged regions of every function; returns the new functions."""
+    """Outlines all tagged regions of every function; returns the new functions.
+
+    ``graphs`` (prebuilt by a pipeline) must describe the module as it is now.
+    """
     options = options or OutlineOptions()
     symbols = {
         _compat.symbol_name(op.operation)
@@ -55,8 +59,9 @@ def outline_module(
         if "sym_name" in op.operation.attributes
     }
     made: list[ir.Operation] = []
-    for graph in list(function_graphs(module_op)):
-        made.extend(_outline_function(module_op, graph, options, symbols))
+    with module_op.context:  # new attributes belong to the module's context
+        for graph in graphs if graphs is not None else list(function_graphs(module_op)):
+            made.extend(_outline_function(module_op, graph, options, symbols))
     return made
 
 
@@ -69,8 +74,8 @@ class _Region:
 
 def _regions(graph: FunctionGraph) -> list[_Region]:
     regions: dict[tuple[str, int], _Region] = {}
-    for i, op in enumerate(graph.ops):
-        tag = byoc.get_region(op)
+    for i in range(len(graph.ops)):
+        tag = graph.region_of(i)
         if tag is not None:
             regions.setdefault(tag, _Region(tag[0], tag[1], [])).nodes.append(i)
     return sorted(regions.values(), key=lambda r: r.nodes[0])
@@ -139,15 +144,19 @@ def _outline_function(
     base = sanitize(_compat.symbol_name(graph.func))
     made: list[ir.Operation] = []
     calls: list[ir.Operation] = []
+    # Outputs of regions already outlined -> the call results that now carry them; a
+    # later region reading one must take the call result as its operand.
+    replaced: dict[ir.Value, ir.Value] = {}
     for region in regions:
         name = _unique(f"{region.backend}.{base}_{region.id}", symbols)
-        func, call = _outline_region(module_op, graph, region, name, options)
+        func, call = _outline_region(module_op, graph, region, name, options, replaced)
         made.append(func)
         calls.append(call)
-    in_region = {n for region in regions for n in region.nodes}
-    for n, op in enumerate(graph.ops):
-        if n not in in_region:  # host ops keep only their reason
-            byoc.clear(op, (byoc.ACCEPT, byoc.REJECT, byoc.COMPOSITE))
+    if graph.write_tags:
+        in_region = {n for region in regions for n in region.nodes}
+        for n, op in enumerate(graph.ops):
+            if n not in in_region:  # host ops keep only their reason
+                byoc.clear(op, (byoc.ACCEPT, byoc.REJECT, byoc.COMPOSITE))
     if order is not None and graph.terminator is not None:
         nreg = len(regions)
         for b in order:
@@ -163,15 +172,6 @@ def _unique(name: str, symbols: set[str]) -> str:
         k += 1
     symbols.add(candidate)
     return candidate
-
-
-def _operand_slots(op: ir.Operation) -> Iterator[tuple[ir.Operation, int, ir.Value]]:
-    for i, v in enumerate(op.operands):
-        yield op, i, v
-    for region in op.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                yield from _operand_slots(inner.operation)
 
 
 def _clonable(op: ir.Operation, options: OutlineOptions) -> bool:
@@ -193,17 +193,19 @@ def _outline_region(
     region: _Region,
     name: str,
     options: OutlineOptions,
+    replaced: dict[ir.Value, ir.Value],
 ) -> tuple[ir.Operation, ir.Operation]:
     members = [graph.ops[n] for n in region.nodes]
-    inside = set(members)
+    inside = set(region.nodes)
     inputs: list[ir.Value] = []
     input_index: dict[ir.Value, int] = {}
     clones: dict[ir.Value, ir.Operation] = {}
     rewrites: list[tuple[ir.Operation, int, ir.Value]] = []
-    for member in members:
-        for owner, idx, v in _operand_slots(member):
+    for n, member in zip(region.nodes, members, strict=True):
+        slots = [(member, k, v) for k, v in enumerate(graph.operands[n])] + graph.captures[n]
+        for owner, idx, v in slots:
             p = graph.producer.get(v)
-            if p is None or (p != ARG and graph.ops[p] in inside):
+            if p is None or (p != ARG and p in inside):
                 continue
             rewrites.append((owner, idx, v))
             free = graph.free.get(v) if p == ARG else None
@@ -218,8 +220,8 @@ def _outline_region(
         for result in member.results:
             k = -1
             for use in result.uses:
-                top = graph.top_level(use.owner)
-                if top is not None and top in inside:
+                n = graph.node_of(use.owner)
+                if n is not None and n in inside:
                     continue
                 if k < 0:
                     k = len(outputs)
@@ -237,7 +239,12 @@ def _outline_region(
         loc,
     )
     call = _compat.create_call(
-        graph.flavor, name, inputs, [v.type for v in outputs], ir.InsertionPoint(last), loc
+        graph.flavor,
+        name,
+        [replaced.get(v, v) for v in inputs],
+        [v.type for v in outputs],
+        ir.InsertionPoint(last),
+        loc,
     )
     mapping: dict[ir.Value, ir.Value] = {v: block.arguments[i] for v, i in input_index.items()}
     body_ip = ir.InsertionPoint(block)
@@ -247,16 +254,18 @@ def _outline_region(
             for old, new in zip(free.results, copy.results, strict=True):
                 mapping[old] = new
     composites: list[str] = []
-    for member in members:
+    for n, member in zip(region.nodes, members, strict=True):
         block.append(member)
-        tag = byoc.get_composite(member)
+        tag = graph.composite_of(n)
         if tag is not None and tag.name not in composites:
             composites.append(tag.name)
-        byoc.clear_member(member)
+        if graph.write_tags:
+            byoc.clear_member(member)
     for owner, idx, v in rewrites:
         owner.operands[idx] = mapping[v]
     _compat.create_return(graph.flavor, outputs, body_ip, loc)
     for owner, idx, k in external_uses:
         owner.operands[idx] = call.results[k]
+    replaced.update(zip(outputs, call.results, strict=True))
     byoc.set_outlined(func, region.backend, region.id, composites)
     return func, call

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from iree.compiler import ir
 
 from byoc_mlir.codegen import registry
-from byoc_mlir.codegen.backend import classify
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import function_graphs
+from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 
@@ -28,13 +27,14 @@ class AnnotatePass(ModulePass):
     NAME = "byoc-annotate"
     backends: tuple[str, ...] = ()
 
-    def apply(self, module_op: ir.Operation) -> None:
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
         if not self.backends:
             raise ByocError(f"{self.NAME} needs at least one backend (--backend NAME)")
         backends = registry.resolve(self.backends)
-        for graph in function_graphs(module_op):
-            for op in graph.ops:
-                kind = classify(op)
+        for graph in graphs:
+            accepts: list[tuple[str, ...]] = []
+            rejects: list[dict[str, str]] = []
+            for op, kind in zip(graph.ops, graph.kinds(), strict=True):
                 accept: list[str] = []
                 reject: dict[str, str] = {}
                 for backend in backends:
@@ -43,8 +43,14 @@ class AnnotatePass(ModulePass):
                         accept.append(backend.name)
                     else:
                         reject[backend.name] = verdict.reason
-                byoc.set_accept(op, tuple(accept))
+                accepts.append(tuple(accept))
+                rejects.append(reject)
+                if not graph.write_tags:
+                    continue
+                byoc.set_accept(op, accepts[-1])
                 if reject:
                     byoc.set_reject(op, reject)
-                else:
+                elif byoc.REJECT in op.attributes:
                     byoc.clear(op, (byoc.REJECT,))
+            graph.tags.accept = accepts
+            graph.tags.reject = rejects

@@ -16,6 +16,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
+from byoc_mlir.graph import FunctionGraph, function_graphs
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,13 @@ class ModulePass:
 
     NAME: ClassVar[str] = ""
 
-    def apply(self, module_op: ir.Operation) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def apply(self, module_op: ir.Operation) -> None:
+        """Runs the pass on every partitionable function of the module."""
+        self.run(module_op, list(function_graphs(module_op)))
+
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
+        """Runs on prebuilt graphs; a pipeline shares them between passes that only tag."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def add_to(self, pm: passmanager.PassManager) -> None:
         """Adds this pass to an MLIR pass manager (so it mixes with MLIR's passes)."""

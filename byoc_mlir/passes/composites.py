@@ -22,11 +22,10 @@ from byoc_mlir.codegen.backend import (
     KindKey,
     Pattern,
     Recogniser,
-    classify,
     kind_key,
 )
 from byoc_mlir.dialects import byoc
-from byoc_mlir.graph import ARG, FunctionGraph, data_inputs, function_graphs
+from byoc_mlir.graph import ARG, FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _COMMUTATIVE: frozenset[KindKey] = frozenset(kind_key(k) for k in (tosa.AddOp, tosa.MulOp))
@@ -43,62 +42,69 @@ class Match:
 
 
 class _Matcher:
+    """Matches patterns on node indices, using the graph's precomputed kinds and producers."""
+
     def __init__(self, graph: FunctionGraph, kinds: list[KindKey]):
         self.graph = graph
         self.kinds = kinds
 
     def match(self, pattern: Pattern, i: int) -> Match | None:
-        members: set[int] = set()
-        named: dict[str, int] = {}
-        if not self._match(pattern, i, members, named):
+        found = self._match(pattern, i)
+        if found is None:
             return None
+        members, named = found
         return Match(sorted(members), named)
 
-    def _match(self, p: Pattern, i: int, members: set[int], named: dict[str, int]) -> bool:
-        if self.kinds[i] != p.kind or i in members:
-            return False
-        sub = [q for q in p.inputs]
-        if sub:
-            inputs = data_inputs(self.graph.ops[i])
-            if len(inputs) < len(sub):
-                return False
-            orders = [inputs]
-            if _commutative(p.kind) and len(inputs) >= 2:
-                orders.append([inputs[1], inputs[0], *inputs[2:]])
-            for values in orders:
-                trial_members, trial_named = set(members), dict(named)
-                trial_members.add(i)
-                if all(
-                    self._match_input(q, v, trial_members, trial_named)
-                    for q, v in zip(sub, values, strict=False)
-                ):
-                    members |= trial_members
-                    named.update(trial_named)
-                    break
-            else:
-                return False
-        members.add(i)
-        if p.name:
-            named[p.name] = i
-        return True
+    def _match(self, p: Pattern, i: int) -> tuple[list[int], dict[str, int]] | None:
+        if self.kinds[i] != p.kind:
+            return None
+        members = [i]
+        named = {p.name: i} if p.name else {}
+        if not p.inputs:
+            return members, named
+        prods = self.graph.input_producers(i)
+        if len(prods) < len(p.inputs):
+            return None
+        kinds = self.kinds
+        for q in p.inputs:  # cheap reject before any recursion: a producer of each kind
+            if isinstance(q, Pattern) and not any(j != ARG and kinds[j] == q.kind for j in prods):
+                return None
+        orders = [prods]
+        if _commutative(p.kind) and len(prods) >= 2:
+            orders.append([prods[1], prods[0], *prods[2:]])
+        for order in orders:
+            sub = self._match_inputs(p.inputs, order)
+            if sub is not None and i not in sub[0]:
+                members += sub[0]
+                named.update(sub[1])
+                return members, named
+        return None
 
-    def _match_input(
-        self, q: object, v: ir.Value, members: set[int], named: dict[str, int]
-    ) -> bool:
-        if not isinstance(q, Pattern):
-            return True
-        j = self.graph.producer.get(v, ARG)
-        return j != ARG and self._match(q, j, members, named)
+    def _match_inputs(
+        self, inputs: tuple[object, ...], producers: list[int]
+    ) -> tuple[list[int], dict[str, int]] | None:
+        members: list[int] = []
+        named: dict[str, int] = {}
+        for q, j in zip(inputs, producers, strict=False):
+            if not isinstance(q, Pattern):
+                continue
+            if j == ARG:
+                return None
+            found = self._match(q, j)
+            if found is None or set(found[0]).intersection(members):
+                return None
+            members += found[0]
+            named.update(found[1])
+        return members, named
 
 
 def _leaks(graph: FunctionGraph, match: Match) -> bool:
     """Whether any non-root member's result is used outside the match."""
-    inside = {graph.ops[i] for i in match.members}
+    inside = set(match.members)
     for i in match.members[:-1]:
         for result in graph.ops[i].results:
             for use in result.uses:
-                owner = graph.top_level(use.owner)
-                if owner is None or owner not in inside:
+                if graph.node_of(use.owner) not in inside:
                     return True
     return False
 
@@ -112,15 +118,15 @@ class CompositesPass(ModulePass):
     NAME = "byoc-composites"
     backends: tuple[str, ...] = ()
 
-    def apply(self, module_op: ir.Operation) -> None:
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
         backends = registry.resolve(self.backends)
-        next_id = 0
-        for graph in function_graphs(module_op):
-            kinds = [classify(op) for op in graph.ops]
+        for graph in graphs:
+            next_id = 0
+            kinds = graph.kinds()
             matcher = _Matcher(graph, kinds)
             claimed: set[int] = set()
-            for i, op in enumerate(graph.ops):
-                tag = byoc.get_composite(op)
+            tags: list[byoc.CompositeTag | None] = [graph.composite_of(i) for i in range(len(kinds))]
+            for i, tag in enumerate(tags):
                 if tag is not None:  # from an earlier run: keep, never re-claim
                     claimed.add(i)
                     next_id = max(next_id, tag.id + 1)
@@ -153,4 +159,7 @@ class CompositesPass(ModulePass):
                 tag = byoc.CompositeTag(backend.name, rule.name, next_id, rule.benefit)
                 next_id += 1
                 for i in m.members:
-                    byoc.set_composite(graph.ops[i], tag)
+                    tags[i] = tag
+                if graph.write_tags:
+                    byoc.set_composite([graph.ops[i] for i in m.members], tag)
+            graph.tags.composite = tags

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from iree.compiler import ir
 
 from byoc_mlir.dialects import byoc
-from byoc_mlir.graph import FunctionGraph, function_graphs
+from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 
@@ -146,8 +146,8 @@ def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit]
     allowed = set(priority)
     composite_of: dict[int, tuple[str, int]] = {}
     last_member: dict[int, int] = {}
-    for i, op in enumerate(ops):
-        tag = byoc.get_composite(op)
+    for i in range(len(ops)):
+        tag = graph.composite_of(i)
         if tag is not None and (not allowed or tag.backend in allowed):
             composite_of[i] = (tag.backend, tag.id)
             last_member[tag.id] = i
@@ -164,7 +164,7 @@ def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit]
             nodes: list[int] = group
             backend: str | None = comp[0]
         else:
-            nodes, backend = [i], _choose_backend(op, priority)
+            nodes, backend = [i], _choose_backend(graph.accept_of(i), priority)
         u = len(units)
         for n in nodes:
             unit_of[n] = u
@@ -178,8 +178,7 @@ def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit]
     return units, unit_of
 
 
-def _choose_backend(op: ir.Operation, priority: tuple[str, ...]) -> str | None:
-    accepted = byoc.get_accept(op)
+def _choose_backend(accepted: tuple[str, ...], priority: tuple[str, ...]) -> str | None:
     if not priority:
         return accepted[0] if accepted else None
     for name in priority:
@@ -188,15 +187,15 @@ def _choose_backend(op: ir.Operation, priority: tuple[str, ...]) -> str | None:
     return None
 
 
-def host_reason(op: ir.Operation, priority: tuple[str, ...]) -> str:
-    """Why an op that no region took stays on the host."""
-    rejected = byoc.get_reject(op)
+def host_reason(graph: FunctionGraph, i: int, priority: tuple[str, ...]) -> str:
+    """Why node ``i``, which no region took, stays on the host."""
+    rejected = graph.reject_of(i)
     parts = [
         f"rejected: {b}: {why}" for b, why in rejected.items() if not priority or b in priority
     ]
     if parts:
         return "; ".join(parts)
-    if byoc.get_accept(op):
+    if graph.accept_of(i):
         return "rejected: accepted only by backends not chosen for this run"
     return "rejected: not annotated (run byoc-annotate first)"
 
@@ -232,7 +231,7 @@ def plan_regions(
         backend = blocks.backend[root]
         if backend is None:
             for n in nodes:
-                plan.host[n] = host_reason(graph.ops[n], priority)
+                plan.host[n] = host_reason(graph, n, priority)
         elif len(nodes) < min_size:
             if blocks.cycle_refused[root]:
                 why = (
@@ -259,9 +258,9 @@ def _merge_siblings(
     for arg in graph.block.arguments:
         users: list[int] = []
         for use in arg.uses:
-            top = graph.top_level(use.owner)
-            if top is not None and top in graph.index:
-                u = unit_of[graph.index[top]]
+            n = graph.node_of(use.owner)
+            if n is not None:
+                u = unit_of[n]
                 if u not in users:
                     users.append(u)
         consumers.append(users)
@@ -301,16 +300,22 @@ class MergeRegionsPass(ModulePass):
     max_size: int = 0
     merge_siblings: bool = True
 
-    def apply(self, module_op: ir.Operation) -> None:
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
         priority = tuple(b if isinstance(b, str) else b.name for b in self.backends)
-        for graph in function_graphs(module_op):
+        for graph in graphs:
             plan = plan_regions(graph, priority, self.min_size, self.max_size, self.merge_siblings)
+            regions: list[tuple[str, int] | None] = [None] * len(graph.ops)
             for region_id, (backend, nodes) in enumerate(plan.regions):
                 for n in nodes:
-                    op = graph.ops[n]
-                    byoc.set_region(op, backend, region_id)
-                    byoc.clear(op, (byoc.REASON,))
+                    regions[n] = (backend, region_id)
+                    if graph.write_tags:
+                        op = graph.ops[n]
+                        byoc.set_region(op, backend, region_id)
+                        if byoc.REASON in op.attributes:
+                            byoc.clear(op, (byoc.REASON,))
             for n, why in plan.host.items():
                 op = graph.ops[n]
-                byoc.set_reason(op, why)
-                byoc.clear_region(op)
+                byoc.set_reason(op, why)  # final: written even when tags stay in memory
+                if byoc.REGION in op.attributes:
+                    byoc.clear_region(op)
+            graph.tags.region = regions

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
+from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.outlining.outline import OutlineOptions, outline_module
 from byoc_mlir.passes.base import ModulePass
 
@@ -24,5 +25,5 @@ class OutlinePass(ModulePass):
     move_weights: bool = False
     clone_limit: int = 16
 
-    def apply(self, module_op: ir.Operation) -> None:
-        outline_module(module_op, OutlineOptions(self.move_weights, self.clone_limit))
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
+        outline_module(module_op, OutlineOptions(self.move_weights, self.clone_limit), graphs)

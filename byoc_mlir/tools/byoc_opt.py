@@ -26,7 +26,7 @@ from byoc_mlir.codegen import registry
 from byoc_mlir.decisions import DecisionLog
 from byoc_mlir.errors import ByocError
 from byoc_mlir.passes import PASSES
-from byoc_mlir.pipeline import partition_passes
+from byoc_mlir.pipeline import PartitionPass
 
 MLIR_PASSES = ("canonicalize", "cse", "symbol-dce", "inline")
 
@@ -104,8 +104,7 @@ def _add_steps(
         if kind == "partition":
             if not backends:
                 raise ByocError("--partition needs at least one --backend NAME")
-            for pass_ in partition_passes(backends):
-                pass_.add_to(pm)
+            PartitionPass(tuple(backends)).add_to(pm)
         elif kind == "byoc":
             PASSES[name].from_options(value or "", backends=tuple(backends)).add_to(pm)
         elif name == "pipeline":
