@@ -145,12 +145,12 @@ class FunctionGraph:
             captures: list[tuple[ir.Operation, int, ir.Value]] = []
             if len(op.regions):
                 for owner, k, v in nested_operand_slots(op):
-                    p = producer.get(v)
-                    if p is None:
+                    q = producer.get(v)
+                    if q is None:
                         continue
                     captures.append((owner, k, v))
-                    if p != ARG and p not in preds:
-                        preds.append(p)
+                    if q != ARG and q not in preds:
+                        preds.append(q)
             g.preds.append(preds)
             g.operands.append(operands)
             g.captures.append(captures)

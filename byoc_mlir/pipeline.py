@@ -62,7 +62,9 @@ class PartitionPass(ModulePass):
         _run_shared(module_op, graphs, partition_passes(self.backends, options))
 
 
-def _run_shared(module_op: ir.Operation, graphs: list[FunctionGraph], passes: list[ModulePass]) -> None:
+def _run_shared(
+    module_op: ir.Operation, graphs: list[FunctionGraph], passes: list[ModulePass]
+) -> None:
     """Runs passes over one set of graphs, tags kept in memory between them."""
     for graph in graphs:
         graph.write_tags = False

@@ -220,8 +220,8 @@ def _outline_region(
         for result in member.results:
             k = -1
             for use in result.uses:
-                n = graph.node_of(use.owner)
-                if n is not None and n in inside:
+                user = graph.node_of(use.owner)
+                if user is not None and user in inside:
                     continue
                 if k < 0:
                     k = len(outputs)

@@ -125,7 +125,7 @@ class CompositesPass(ModulePass):
             kinds = graph.kinds()
             matcher = _Matcher(graph, kinds)
             claimed: set[int] = set()
-            tags: list[byoc.CompositeTag | None] = [graph.composite_of(i) for i in range(len(kinds))]
+            tags = [graph.composite_of(i) for i in range(len(kinds))]
             for i, tag in enumerate(tags):
                 if tag is not None:  # from an earlier run: keep, never re-claim
                     claimed.add(i)

@@ -154,7 +154,7 @@ def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit]
     units: list[_Unit] = []
     unit_of = [-1] * len(ops)
     pending: dict[int, list[int]] = {}
-    for i, op in enumerate(ops):
+    for i in range(len(ops)):
         comp = composite_of.get(i)
         if comp is not None:
             group = pending.setdefault(comp[1], [])
