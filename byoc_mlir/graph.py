@@ -79,6 +79,8 @@ class FunctionGraph:
     IR. A pipeline that keeps them in `tags` turns this off: only the final results
     (outlined functions, host reasons) are written, which halves the attribute traffic."""
     tags: Tags = field(default_factory=lambda: Tags())
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """Per-graph caches for passes (keyed by the pass's own key)."""
     _kinds: list[Any] | None = None
     _input_producers: dict[int, list[int]] = field(default_factory=dict)
 

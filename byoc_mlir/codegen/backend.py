@@ -81,6 +81,15 @@ class CheckContext:
     matches: Mapping[str, ir.Operation] = field(default_factory=dict)
     members: tuple[ir.Operation, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    member_operands: tuple[Sequence[ir.Value], ...] = ()
+    """Operands of each member, when the caller already has them (saves binding calls)."""
+
+    def each_member(self) -> list[tuple[ir.Operation, Sequence[ir.Value]]]:
+        """(op, its operands) for every member (just the op when not a composite)."""
+        members = self.members or (self.op,)
+        if len(self.member_operands) == len(members):
+            return list(zip(members, self.member_operands, strict=True))
+        return [(m, list(m.operands)) for m in members]
 
 
 Check: TypeAlias = Callable[[CheckContext], "Reject | None"]
@@ -203,13 +212,24 @@ class Backend:
         return list(self._support)
 
     def check_op(
-        self, op: ir.Operation, kind: KindKey, options: Mapping[str, Any] | None = None
+        self,
+        op: ir.Operation,
+        kind: KindKey,
+        options: Mapping[str, Any] | None = None,
+        operands: Sequence[ir.Value] | None = None,
     ) -> Reject | None:
         """Whether the backend runs ``op`` alone: None, or the first refusal."""
         checks = self._support.get(kind)
         if checks is None:
             return Reject(f"{_describe(op, kind)} is not supported")
-        ctx = CheckContext(op, kind, self, members=(op,), options=options or {})
+        ctx = CheckContext(
+            op,
+            kind,
+            self,
+            members=(op,),
+            options=options or {},
+            member_operands=(operands,) if operands is not None else (),
+        )
         for check in checks:
             verdict = check(ctx)
             if verdict is not None:

@@ -5,24 +5,24 @@ Guard-first: each check tests one thing and returns one reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from iree.compiler import ir
 
 from byoc_mlir.codegen.backend import Check, CheckContext, Reject
 
 
-def data_operands(op: ir.Operation) -> list[ir.Value]:
+def data_operands(op: ir.Operation, operands: Sequence[ir.Value] | None = None) -> list[ir.Value]:
     """The operands that carry data: ``ins`` for linalg ops, float operands otherwise.
 
     Non-linalg ops (TOSA) mix data with integer control operands (``tosa.mul``'s shift),
     so only float-typed operands count there; results are always checked too.
     """
+    operands = list(op.operands) if operands is None else operands
     attrs = op.attributes
     if "operandSegmentSizes" in attrs:
-        n_in = attrs["operandSegmentSizes"][0]
-        return list(op.operands)[:n_in]
-    return [v for v in op.operands if _facts(v.type)[2]]
+        return list(operands[: attrs["operandSegmentSizes"][0]])
+    return [v for v in operands if _facts(v.type)[2]]
 
 
 _TypeFacts = tuple[str, bool, bool]  # element type, static shape, float element
@@ -51,8 +51,8 @@ def tensor_types(element_types: tuple[str, ...], static: bool = False) -> Check:
     valid = ", ".join(sorted(allowed_set))
 
     def check(ctx: CheckContext) -> Reject | None:
-        for member in ctx.members or (ctx.op,):
-            for v in _values(member):
+        for member, operands in ctx.each_member():
+            for v in _values(member, operands):
                 et, is_static, _ = _facts(v.type)
                 if et not in allowed_set:
                     return Reject(f"element type {et} is not supported (valid: {valid})")
@@ -69,8 +69,8 @@ def element_types(*allowed: str) -> Check:
     valid = ", ".join(sorted(allowed_set))
 
     def check(ctx: CheckContext) -> Reject | None:
-        for member in ctx.members or (ctx.op,):
-            for v in _values(member):
+        for member, operands in ctx.each_member():
+            for v in _values(member, operands):
                 et = _facts(v.type)[0]
                 if et not in allowed_set:
                     return Reject(f"element type {et} is not supported (valid: {valid})")
@@ -83,8 +83,8 @@ def static_shapes() -> Check:
     """Accepts ops whose tensors all have static shapes."""
 
     def check(ctx: CheckContext) -> Reject | None:
-        for member in ctx.members or (ctx.op,):
-            for v in _values(member):
+        for member, operands in ctx.each_member():
+            for v in _values(member, operands):
                 if not _facts(v.type)[1]:
                     return Reject(f"dynamic shape {v.type} is not supported (static shapes only)")
         return None
@@ -105,6 +105,6 @@ def all_of(*checks: Check) -> Check:
     return check
 
 
-def _values(op: ir.Operation) -> Iterable[ir.Value]:
-    yield from data_operands(op)
+def _values(op: ir.Operation, operands: Sequence[ir.Value]) -> Iterable[ir.Value]:
+    yield from data_operands(op, operands)
     yield from op.results

@@ -161,7 +161,7 @@ def set_outlined(
 ) -> None:
     """Tags an outlined function: its backend, its region id and its composites."""
     set_region(func_op, backend, region)
-    func_op.attributes[COMPOSITES] = ir.ArrayAttr.get([ir.StringAttr.get(c) for c in composites])
+    func_op.attributes[COMPOSITES] = _str_array(tuple(composites), func_op.context)
 
 
 def get_composites(func_op: ir.Operation) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from iree.compiler import ir
@@ -187,6 +188,19 @@ def _clonable(op: ir.Operation, options: OutlineOptions) -> bool:
     return True  # scalars
 
 
+def graph_clonable(graph: FunctionGraph, options: OutlineOptions) -> Callable[[ir.Value, ir.Operation], bool]:
+    """`_clonable` memoised per free value of the graph (constants are read once)."""
+    memo = graph.memo.setdefault(("clonable", options), {})
+
+    def clonable(v: ir.Value, free: ir.Operation) -> bool:
+        known = memo.get(v)
+        if known is None:
+            known = memo[v] = _clonable(free, options)
+        return known
+
+    return clonable
+
+
 def _outline_region(
     module_op: ir.Operation,
     graph: FunctionGraph,
@@ -197,6 +211,7 @@ def _outline_region(
 ) -> tuple[ir.Operation, ir.Operation]:
     members = [graph.ops[n] for n in region.nodes]
     inside = set(region.nodes)
+    clonable = graph_clonable(graph, options)
     inputs: list[ir.Value] = []
     input_index: dict[ir.Value, int] = {}
     clones: dict[ir.Value, ir.Operation] = {}
@@ -209,7 +224,7 @@ def _outline_region(
                 continue
             rewrites.append((owner, idx, v))
             free = graph.free.get(v) if p == ARG else None
-            if free is not None and _clonable(free, options):
+            if free is not None and clonable(v, free):
                 clones[v] = free
             elif v not in input_index:
                 input_index[v] = len(inputs)
@@ -250,9 +265,7 @@ def _outline_region(
     body_ip = ir.InsertionPoint(block)
     for v, free in clones.items():
         if v not in mapping:
-            copy = free.clone(ip=body_ip)
-            for old, new in zip(free.results, copy.results, strict=True):
-                mapping[old] = new
+            mapping[v] = free.clone(ip=body_ip).results[0]  # free ops have one result
     composites: list[str] = []
     for n, member in zip(region.nodes, members, strict=True):
         block.append(member)

@@ -34,11 +34,11 @@ class AnnotatePass(ModulePass):
         for graph in graphs:
             accepts: list[tuple[str, ...]] = []
             rejects: list[dict[str, str]] = []
-            for op, kind in zip(graph.ops, graph.kinds(), strict=True):
+            for op, kind, operands in zip(graph.ops, graph.kinds(), graph.operands, strict=True):
                 accept: list[str] = []
                 reject: dict[str, str] = {}
                 for backend in backends:
-                    verdict = backend.check_op(op, kind)
+                    verdict = backend.check_op(op, kind, operands=operands)
                     if verdict is None:
                         accept.append(backend.name)
                     else:

@@ -131,10 +131,13 @@ class CompositesPass(ModulePass):
                     claimed.add(i)
                     next_id = max(next_id, tag.id + 1)
             candidates: list[tuple[int, int, int, CompositeRule, Match]] = []
+            present = set(kinds)
             for priority, backend in enumerate(backends):
                 by_root: dict[KindKey, list[CompositeRule]] = {}
                 for rule in backend.composites:
-                    by_root.setdefault(rule.pattern.kind, []).append(rule)
+                    # A pattern naming a kind this function lacks cannot match anywhere.
+                    if all(p.kind in present for p in rule.pattern.walk()):
+                        by_root.setdefault(rule.pattern.kind, []).append(rule)
                 for i, kind in enumerate(kinds):
                     for rule in by_root.get(kind, ()):
                         m = matcher.match(rule.pattern, i)
@@ -152,6 +155,7 @@ class CompositesPass(ModulePass):
                         backend,
                         matches={k: graph.ops[v] for k, v in m.named.items()},
                         members=tuple(graph.ops[i] for i in m.members),
+                        member_operands=tuple(graph.operands[i] for i in m.members),
                     )
                     if rule.check(ctx) is not None:
                         continue

@@ -144,6 +144,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         try:
             # Leading newlines keep diagnostics on the input file's own line numbers.
             module = _compat.parse_module("\n" * first_line + chunk, _compat.new_context(), name)
+            _name_locations(module, name)
             text, log = _process(module, args)
         except ByocError as err:
             print(err.format(), file=sys.stderr)
@@ -159,6 +160,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         logs[0] if len(logs) == 1 else "[" + ",".join(logs) + "]",
     )
     return 1 if failed else 0
+
+
+def _name_locations(module: ir.Module, name: str) -> None:
+    """Puts the input's name into op locations (text parsed from a string says ``"-"``).
+
+    Decisions and errors then point at ``FILE:line:col`` in split mode and for stdin too.
+    """
+    context = module.context
+
+    def rename(op: ir.Operation) -> ir.WalkResult:
+        loc = op.location
+        if isinstance(loc, ir.FileLineColLoc) and loc.filename == "-":
+            op.location = ir.Location.file(name, loc.start_line, loc.start_col, context=context)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(rename)
 
 
 def _split(source: str) -> list[tuple[int, str]]:
