@@ -26,6 +26,7 @@ import time
 
 from byoc_mlir import _compat
 from byoc_mlir.graph import function_graphs
+from byoc_mlir.pipeline import pause_gc
 from byoc_mlir.passes import AnnotatePass, CompositesPass, MergeRegionsPass, OutlinePass
 
 D = 8  # feature width: small, so MLIR's parse/print do not swamp the partitioner
@@ -99,7 +100,7 @@ def run_once(text: str) -> dict[str, float]:
         ("merge", MergeRegionsPass(backends)),
         ("outline", OutlinePass()),
     ]
-    with module.context:
+    with module.context, pause_gc():
         t0 = time.perf_counter()
         graphs = list(function_graphs(module.operation))
         times["graph"] = time.perf_counter() - t0

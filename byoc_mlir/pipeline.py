@@ -7,7 +7,9 @@ them once instead of four times is most of the pipeline's cost on large models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from iree.compiler import ir
@@ -62,14 +64,33 @@ class PartitionPass(ModulePass):
         _run_shared(module_op, graphs, partition_passes(self.backends, options))
 
 
+@contextmanager
+def pause_gc() -> Iterator[None]:
+    """Pauses Python's cyclic garbage collector while partitioning.
+
+    The pipeline allocates a few objects per op and frees none until it ends; every
+    automatic collection rescans all of them, which made the pipeline grow faster than
+    linearly with model size (time(10000)/time(1000) ~15 instead of ~10). Reference
+    counting still frees everything; the collector resumes (if it was on) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run_shared(
     module_op: ir.Operation, graphs: list[FunctionGraph], passes: list[ModulePass]
 ) -> None:
     """Runs passes over one set of graphs, tags kept in memory between them."""
     for graph in graphs:
         graph.write_tags = False
-    for p in passes:
-        p.run(module_op, graphs)
+    with pause_gc():
+        for p in passes:
+            p.run(module_op, graphs)
 
 
 def partition(

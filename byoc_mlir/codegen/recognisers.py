@@ -8,7 +8,8 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
 - ``BIAS_ADD``: like ``ADD`` but one input is broadcast (a projected permutation with
   fewer results, e.g. ``(d0, d1) -> (d1)``);
 - ``RELU``: ``max(x, 0)``, either ``arith.maximumf`` or torch's ``cmpf ugt`` + ``select``;
-- ``CLAMP``: ``min(max(x, lo), hi)`` in either order, bounds constant.
+- ``CLAMP``: ``min(max(x, lo), hi)`` in either order, bounds constant;
+- ``GELU``: the erf form or the tanh approximation (one transcendental, its constant).
 
 All require parallel iterators and one identity-mapped output; dtype is not a
 recogniser's business (backend checks decide that).
@@ -218,15 +219,47 @@ def _unary_with_constant(op: ir.Operation, x: ir.Value) -> bool:
     )
 
 
+class _Gelu(Recogniser):
+    """GELU as frontends lower it: ``0.5*x*(1+erf(x/sqrt(2)))`` or the tanh approximation
+    ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))``. Recognised by its one transcendental,
+    arithmetic otherwise, and the constant that identifies the form."""
+
+    name = "gelu"
+    _ARITH = frozenset(
+        {"arith.mulf", "arith.addf", "arith.subf", "arith.divf", "arith.constant", "math.powf",
+         "math.fpowi", "math.sqrt"}
+    )  # fmt: skip
+    _SIGNATURE = {"math.erf": (0.70710678, 1.41421356), "math.tanh": (0.044715,)}
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+            return False
+        special = [o.name for o in view.body if o.name in self._SIGNATURE]
+        if len(special) != 1:
+            return False
+        if any(o.name not in self._ARITH and o.name not in self._SIGNATURE for o in view.body):
+            return False
+        constants = {
+            round(c, 5)
+            for o in view.body
+            for v in o.operands
+            if (c := _constant_value(v)) is not None
+        }
+        if 0.5 not in constants:
+            return False
+        return any(round(sig, 5) in constants for sig in self._SIGNATURE[special[0]])
+
+
 ADD = _Binary("add", ("arith.addf", "arith.addi"), broadcast=False, commutative=True)
 SUB = _Binary("sub", ("arith.subf", "arith.subi"), broadcast=False, commutative=False)
 MUL = _Binary("mul", ("arith.mulf", "arith.muli"), broadcast=False, commutative=True)
 BIAS_ADD = _Binary("bias_add", ("arith.addf", "arith.addi"), broadcast=True, commutative=True)
 RELU = _Relu()
 CLAMP = _Clamp()
+GELU = _Gelu()
 
 # Tried in this order; the forms are disjoint, the order only saves time.
-ALL: tuple[Recogniser, ...] = (BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB)
+ALL: tuple[Recogniser, ...] = (BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, GELU)
 
 
 def recognise(op: ir.Operation) -> Recogniser | None:
