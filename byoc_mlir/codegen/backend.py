@@ -128,7 +128,16 @@ def op(kind: object, *inputs: Pattern | _Wildcard, name: str | None = None) -> P
         inputs: patterns for the op's data inputs, in order (fewer than the op has is
             fine; the rest match anything). Commutative recognisers try both orders.
         name: a name for the matched op, available to checks as ``ctx.matches[name]``.
+
+    Raises:
+        TypeError: an input is not a pattern (a bare kind would silently match anything).
     """
+    for i, p in enumerate(inputs):
+        if not isinstance(p, Pattern | _Wildcard):
+            raise TypeError(
+                f"pattern input {i} of {kind_name(kind_key(kind))} is {p!r}; inputs are "
+                f"op(...) or ANY, e.g. op(linalg.MatmulOp) rather than linalg.MatmulOp"
+            )
     return Pattern(kind_key(kind), tuple(inputs), name)
 
 
@@ -201,6 +210,8 @@ class Backend:
             raise ValueError(f"backend {self.name}: composite {name!r} declared twice")
         if not isinstance(benefit, int) or isinstance(benefit, bool):
             raise TypeError(f"composite {name!r}: benefit must be an int")
+        if not isinstance(pattern, Pattern):
+            raise TypeError(f"composite {name!r}: the pattern must be built with op(...)")
         rule = CompositeRule(name, pattern, benefit, check)
         self.composites.append(rule)
         return rule

@@ -17,12 +17,15 @@ recogniser's business (backend checks decide that).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg
 
 GENERIC = linalg.GenericOp.OPERATION_NAME
+_CONSTANT = arith.ConstantOp.OPERATION_NAME
 _PARALLEL = "#linalg.iterator_type<parallel>"
 
 
@@ -35,7 +38,7 @@ class GenericView:
     all_parallel: bool
     identity: tuple[bool, ...]  # per operand map: the identity
     broadcast: tuple[bool, ...]  # per operand map: a projected permutation dropping dims
-    body: list[ir.Operation]  # without the terminator
+    body: list[ir.Operation]  # without the terminator and scalar constants
     yielded: list[ir.Value]
     args: list[ir.Value]
 
@@ -49,8 +52,11 @@ class GenericView:
         shape = _shape_facts(attrs["indexing_maps"], attrs["iterator_types"])
         block = op.regions[0].blocks[0]
         ops = [o.operation for o in block.operations]
+        # Constants inside the body (as torch-mlir and tosa-to-linalg emit them) are
+        # operands, not computation: recognisers read them through `_constant_value`.
+        body = [o for o in ops[:-1] if o.name != _CONSTANT]
         return GenericView(
-            op, segs[0], shape[0], shape[1], shape[2], ops[:-1],
+            op, segs[0], shape[0], shape[1], shape[2], body,
             list(ops[-1].operands), list(block.arguments),
         )  # fmt: skip
 
@@ -74,9 +80,10 @@ def _shape_facts(maps_attr: ir.Attribute, iters_attr: ir.Attribute) -> _ShapeFac
     facts = _SHAPE_CACHE.get(key)
     if facts is None:
         maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(maps_attr)]
+        ctx = maps_attr.context
         facts = (
             all(str(it) == _PARALLEL for it in ir.ArrayAttr(iters_attr)),
-            tuple(m == ir.AffineMap.get_identity(m.n_dims) for m in maps),
+            tuple(m == ir.AffineMap.get_identity(m.n_dims, context=ctx) for m in maps),
             tuple(m.is_projected_permutation and len(m.results) < m.n_dims for m in maps),
         )
         if len(_SHAPE_CACHE) > 4096:
@@ -88,7 +95,7 @@ def _shape_facts(maps_attr: ir.Attribute, iters_attr: ir.Attribute) -> _ShapeFac
 def _constant_value(v: ir.Value) -> float | None:
     """The float value of a scalar ``arith.constant`` (inside or outside the body)."""
     owner = v.owner
-    if not isinstance(owner, ir.OpView) or owner.operation.name != arith.ConstantOp.OPERATION_NAME:
+    if not isinstance(owner, ir.OpView) or owner.operation.name != _CONSTANT:
         return None
     attr = owner.operation.attributes["value"]
     if isinstance(attr, ir.FloatAttr):
@@ -221,33 +228,81 @@ def _unary_with_constant(op: ir.Operation, x: ir.Value) -> bool:
 
 class _Gelu(Recogniser):
     """GELU as frontends lower it: ``0.5*x*(1+erf(x/sqrt(2)))`` or the tanh approximation
-    ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))``. Recognised by its one transcendental,
-    arithmetic otherwise, and the constant that identifies the form."""
+    ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))``, in whatever op order.
+
+    The body is evaluated on sample inputs and compared with both definitions, so any
+    arrangement of the arithmetic matches and near misses (a missing ``x*``, a different
+    constant) do not.
+    """
 
     name = "gelu"
-    _ARITH = frozenset(
-        {"arith.mulf", "arith.addf", "arith.subf", "arith.divf", "arith.constant", "math.powf",
-         "math.fpowi", "math.sqrt"}
-    )  # fmt: skip
-    _SIGNATURE = {"math.erf": (0.70710678, 1.41421356), "math.tanh": (0.044715,)}
+    _SAMPLES = (-3.0, -1.3, -0.4, 0.0, 0.25, 0.9, 2.2, 4.0)
 
     def match_view(self, view: GenericView) -> bool:
         if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
             return False
-        special = [o.name for o in view.body if o.name in self._SIGNATURE]
-        if len(special) != 1:
+        if not any(o.name in ("math.erf", "math.tanh") for o in view.body):
             return False
-        if any(o.name not in self._ARITH and o.name not in self._SIGNATURE for o in view.body):
+        try:
+            got = [_evaluate(view, x) for x in self._SAMPLES]
+        except _NotEvaluable:
             return False
-        constants = {
-            round(c, 5)
-            for o in view.body
-            for v in o.operands
-            if (c := _constant_value(v)) is not None
-        }
-        if 0.5 not in constants:
-            return False
-        return any(round(sig, 5) in constants for sig in self._SIGNATURE[special[0]])
+        for reference in (_gelu_erf, _gelu_tanh):
+            if all(
+                abs(g - reference(x)) <= 1e-4 * (1 + abs(x))
+                for g, x in zip(got, self._SAMPLES, strict=True)
+            ):
+                return True
+        return False
+
+
+def _gelu_erf(x: float) -> float:
+    return 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _gelu_tanh(x: float) -> float:
+    return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+class _NotEvaluable(Exception):
+    pass
+
+
+_SCALAR_OPS: dict[str, Callable[..., float]] = {
+    "arith.mulf": lambda a, b: a * b,
+    "arith.addf": lambda a, b: a + b,
+    "arith.subf": lambda a, b: a - b,
+    "arith.divf": lambda a, b: a / b,
+    "arith.negf": lambda a: -a,
+    "math.erf": math.erf,
+    "math.tanh": math.tanh,
+    "math.sqrt": math.sqrt,
+    "math.powf": lambda a, b: a**b,
+    "math.fpowi": lambda a, b: a**b,
+}
+
+
+def _evaluate(view: GenericView, x: float) -> float:
+    """Evaluates a one-input scalar body at ``x`` (raises _NotEvaluable on other ops)."""
+    env: dict[ir.Value, float] = {view.args[0]: x}
+
+    def value(v: ir.Value) -> float:
+        if v in env:
+            return env[v]
+        c = _constant_value(v)
+        if c is None:
+            raise _NotEvaluable
+        return c
+
+    for op in view.body:
+        fn = _SCALAR_OPS.get(op.name)
+        if fn is None or len(op.results) != 1:
+            raise _NotEvaluable
+        try:
+            env[op.results[0]] = fn(*(value(v) for v in op.operands))
+        except (ArithmeticError, ValueError, TypeError):
+            raise _NotEvaluable from None
+    return value(view.yielded[0])
 
 
 ADD = _Binary("add", ("arith.addf", "arith.addi"), broadcast=False, commutative=True)

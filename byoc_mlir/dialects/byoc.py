@@ -60,7 +60,7 @@ def _str(attr: ir.Attribute) -> str:
 
 @cache
 def _str_array(names: tuple[str, ...], _ctx: ir.Context) -> ir.Attribute:
-    return ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names])
+    return ir.ArrayAttr.get([ir.StringAttr.get(n, context=_ctx) for n in names], context=_ctx)
 
 
 def set_accept(op: ir.Operation, backends: tuple[str, ...]) -> None:
@@ -79,7 +79,7 @@ def set_reject(op: ir.Operation, reasons: Mapping[str, str]) -> None:
 
 @lru_cache(maxsize=4096)
 def _reject_attr(items: tuple[tuple[str, str], ...], _ctx: ir.Context) -> ir.Attribute:
-    return ir.DictAttr.get({b: ir.StringAttr.get(r) for b, r in items})
+    return ir.DictAttr.get({b: ir.StringAttr.get(r, context=_ctx) for b, r in items}, context=_ctx)
 
 
 def get_reject(op: ir.Operation) -> dict[str, str]:
@@ -179,7 +179,7 @@ def set_reason(op: ir.Operation, reason: str) -> None:
 
 @lru_cache(maxsize=4096)
 def _string_attr(text: str, _ctx: ir.Context) -> ir.Attribute:
-    return ir.StringAttr.get(text)
+    return ir.StringAttr.get(text, context=_ctx)
 
 
 def get_reason(op: ir.Operation) -> str | None:

@@ -188,7 +188,9 @@ def _clonable(op: ir.Operation, options: OutlineOptions) -> bool:
     return True  # scalars
 
 
-def graph_clonable(graph: FunctionGraph, options: OutlineOptions) -> Callable[[ir.Value, ir.Operation], bool]:
+def graph_clonable(
+    graph: FunctionGraph, options: OutlineOptions
+) -> Callable[[ir.Value, ir.Operation], bool]:
     """`_clonable` memoised per free value of the graph (constants are read once)."""
     memo = graph.memo.setdefault(("clonable", options), {})
 

@@ -25,6 +25,7 @@ from byoc_mlir.codegen.backend import (
     kind_key,
 )
 from byoc_mlir.dialects import byoc
+from byoc_mlir.errors import ByocError
 from byoc_mlir.graph import ARG, FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
@@ -119,6 +120,8 @@ class CompositesPass(ModulePass):
     backends: tuple[str, ...] = ()
 
     def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
+        if not self.backends:
+            raise ByocError(f"{self.NAME} needs at least one backend (--backend NAME)")
         backends = registry.resolve(self.backends)
         for graph in graphs:
             next_id = 0

@@ -106,7 +106,10 @@ def _add_steps(
                 raise ByocError("--partition needs at least one --backend NAME")
             PartitionPass(tuple(backends)).add_to(pm)
         elif kind == "byoc":
-            PASSES[name].from_options(value or "", backends=tuple(backends)).add_to(pm)
+            pass_ = PASSES[name].from_options(value or "", backends=tuple(backends))
+            for backend in getattr(pass_, "backends", ()):
+                registry.get(backend)  # a typo in backends=... fails like --backend does
+            pass_.add_to(pm)
         elif name == "pipeline":
             try:
                 pm.add(value)
@@ -152,14 +155,14 @@ def run(argv: Sequence[str] | None = None) -> int:
             continue
         outputs.append(text)
         logs.append(log)
-    if failed and not outputs:
+    text = "\n// -----\n".join(outputs)
+    if failed:
+        # A failed run writes no file: an existing -o / --decision-log file keeps its
+        # content. Stdout still shows the chunks that worked, as mlir-opt prints them.
+        if outputs and args.output == "-":
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 1
-    _emit(
-        args,
-        "\n// -----\n".join(outputs),
-        logs[0] if len(logs) == 1 else "[" + ",".join(logs) + "]",
-    )
-    return 1 if failed else 0
+    return _emit(args, text, logs[0] if len(logs) == 1 else "[" + ",".join(logs) + "]")
 
 
 def _name_locations(module: ir.Module, name: str) -> None:
