@@ -26,8 +26,8 @@ import time
 
 from byoc_mlir import _compat
 from byoc_mlir.graph import function_graphs
-from byoc_mlir.pipeline import pause_gc
 from byoc_mlir.passes import AnnotatePass, CompositesPass, MergeRegionsPass, OutlinePass
+from byoc_mlir.pipeline import pause_gc
 
 D = 8  # feature width: small, so MLIR's parse/print do not swamp the partitioner
 
