@@ -241,7 +241,8 @@ class _Gelu(Recogniser):
     def match_view(self, view: GenericView) -> bool:
         if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
             return False
-        if not any(o.name in ("math.erf", "math.tanh") for o in view.body):
+        # Both forms need at least x*k, erf/tanh, 1+..., 0.5*x and the final product.
+        if len(view.body) < 4 or not any(o.name in ("math.erf", "math.tanh") for o in view.body):
             return False
         try:
             got = [_evaluate(view, x) for x in self._SAMPLES]
