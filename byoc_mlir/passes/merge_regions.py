@@ -290,7 +290,8 @@ class MergeRegionsPass(ModulePass):
     """Options:
     backends: priority order; empty keeps the order byoc-annotate recorded.
     min-size: regions with fewer ops go back to the host (reason recorded).
-    max-size: largest region in ops (0: unbounded).
+    max-size: largest region in ops (0: unbounded). A composite is never split, so one
+        composite larger than max-size still forms its own region.
     merge-siblings: also merge same-backend regions that share an input.
     """
 

@@ -116,15 +116,6 @@ POSITIVE: dict[str, tuple[Build, object]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(POSITIVE))
-def test_form_is_recognised(case: str) -> None:
-    build, expected = POSITIVE[case]
-    form, matches = _classify(build)
-    assert form is expected
-    # The forms are disjoint: exactly the expected recogniser matches.
-    assert [r for r, m in matches.items() if m] == [expected]
-
-
 # --- constants inside the body (as torch-mlir and tosa-to-linalg emit them) ---
 
 INNER_CONSTANT: dict[str, tuple[Build, object]] = {
@@ -140,11 +131,16 @@ INNER_CONSTANT: dict[str, tuple[Build, object]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(INNER_CONSTANT))
-def test_form_with_constant_inside_body_is_recognised(case: str) -> None:
-    build, expected = INNER_CONSTANT[case]
-    form, _ = _classify(build)
+POSITIVE.update(INNER_CONSTANT)  # same checks as the outer-constant forms
+
+
+@pytest.mark.parametrize("case", sorted(POSITIVE))
+def test_form_is_recognised(case: str) -> None:
+    build, expected = POSITIVE[case]
+    form, matches = _classify(build)
     assert form is expected
+    # The forms are disjoint: exactly the expected recogniser matches.
+    assert [r for r, m in matches.items() if m] == [expected]
 
 
 # --- near misses -----------------------------------------------------------------------------
