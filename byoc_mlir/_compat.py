@@ -187,6 +187,11 @@ def create_return(
     return ir.Operation.create(flavor.ret, operands=list(values), loc=loc, ip=ip)
 
 
+def is_public(op: ir.Operation) -> bool:
+    attrs = op.attributes
+    return "sym_visibility" not in attrs or ir.StringAttr(attrs["sym_visibility"]).value == "public"
+
+
 def callee_name(call_op: ir.Operation) -> str:
     return ir.FlatSymbolRefAttr(call_op.attributes["callee"]).value
 

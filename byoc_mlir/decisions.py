@@ -72,7 +72,8 @@ class DecisionLog:
                 continue
             name = _compat.symbol_name(op)
             ftype = _compat.function_type(op)
-            body = [o.operation for o in op.regions[0].blocks[0].operations]
+            blocks = op.regions[0].blocks
+            body = [o.operation for o in blocks[0].operations] if len(blocks) else [op]
             log.regions.append(
                 RegionEntry(
                     name=name,
@@ -86,6 +87,16 @@ class DecisionLog:
                 )
             )
         return log
+
+    def refresh_host_ops(self, module_op: ir.Operation) -> None:
+        """Re-reads the host ops (after codegen fallbacks put regions back on the host)."""
+        self.host_ops = DecisionLog.from_module(module_op).host_ops
+
+    def region(self, name: str) -> RegionEntry:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
         return {

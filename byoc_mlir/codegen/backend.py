@@ -158,16 +158,28 @@ class Backend:
     Args:
         name: the name users pass to ``--backend``; lower-case identifier.
         description: one line for listings.
-        codegen: the vendor hook that turns an outlined function into an artifact
-            (see `byoc_mlir.codegen`); ``None`` for a partition-only backend.
+        codegen: the vendor hook ``(RegionView, CodegenOptions) -> artifact`` (see
+            `byoc_mlir.codegen.hook`); ``None`` for a partition-only backend.
+        runtime: for the runtime route, ``payload -> callable(*arrays) -> arrays``; the
+            callable serves one region at run time.
+        version: part of the artifact cache key: bump it when codegen output changes.
     """
 
-    def __init__(self, name: str, description: str = "", codegen: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        codegen: Callable[..., Any] | None = None,
+        runtime: Callable[[bytes], Callable[..., Any]] | None = None,
+        version: str = "1",
+    ):
         if not _NAME.match(name):
             raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
         self.name = name
         self.description = description
         self.codegen = codegen
+        self.runtime = runtime
+        self.version = version
         self._support: dict[KindKey, list[Check]] = {}
         self.composites: list[CompositeRule] = []
 

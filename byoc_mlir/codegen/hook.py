@@ -1,0 +1,387 @@
+"""The codegen hook contract: what a vendor's hook receives and what it returns.
+
+A backend's ``codegen`` hook is called once per outlined function::
+
+    def codegen(region: RegionView, options: CodegenOptions) -> LinkedArtifact | RuntimeArtifact
+
+`RegionView` is a simple typed view of the outlined function (inputs, outputs, ops in
+program order with their kinds and composites, constants as numpy arrays); the MLIR op
+is there too for hooks that want it. The hook returns an artifact for one of two routes:
+
+- **linked** (`LinkedArtifact`): C source, an object file or LLVM bitcode defining one
+  function per `Kernel`. The toolkit builds it, and replaces the outlined function's
+  body by one ``flow.dispatch`` per kernel into a ``stream.executable`` that links the
+  code, so it runs inside IREE's scheduler. Kernel calling convention (C)::
+
+      void symbol(const T* arg0, size_t arg0_offset, ...,   // one pair per Kernel.args
+                  T* res0, size_t res0_offset, ...,         // one pair per Kernel.results
+                  size_t workgroup_id, size_t workgroup_count);
+
+  Offsets are in elements. Buffers are dense row-major. The kernel is called
+  ``workgroups`` times, possibly in parallel, with ids ``0..workgroup_count-1``; each
+  call must write a disjoint part of the results. Code must be freestanding (no libc,
+  no malloc, no threads): it is linked into IREE's embedded ELF executables.
+- **runtime** (`RuntimeArtifact`): payload bytes; at run time the backend's ``runtime``
+  factory turns the payload into a callable over numpy arrays, served to the compiled
+  module as a VM import. The outlined function becomes a bodiless declaration.
+
+A hook that raises, or returns anything else, puts that one region back on the host
+(per-region fallback); the reason is recorded in the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from iree.compiler import ir
+
+from byoc_mlir import _compat
+from byoc_mlir.codegen.backend import KindKey, classify, kind_name
+from byoc_mlir.dialects import byoc
+from byoc_mlir.graph import is_free
+
+_NUMPY_DTYPES = {
+    "f32": np.float32,
+    "f64": np.float64,
+    "f16": np.float16,
+    "i8": np.int8,
+    "i16": np.int16,
+    "i32": np.int32,
+    "i64": np.int64,
+    "i1": np.bool_,
+}
+_C_TYPES = {
+    "f32": "float",
+    "f64": "double",
+    "i8": "int8_t",
+    "i16": "int16_t",
+    "i32": "int32_t",
+    "i64": "int64_t",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A static tensor type: shape and MLIR element type name (``f32``)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @staticmethod
+    def of(t: ir.Type) -> TensorSpec:
+        if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
+            raise ValueError(f"expected a statically shaped tensor, got {t}")
+        return TensorSpec(tuple(t.shape), str(t.element_type))
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        if self.dtype not in _NUMPY_DTYPES:
+            raise ValueError(f"element type {self.dtype} has no numpy equivalent")
+        return np.dtype(_NUMPY_DTYPES[self.dtype])
+
+    @property
+    def c_type(self) -> str:
+        if self.dtype not in _C_TYPES:
+            raise ValueError(f"element type {self.dtype} has no C equivalent")
+        return _C_TYPES[self.dtype]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def mlir(self) -> str:
+        dims = "x".join(str(d) for d in self.shape)
+        return f"tensor<{dims}x{self.dtype}>" if self.shape else f"tensor<{self.dtype}>"
+
+
+@dataclass(frozen=True)
+class ValueRef:
+    """Where a kernel operand comes from: region argument ``index``, or result
+    ``result`` of kernel ``index`` (an earlier kernel of the same artifact)."""
+
+    source: Literal["arg", "kernel"]
+    index: int
+    result: int = 0
+
+    @staticmethod
+    def arg(i: int) -> ValueRef:
+        return ValueRef("arg", i)
+
+    @staticmethod
+    def kernel(k: int, r: int = 0) -> ValueRef:
+        return ValueRef("kernel", k, r)
+
+
+@dataclass(frozen=True)
+class RegionOp:
+    """One op of the region, in program order."""
+
+    op: ir.Operation
+    kind: KindKey
+    kind_name: str
+    composite: byoc.CompositeTag | None
+
+
+@dataclass
+class RegionView:
+    """A typed view of one outlined function, for codegen hooks.
+
+    Attributes:
+        name: the function's symbol, ``<backend>.<name>``.
+        symbol: ``name`` made a safe C identifier / file name (``backend_name``).
+        backend: the backend name.
+        func: the outlined function op (``func.func`` or ``util.func``).
+        inputs / outputs: the function's signature.
+        args: the entry block arguments (``inputs`` order).
+        results: the returned values (``outputs`` order).
+        ops: the compute ops in program order (constants and ``tensor.empty`` excluded).
+        composites: names of the composites inside, in order.
+        constants: every constant value defined in the function, as a numpy array.
+    """
+
+    name: str
+    symbol: str
+    backend: str
+    func: ir.Operation
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    args: list[ir.Value]
+    results: list[ir.Value]
+    ops: list[RegionOp]
+    composites: list[str]
+    constants: dict[ir.Value, np.ndarray] = field(default_factory=dict)
+
+    @staticmethod
+    def of(func: ir.Operation) -> RegionView:
+        name = _compat.symbol_name(func)
+        ftype = _compat.function_type(func)
+        block = func.regions[0].blocks[0]
+        body = [o.operation for o in block.operations]
+        ops: list[RegionOp] = []
+        constants: dict[ir.Value, np.ndarray] = {}
+        for op in body[:-1]:
+            if is_free(op):
+                array = constant_array(op)
+                if array is not None:
+                    constants[op.results[0]] = array
+                continue
+            kind = classify(op)
+            ops.append(RegionOp(op, kind, kind_name(kind), byoc.get_composite(op)))
+        return RegionView(
+            name=name,
+            symbol=c_identifier(name),
+            backend=byoc.get_target(func) or name.partition(".")[0],
+            func=func,
+            inputs=[TensorSpec.of(t) for t in ftype.inputs],
+            outputs=[TensorSpec.of(t) for t in ftype.results],
+            args=list(block.arguments),
+            results=list(body[-1].operands),
+            ops=ops,
+            composites=byoc.get_composites(func),
+            constants=constants,
+        )
+
+    def units(self) -> list[list[RegionOp]]:
+        """Ops grouped into units: each composite's members together, others alone."""
+        units: list[list[RegionOp]] = []
+        by_id: dict[int, list[RegionOp]] = {}
+        for rop in self.ops:
+            if rop.composite is None:
+                units.append([rop])
+            elif rop.composite.id in by_id:
+                by_id[rop.composite.id].append(rop)
+            else:
+                by_id[rop.composite.id] = [rop]
+                units.append(by_id[rop.composite.id])
+        return units
+
+
+def constant_array(op: ir.Operation) -> np.ndarray | None:
+    """The value of an ``arith.constant`` / ``tosa.const`` as numpy, None otherwise."""
+    attrs = op.attributes
+    key = "value" if "value" in attrs else "values" if "values" in attrs else None
+    if key is None:
+        return None
+    attr = attrs[key]
+    if isinstance(attr, ir.DenseElementsAttr):
+        return np.array(attr)
+    if isinstance(attr, ir.FloatAttr):
+        return np.array(attr.value, dtype=np.float32 if str(attr.type) == "f32" else np.float64)
+    if isinstance(attr, ir.IntegerAttr):
+        return np.array(attr.value)
+    return None
+
+
+def c_identifier(name: str) -> str:
+    """A symbol name made safe as a C identifier and a file name (no path, no quotes)."""
+    clean = "".join(c if c.isalnum() or c == "_" else "_" for c in name.replace(".", "_"))
+    clean = clean.strip("_") or "region"
+    if not clean.isascii():
+        clean = "".join(c if c.isascii() else "_" for c in clean)
+    return clean if not clean[0].isdigit() else f"r_{clean}"
+
+
+@dataclass(frozen=True)
+class CodegenOptions:
+    """What the toolkit tells a hook.
+
+    Attributes:
+        threads: how many threads run IREE's workers (a good workgroup count).
+        backend_options: free-form ``key=value`` options the user gave this backend.
+    """
+
+    threads: int = 2
+    backend_options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Kernel:
+    """One vendor function of a linked artifact; becomes one ``flow.dispatch``.
+
+    Attributes:
+        symbol: the C symbol (a C identifier).
+        args: the operands in signature order.
+        results: the tensors the kernel writes, in signature order.
+        workgroups: how many chunks IREE may run in parallel (>= 1).
+    """
+
+    symbol: str
+    args: list[ValueRef]
+    results: list[TensorSpec]
+    workgroups: int = 1
+
+
+@dataclass
+class LinkedArtifact:
+    """Vendor code linked into IREE dispatches. Give exactly one of ``c_source``,
+    ``object_path`` or ``bitcode_path``.
+
+    Attributes:
+        kernels: the kernels, in execution order (a kernel may read earlier kernels').
+        outputs: where each region output comes from.
+        c_source: C source; built with the system C compiler (freestanding flags).
+        object_path: a prebuilt ELF object (x86_64, freestanding, PIC).
+        bitcode_path: LLVM bitcode for the embedded ELF target.
+    """
+
+    kernels: list[Kernel]
+    outputs: list[ValueRef]
+    c_source: str | None = None
+    object_path: Path | None = None
+    bitcode_path: Path | None = None
+    route: Literal["linked"] = "linked"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "kernels": [
+                {
+                    "symbol": k.symbol,
+                    "args": [asdict(a) for a in k.args],
+                    "results": [{"shape": list(r.shape), "dtype": r.dtype} for r in k.results],
+                    "workgroups": k.workgroups,
+                }
+                for k in self.kernels
+            ],
+            "outputs": [asdict(o) for o in self.outputs],
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> LinkedArtifact:
+        return LinkedArtifact(
+            kernels=[
+                Kernel(
+                    k["symbol"],
+                    [ValueRef(**a) for a in k["args"]],
+                    [TensorSpec(tuple(r["shape"]), r["dtype"]) for r in k["results"]],
+                    k["workgroups"],
+                )
+                for k in data["kernels"]
+            ],
+            outputs=[ValueRef(**o) for o in data["outputs"]],
+        )
+
+
+@dataclass
+class RuntimeArtifact:
+    """A payload served at run time by the backend's ``runtime`` factory."""
+
+    payload: bytes
+    route: Literal["runtime"] = "runtime"
+
+
+Artifact = LinkedArtifact | RuntimeArtifact
+
+RuntimeFn = Callable[..., Sequence[np.ndarray]]
+"""What a backend's ``runtime(payload)`` returns: numpy arrays in, numpy arrays out
+(one per region output, matching `RegionView.outputs`)."""
+
+
+class ArtifactError(Exception):
+    """An artifact is malformed or does not build; its region falls back to the host."""
+
+
+def validate(artifact: object, view: RegionView) -> Artifact:
+    """Checks an artifact against its region. Raises ArtifactError with the reason."""
+    if isinstance(artifact, RuntimeArtifact):
+        if not isinstance(artifact.payload, bytes | bytearray):
+            raise ArtifactError("RuntimeArtifact.payload must be bytes")
+        return artifact
+    if not isinstance(artifact, LinkedArtifact):
+        raise ArtifactError(
+            f"the hook returned {type(artifact).__name__}, expected LinkedArtifact or "
+            f"RuntimeArtifact"
+        )
+    sources = [artifact.c_source, artifact.object_path, artifact.bitcode_path]
+    if sum(s is not None for s in sources) != 1:
+        raise ArtifactError("give exactly one of c_source, object_path, bitcode_path")
+    if not artifact.kernels:
+        raise ArtifactError("a linked artifact needs at least one kernel")
+    for k, kernel in enumerate(artifact.kernels):
+        if c_identifier(kernel.symbol) != kernel.symbol:
+            raise ArtifactError(f"kernel symbol {kernel.symbol!r} is not a C identifier")
+        if kernel.workgroups < 1:
+            raise ArtifactError(f"kernel {kernel.symbol}: workgroups must be >= 1")
+        if not kernel.results:
+            raise ArtifactError(f"kernel {kernel.symbol} writes no result")
+        for ref in kernel.args:
+            _check_ref(ref, k, artifact, view)
+    if len(artifact.outputs) != len(view.outputs):
+        raise ArtifactError(
+            f"{len(artifact.outputs)} outputs given, the region has {len(view.outputs)}"
+        )
+    for ref, spec in zip(artifact.outputs, view.outputs, strict=True):
+        _check_ref(ref, len(artifact.kernels), artifact, view)
+        got = _ref_spec(ref, artifact, view)
+        if got != spec:
+            raise ArtifactError(f"output {ref} is {got.mlir}, the region returns {spec.mlir}")
+    return artifact
+
+
+def _check_ref(ref: ValueRef, before: int, artifact: LinkedArtifact, view: RegionView) -> None:
+    if ref.source == "arg":
+        if not 0 <= ref.index < len(view.inputs):
+            raise ArtifactError(f"{ref} names a region argument that does not exist")
+    elif ref.source == "kernel":
+        if not 0 <= ref.index < before:
+            raise ArtifactError(f"{ref} names a kernel that has not run yet")
+        if not 0 <= ref.result < len(artifact.kernels[ref.index].results):
+            raise ArtifactError(f"{ref} names a kernel result that does not exist")
+    else:
+        raise ArtifactError(f"{ref}: source must be 'arg' or 'kernel'")
+
+
+def _ref_spec(ref: ValueRef, artifact: LinkedArtifact, view: RegionView) -> TensorSpec:
+    if ref.source == "arg":
+        return view.inputs[ref.index]
+    return artifact.kernels[ref.index].results[ref.result]
+
+
+def dumps(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)

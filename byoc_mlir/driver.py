@@ -1,0 +1,412 @@
+"""The compile driver: model → input phase → partition → codegen → IREE → bundle.
+
+    frontend ─► iree --compile-to=input ─► partition ─► codegen per region ─►
+    iree --compile-from=input ─► bundle (module.vmfb, artifacts/, payloads/, report.json)
+
+Per-region fallback: a hook that raises or returns garbage, an artifact that does not
+build, or one IREE cannot link puts that one region back on the host (inlined), with
+``fallback: codegen failed: <error>`` in the report; the build succeeds. With
+``fallback=False`` the first such failure is an error instead (for CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iree.compiler import CompilerToolError, compile_str, ir
+
+from byoc_mlir import _compat
+from byoc_mlir.codegen import build, linked, registry, runtime_route
+from byoc_mlir.codegen.backend import Backend
+from byoc_mlir.codegen.cache import ArtifactCache, cache_key, default_root
+from byoc_mlir.codegen.hook import (
+    CodegenOptions,
+    LinkedArtifact,
+    RegionView,
+    RuntimeArtifact,
+    TensorSpec,
+    c_identifier,
+    validate,
+)
+from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.dialects import byoc
+from byoc_mlir.errors import ByocError
+from byoc_mlir.outlining import inline_region
+from byoc_mlir.pipeline import PartitionOptions, partition
+from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, Compiled, spec_json
+
+BEST_CPU_FLAGS = (
+    "--iree-hal-target-device=local",
+    "--iree-hal-local-target-device-backends=llvm-cpu",
+    "--iree-llvmcpu-target-cpu=host",
+    "--iree-opt-level=O3",
+    "--iree-global-opt-use-im2col-for-convs",
+    "--iree-opt-data-tiling",
+)
+"""IREE at its best on this CPU: the baseline every speed-up is measured against."""
+
+HOST_ONLY = "none"
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Options of `compile`.
+
+    Attributes:
+        partition: region size limits, sibling merging, weight handling.
+        fallback: put a region whose codegen fails back on the host (else: error).
+        cache_dir: artifact cache directory; None disables the cache.
+        iree_flags: flags for both IREE phases (default: IREE's best CPU settings).
+        threads: worker threads (sizes kernels' workgroup counts).
+        backend_options: per backend, free-form ``key=value`` options for its hook.
+    """
+
+    partition: PartitionOptions = field(default_factory=PartitionOptions)
+    fallback: bool = True
+    cache_dir: Path | None = field(default_factory=default_root)
+    iree_flags: tuple[str, ...] = BEST_CPU_FLAGS
+    threads: int = os.cpu_count() or 1
+    backend_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def compile(  # noqa: A001 - the public name the design fixes
+    model: str | Path | bytes | ir.Module,
+    backends: Sequence[str | Backend] = (),
+    *,
+    out_dir: str | Path | None = None,
+    options: CompileOptions | None = None,
+) -> Compiled:
+    """Compiles a model with the given backends (priority = order) into a bundle.
+
+    Args:
+        model: a ``.mlir`` path (linalg, tosa or torch dialect; text or bytecode), MLIR
+            text, or an ``ir.Module``.
+        backends: backend names or values; empty or ``["none"]`` compiles host-only.
+        out_dir: where the bundle goes (default: a new temporary directory).
+        options: see `CompileOptions`.
+
+    Returns:
+        The loaded bundle; call it with numpy arrays. ``.report`` is the decision log.
+    """
+    options = options or CompileOptions()
+    names = [b if isinstance(b, str) else b.name for b in backends]
+    chosen = [] if names in ([], [HOST_ONLY]) else registry.resolve(backends)
+    if HOST_ONLY in names and chosen:
+        raise ByocError("'none' (host only) cannot be combined with other backends")
+    source, filename = _load(model)
+    final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
+    staging = _staging_dir(final)
+    try:
+        _build_bundle(source, filename, chosen, options, staging)
+        _publish(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Compiled(final)
+
+
+def _load(model: str | Path | bytes | ir.Module) -> tuple[str | bytes, str]:
+    if isinstance(model, ir.Module):
+        return model.operation.get_asm(binary=True), "<module>"
+    if isinstance(model, bytes):
+        return model, "<bytes>"
+    text = str(model)
+    if isinstance(model, Path) or (len(text) < 4096 and "\n" not in text and "{" not in text):
+        path = Path(text)
+        if path.suffix not in (".mlir", ".mlirbc"):
+            raise ByocError(
+                f"{path}: unsupported model file type '{path.suffix or '(none)'}' "
+                f"(valid: .mlir, .mlirbc; .onnx and PyTorch are not supported yet)"
+            )
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as err:
+            raise ByocError(f"cannot read {path}: {err.strerror}") from None
+    return text, "<string>"
+
+
+def _iree(source: str | bytes, args: Sequence[str], what: str) -> bytes:
+    try:
+        return compile_str(source, extra_args=list(args))  # type: ignore[no-any-return]
+    except CompilerToolError as err:
+        lines = [ln for ln in str(err).splitlines() if "error:" in ln][:3]
+        raise ByocError(f"IREE failed to {what}: " + ("; ".join(lines) or str(err)[:500])) from None
+
+
+def _build_bundle(
+    source: str | bytes,
+    filename: str,
+    backends: list[Backend],
+    options: CompileOptions,
+    bundle: Path,
+) -> None:
+    flags = list(options.iree_flags)
+    input_text = _iree(source, ["--compile-to=input", *flags], f"import {filename}")
+    text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
+    (bundle / "source.mlir").write_text(text)
+    context = _compat.new_context()
+    module = _compat.parse_module(text, context, filename)
+    module_op = module.operation
+    entry, inputs, outputs = _entry_signature(module_op)
+    log = DecisionLog()
+    served: list[dict[str, Any]] = []
+    originals: dict[str, str] = {}
+    with context, ir.Location.unknown():
+        if backends:
+            partition(module_op, backends, options.partition)
+            log = DecisionLog.from_module(module_op)
+            served = _codegen_all(module_op, log, options, bundle, originals)
+        vmfb = _compile_host(module_op, log, options, originals)
+        log.refresh_host_ops(module_op)
+    (bundle / "module.vmfb").write_bytes(vmfb)
+    (bundle / "report.json").write_text(log.dumps())
+    manifest = {
+        "version": BUNDLE_VERSION,
+        "entry": entry,
+        "module": "module.vmfb",
+        "inputs": [spec_json(s) for s in inputs],
+        "outputs": [spec_json(s) for s in outputs],
+        "served": served,
+        "backends": [b.name for b in backends],
+        "iree_flags": flags,
+        "source": "source.mlir",
+    }
+    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], list[TensorSpec]]:
+    public = []
+    for op in _compat.module_body(module_op).operations:
+        op = op.operation
+        if op.name in _compat.FLAVORS and _compat.is_public(op) and len(op.regions[0].blocks):
+            public.append(op)
+    if not public:
+        raise ByocError("the model has no public function to run")
+    names = [_compat.symbol_name(f) for f in public]
+    func = public[names.index("main")] if "main" in names else public[0]
+    ftype = _compat.function_type(func)
+    try:
+        inputs = [TensorSpec.of(t) for t in ftype.inputs]
+        outputs = [TensorSpec.of(t) for t in ftype.results]
+    except ValueError as err:
+        raise ByocError(
+            f"@{_compat.symbol_name(func)}: {err} (only static tensor signatures are supported)",
+            str(func.location),
+        ) from None
+    return _compat.symbol_name(func), inputs, outputs
+
+
+def _outlined(module_op: ir.Operation) -> list[ir.Operation]:
+    return [
+        op.operation
+        for op in _compat.module_body(module_op).operations
+        if op.operation.name in _compat.FLAVORS and byoc.get_target(op.operation) is not None
+    ]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def _codegen_all(
+    module_op: ir.Operation,
+    log: DecisionLog,
+    options: CompileOptions,
+    bundle: Path,
+    originals: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Runs every region's hook; applies its route or falls back. Returns served regions.
+
+    ``originals`` receives each offloaded region's original function text, so a failure
+    found later (IREE cannot link the artifact) can still put it back on the host.
+    """
+    cache = ArtifactCache(options.cache_dir)
+    served: list[dict[str, Any]] = []
+    (bundle / "artifacts").mkdir(exist_ok=True)
+    for func in _outlined(module_op):
+        view = RegionView.of(func)
+        entry = log.region(view.name)
+        backend = registry.get(view.backend)
+        if backend.codegen is None:
+            entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
+            continue
+        original = func.get_asm()
+        try:
+            route, artifact_file, serve = _codegen_region(
+                module_op, func, view, backend, options, cache, bundle
+            )
+        except Exception as err:  # noqa: BLE001 - any vendor failure degrades one region
+            if not options.fallback:
+                raise ByocError(
+                    f"codegen failed for @{view.name} ({backend.name}): {err}"
+                ) from None
+            reason = f"fallback: codegen failed: {_one_line(err)}"
+            _fallback(module_op, view.name, original, reason)
+            entry.status = reason
+            continue
+        entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
+        originals[view.name] = original
+        if serve is not None:
+            served.append(serve)
+    return served
+
+
+def _codegen_region(
+    module_op: ir.Operation,
+    func: ir.Operation,
+    view: RegionView,
+    backend: Backend,
+    options: CompileOptions,
+    cache: ArtifactCache,
+    bundle: Path,
+) -> tuple[str, str, dict[str, Any] | None]:
+    """Gets (from the cache or the hook) and applies one region's artifact."""
+    hook_options = CodegenOptions(
+        threads=options.threads, backend_options=dict(options.backend_options.get(backend.name, {}))
+    )
+    key = cache_key(
+        func.get_asm(print_generic_op_form=True),
+        backend.name,
+        backend.version,
+        {"threads": hook_options.threads, "options": dict(hook_options.backend_options)},
+    )
+    hit = cache.get(key)
+    stem = view.symbol
+    if hit is not None and hit.meta.get("route") == "linked":
+        art: LinkedArtifact | RuntimeArtifact = LinkedArtifact.from_json(hit.meta["artifact"])
+        obj = bundle / "artifacts" / f"{stem}{hit.meta['object_suffix']}"
+        shutil.copyfile(hit.file("object"), obj)
+        if "source" in hit.meta["files"]:
+            shutil.copyfile(hit.file("source"), bundle / "artifacts" / f"{stem}.c")
+    elif hit is not None and hit.meta.get("route") == "runtime":
+        art = RuntimeArtifact(hit.file("payload").read_bytes())
+    else:
+        art = validate(backend.codegen(view, hook_options), view)  # type: ignore[misc]
+        if isinstance(art, LinkedArtifact):
+            obj = _build_object(art, bundle / "artifacts", stem)
+            files = {"object": obj.read_bytes()}
+            if art.c_source is not None:
+                files["source"] = art.c_source.encode()
+            meta = {"route": "linked", "artifact": art.to_json(), "object_suffix": obj.suffix}
+            cache.put(key, files, meta)
+        else:
+            cache.put(key, {"payload": bytes(art.payload)}, {"route": "runtime"})
+    if isinstance(art, LinkedArtifact):
+        linked.rewrite(module_op, func, view, art, obj.resolve())
+        return "linked", f"artifacts/{obj.name}", None
+    payload_name = f"payloads/{stem}.bin"
+    (bundle / "payloads").mkdir(exist_ok=True)
+    (bundle / payload_name).write_bytes(art.payload)
+    runtime_route.declare(module_op, func, view)
+    module_name, function = runtime_route.import_name(view.name)
+    serve = {
+        "backend": module_name,
+        "function": function,
+        "payload": payload_name,
+        "inputs": [spec_json(s) for s in view.inputs],
+        "outputs": [spec_json(s) for s in view.outputs],
+    }
+    return "runtime", payload_name, serve
+
+
+def _build_object(art: LinkedArtifact, out_dir: Path, stem: str) -> Path:
+    if art.c_source is not None:
+        return build.compile_c(art.c_source, out_dir, stem)
+    given = Path(art.object_path or art.bitcode_path)  # type: ignore[arg-type]
+    suffix = ".o" if art.object_path is not None else ".bc"
+    target = out_dir / f"{stem}{suffix}"
+    try:
+        shutil.copyfile(given, target)
+    except OSError as err:
+        raise ByocError(f"artifact file {given} unreadable: {err.strerror}") from None
+    if suffix == ".o":
+        build.check_object(target)
+    return target
+
+
+def _fallback(module_op: ir.Operation, name: str, original: str, reason: str) -> None:
+    """Restores a region's original function (if rewritten) and inlines it back."""
+    body = _compat.module_body(module_op)
+    current = None
+    exe_name = f"{c_identifier(name)}_exe"
+    for op in list(body.operations):
+        op = op.operation
+        if "sym_name" not in op.attributes:
+            continue
+        sym = _compat.symbol_name(op)
+        if sym == name:
+            current = op
+        elif sym == exe_name and op.name == "stream.executable":
+            op.erase()
+    if current is not None and current.get_asm() != original:
+        linked._splice(module_op, current, "module {\n" + original + "\n}")
+    inline_region(module_op, name, reason)
+
+
+def _compile_host(
+    module_op: ir.Operation, log: DecisionLog, options: CompileOptions, originals: dict[str, str]
+) -> bytes:
+    """Compiles the host remainder; a region IREE cannot link falls back, then retry."""
+    flags = ["--compile-from=input", *options.iree_flags]
+    try:
+        return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
+    except ByocError as err:
+        linked_regions = [r for r in log.regions if r.route == "linked"]
+        if not linked_regions or not options.fallback:
+            raise
+        first_error = err
+    culprits = [r for r in linked_regions if not _links(module_op, r.name, flags)]
+    if not culprits:
+        raise first_error
+    for region in culprits:
+        reason = f"fallback: codegen failed: IREE could not link the artifact of {region.name}"
+        _fallback(module_op, region.name, originals[region.name], reason)
+        region.route, region.artifact, region.status = None, None, reason
+    return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
+
+
+def _links(module_op: ir.Operation, name: str, flags: list[str]) -> bool:
+    """Whether one rewritten region compiles on its own (its executable + function)."""
+    exe = f"{c_identifier(name)}_exe"
+    parts = []
+    for op in _compat.module_body(module_op).operations:
+        op = op.operation
+        if "sym_name" in op.attributes and _compat.symbol_name(op) in (name, exe):
+            parts.append(op.get_asm())
+    probe = "module {\n" + "\n".join(parts).replace(" private @", " public @") + "\n}"
+    try:
+        _iree(probe, flags, "probe")
+    except ByocError:
+        return False
+    return True
+
+
+def _staging_dir(final: Path) -> Path:
+    if final.exists() and not final.is_dir():
+        raise ByocError(f"{final} exists and is not a directory")
+    if final.is_dir() and any(final.iterdir()) and not (final / MANIFEST).exists():
+        raise ByocError(
+            f"{final} is a non-empty directory that is not a byoc_mlir bundle; "
+            f"refusing to overwrite it (choose another -o)"
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Moves the finished bundle into place; an old bundle there is replaced."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,217 @@
+"""Running a bundle: IREE's runtime plus the vendor VM modules of the runtime route.
+
+`Compiled` is what `byoc_mlir.compile` returns and what `byoc-run` loads: call it with
+numpy arrays, get numpy arrays back. For runtime-route regions it rebuilds each vendor
+VM module from the payloads stored in the bundle and the backend found through its
+entry point; the payload is handed over once, at load.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from byoc_mlir.codegen import registry
+from byoc_mlir.codegen.hook import TensorSpec
+from byoc_mlir.errors import ByocError
+
+MANIFEST = "bundle.json"
+BUNDLE_VERSION = 1
+
+_HAL_ELEMENT_TYPES = {
+    "f32": "FLOAT_32",
+    "f64": "FLOAT_64",
+    "f16": "FLOAT_16",
+    "i8": "SINT_8",
+    "i16": "SINT_16",
+    "i32": "SINT_32",
+    "i64": "SINT_64",
+    "i1": "BOOL_8",
+}
+
+
+def spec_json(spec: TensorSpec) -> dict[str, Any]:
+    return {"shape": list(spec.shape), "dtype": spec.dtype}
+
+
+def spec_from_json(data: dict[str, Any]) -> TensorSpec:
+    return TensorSpec(tuple(data["shape"]), data["dtype"])
+
+
+@dataclass(frozen=True)
+class ServedRegion:
+    """One runtime-route region: VM function name, payload file, signature."""
+
+    backend: str
+    function: str
+    payload: str  # path relative to the bundle
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def _vendor_module(
+    rt: Any, backend_name: str, regions: Sequence[ServedRegion], root: Path, device: Any
+) -> Any:
+    backend = registry.get(backend_name)
+    if backend.runtime is None:
+        raise ByocError(f"backend '{backend_name}' has runtime-route regions but no runtime")
+
+    class Served:  # the VM module's state object; one per context
+        def __init__(self, iface: Any) -> None:
+            self.iface = iface
+
+    iface = rt.PyModuleInterface(backend_name, Served)
+    for region in regions:
+        try:
+            payload = (root / region.payload).read_bytes()
+        except OSError as err:
+            raise ByocError(f"bundle {root}: payload {region.payload} unreadable: {err}") from None
+        fn = backend.runtime(payload)
+        iface.export(
+            region.function,
+            "0" + "r" * len(region.inputs) + "_" + "r" * len(region.outputs),
+            _serve(rt, fn, region, device),
+        )
+    return iface.create()
+
+
+def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
+    in_types = [(s.shape, s.numpy_dtype) for s in region.inputs]
+    out_specs = region.outputs
+    element_types = [getattr(rt.HalElementType, _HAL_ELEMENT_TYPES[s.dtype]) for s in out_specs]
+
+    def call(_self: Any, *refs: Any) -> Any:
+        # Zero-copy views of IREE's buffers; the runtime must not keep them.
+        arrays = [
+            r.deref(rt.HalBufferView).map().asarray(shape, dtype)
+            for r, (shape, dtype) in zip(refs, in_types, strict=True)
+        ]
+        results = fn(*arrays)
+        views = []
+        for res, spec, et in zip(results, out_specs, element_types, strict=True):
+            arr = np.ascontiguousarray(res, dtype=spec.numpy_dtype).reshape(spec.shape)
+            views.append(
+                device.allocator.allocate_buffer_copy(
+                    memory_type=rt.MemoryType.DEVICE_LOCAL,
+                    allowed_usage=rt.BufferUsage.DEFAULT,
+                    device=device,
+                    buffer=arr,
+                    element_type=et,
+                )
+            )
+        return views[0].ref if len(views) == 1 else tuple(v.ref for v in views)
+
+    return call
+
+
+_LIVE: weakref.WeakSet[Compiled] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Vendor VM modules hold Python objects in reference cycles; unless they are freed
+    # before the runtime's extension unloads, nanobind prints "leaked instance" noise.
+    for compiled in list(_LIVE):
+        compiled.close()
+    gc.collect()
+
+
+class Compiled:
+    """A compiled model: call it with numpy arrays.
+
+    Attributes:
+        bundle: the bundle directory (vmfb, artifacts, payloads, report.json).
+        report: the decision log (``report.json`` contents).
+        inputs / outputs: the entry function's signature.
+    """
+
+    def __init__(self, bundle: str | Path, driver: str = "local-task"):
+        import iree.runtime as rt
+
+        self.bundle = Path(bundle)
+        manifest_path = self.bundle / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as err:
+            raise ByocError(
+                f"{self.bundle} is not a byoc_mlir bundle ({MANIFEST}: {err})"
+            ) from None
+        if manifest.get("version") != BUNDLE_VERSION:
+            raise ByocError(
+                f"{manifest_path}: bundle version {manifest.get('version')} is not supported "
+                f"(expected {BUNDLE_VERSION}); recompile with byoc-compile"
+            )
+        self.manifest = manifest
+        self.entry: str = manifest["entry"]
+        self.inputs = [spec_from_json(s) for s in manifest["inputs"]]
+        self.outputs = [spec_from_json(s) for s in manifest["outputs"]]
+        report_path = self.bundle / "report.json"
+        self.report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        self._rt = rt
+        self._config = rt.Config(driver)
+        served: dict[str, list[ServedRegion]] = {}
+        for r in manifest.get("served", []):
+            region = ServedRegion(
+                r["backend"],
+                r["function"],
+                r["payload"],
+                tuple(spec_from_json(s) for s in r["inputs"]),
+                tuple(spec_from_json(s) for s in r["outputs"]),
+            )
+            served.setdefault(region.backend, []).append(region)
+        instance = self._config.vm_instance
+        vendor = [
+            _vendor_module(rt, name, regions, self.bundle, self._config.device)
+            for name, regions in sorted(served.items())
+        ]
+        vmfb = (self.bundle / manifest["module"]).read_bytes()
+        main = rt.VmModule.copy_buffer(instance, vmfb)
+        try:
+            self._context = rt.SystemContext(vm_modules=[*vendor, main], config=self._config)
+        except RuntimeError as err:
+            raise ByocError(f"cannot load {self.bundle}: {err}") from None
+        self._fn = self._context.modules.module[self.entry]
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Releases the runtime context (the object cannot be called afterwards)."""
+        for name in ("_fn", "_context", "_config"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Runs the entry function; returns one array per output (copies, safe to keep)."""
+        if len(arrays) != len(self.inputs):
+            raise ByocError(f"{self.entry} takes {len(self.inputs)} inputs, got {len(arrays)}")
+        args = []
+        for i, (a, spec) in enumerate(zip(arrays, self.inputs, strict=True)):
+            arr = np.ascontiguousarray(a, dtype=spec.numpy_dtype)
+            if arr.shape != spec.shape:
+                raise ByocError(
+                    f"input {i} of {self.entry} has shape {arr.shape}, expected {spec.shape}"
+                )
+            args.append(arr)
+        result = self._fn(*args)
+        results = result if isinstance(result, tuple | list) else [result]
+        # np.asarray on an IREE result is a view that does not keep the device buffer
+        # alive: copy, so outputs stay valid after later calls.
+        return [np.array(r, copy=True) for r in results]
+
+    def random_inputs(self, seed: int = 0) -> list[np.ndarray]:
+        """Seeded random inputs matching the signature (normal floats, small ints)."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for spec in self.inputs:
+            if spec.dtype.startswith("f"):
+                out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
+            else:
+                out.append(rng.integers(0, 8, size=spec.shape).astype(spec.numpy_dtype))
+        return out

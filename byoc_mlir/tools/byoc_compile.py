@@ -1,0 +1,114 @@
+"""``byoc-compile``: compile a model into a self-contained bundle directory.
+
+    byoc-compile model.mlir --backend ccompiler -o out/
+    byoc-compile model.mlir --backend jsonrt --backend ccompiler -o out/   # priority = order
+    byoc-compile model.mlir --backend none -o out/                          # host only
+
+The bundle holds ``module.vmfb``, the vendor artifacts it needs, ``report.json`` (the
+decision log) and ``bundle.json``; ``byoc-run out/`` runs it from anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from byoc_mlir.codegen.cache import default_root
+from byoc_mlir.driver import BEST_CPU_FLAGS, CompileOptions, compile
+from byoc_mlir.errors import ByocError
+from byoc_mlir.pipeline import PartitionOptions
+from byoc_mlir.tools.common import run_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="byoc-compile", description=__doc__.splitlines()[0])
+    p.add_argument("model", help="model file: .mlir / .mlirbc (linalg, tosa or torch dialect)")
+    p.add_argument(
+        "--backend",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="backend (repeat for several; priority = order); 'none' = host only",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="bundle directory")
+    p.add_argument("--min-size", type=int, default=1, help="smallest region kept (ops)")
+    p.add_argument("--max-size", type=int, default=0, help="largest region (ops; 0 = no limit)")
+    p.add_argument("--no-merge-siblings", action="store_true", help="do not merge siblings")
+    p.add_argument("--move-weights", action="store_true", help="clone weights into regions")
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="a region whose codegen fails is an error, not a host fallback (for CI)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not use the artifact cache")
+    p.add_argument("--cache-dir", type=Path, default=None, help=f"default: {default_root()}")
+    p.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="BACKEND:KEY=VALUE",
+        help="an option for one backend's codegen hook",
+    )
+    p.add_argument(
+        "--iree-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for both IREE phases (added to IREE's best CPU settings)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def _backend_options(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        backend, sep, rest = item.partition(":")
+        key, eq, value = rest.partition("=")
+        if not sep or not eq or not backend or not key:
+            raise ByocError(f"--backend-option '{item}' must look like BACKEND:KEY=VALUE")
+        out.setdefault(backend, {})[key] = value
+    return out
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cache = None if args.no_cache else (args.cache_dir or default_root())
+    options = CompileOptions(
+        partition=PartitionOptions(
+            min_size=args.min_size,
+            max_size=args.max_size,
+            merge_siblings=not args.no_merge_siblings,
+            move_weights=args.move_weights,
+        ),
+        fallback=not args.no_fallback,
+        cache_dir=cache,
+        iree_flags=BEST_CPU_FLAGS + tuple(args.iree_flag),
+        backend_options=_backend_options(args.backend_option),
+    )
+    start = time.perf_counter()
+    compiled = compile(args.model, args.backend, out_dir=args.output, options=options)
+    if not args.quiet:
+        regions = compiled.report.get("regions", [])
+        offloaded = [r for r in regions if r["status"] == "offloaded"]
+        fallbacks = [r for r in regions if r["status"].startswith("fallback")]
+        print(
+            f"{args.output}: {len(offloaded)} region(s) offloaded, {len(fallbacks)} fell back, "
+            f"{len(compiled.report.get('host_ops', []))} op(s) on the host "
+            f"({time.perf_counter() - start:.2f} s)"
+        )
+        for r in fallbacks:
+            print(f"  {r['name']}: {r['status']}", file=sys.stderr)
+    compiled.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_tool(run, argv)
+
+
+if __name__ == "__main__":
+    main()

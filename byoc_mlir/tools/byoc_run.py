@@ -1,0 +1,111 @@
+"""``byoc-run``: run a bundle made by byoc-compile.
+
+    byoc-run out/                              # seeded random inputs from the signature
+    byoc-run out/ --input x.npy --input w.npy  # inputs from .npy files, in order
+    byoc-run out/ --check                      # also run the host-only build and compare
+    byoc-run out/ --output results/            # save outputs as .npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from byoc_mlir.errors import ByocError
+from byoc_mlir.runtime import Compiled
+from byoc_mlir.tools.common import run_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="byoc-run", description=__doc__.splitlines()[0])
+    p.add_argument("bundle", type=Path, help="bundle directory from byoc-compile")
+    p.add_argument("--input", action="append", default=[], type=Path, metavar="FILE.npy")
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p.add_argument("--check", action="store_true", help="compare with the host-only build")
+    p.add_argument("--output", type=Path, metavar="DIR", help="save outputs as DIR/output_K.npy")
+    p.add_argument("--rtol", type=float, default=1e-4, help="--check: relative tolerance")
+    p.add_argument("--atol", type=float, default=1e-4, help="--check: absolute tolerance")
+    return p
+
+
+def _load_inputs(compiled: Compiled, files: Sequence[Path], seed: int) -> list[np.ndarray]:
+    if not files:
+        return compiled.random_inputs(seed)
+    if len(files) != len(compiled.inputs):
+        raise ByocError(
+            f"{compiled.entry} takes {len(compiled.inputs)} inputs, {len(files)} --input given"
+        )
+    arrays = []
+    for path, spec in zip(files, compiled.inputs, strict=True):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ByocError(f"cannot read {path} as .npy: {err}") from None
+        if arr.shape != spec.shape:
+            raise ByocError(f"{path}: shape {arr.shape}, expected {spec.shape} ({spec.mlir})")
+        arrays.append(arr.astype(spec.numpy_dtype, copy=False))
+    return arrays
+
+
+def host_reference(compiled: Compiled) -> Compiled:
+    """Compiles the bundle's source host-only with the same IREE flags."""
+    from byoc_mlir.driver import CompileOptions, compile
+
+    manifest = compiled.manifest
+    source = compiled.bundle / manifest["source"]
+    work = Path(tempfile.mkdtemp(prefix="byoc_check_"))
+    options = CompileOptions(cache_dir=None, iree_flags=tuple(manifest["iree_flags"]))
+    return compile(source.read_bytes(), ["none"], out_dir=work / "host", options=options)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    compiled = Compiled(args.bundle)
+    inputs = _load_inputs(compiled, args.input, args.seed)
+    outputs = compiled(*inputs)
+    for k, out in enumerate(outputs):
+        flat = out.reshape(-1)
+        preview = np.array2string(flat[:6], precision=5, separator=", ")
+        print(f"output {k}: {out.dtype}{list(out.shape)} {preview}{' ...' if flat.size > 6 else ''}")
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        for k, out in enumerate(outputs):
+            tmp = args.output / f".output_{k}.npy.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                np.save(f, out)
+            os.replace(tmp, args.output / f"output_{k}.npy")
+    code = 0
+    if args.check:
+        reference = host_reference(compiled)(*inputs)
+        report = []
+        for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
+            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            max_abs = float(diff.max()) if diff.size else 0.0
+            scale = np.maximum(np.abs(want.astype(np.float64)), 1e-30)
+            max_rel = float((diff / scale).max()) if diff.size else 0.0
+            ok = bool(np.allclose(got, want, rtol=args.rtol, atol=args.atol))
+            report.append({"output": k, "max_abs": max_abs, "max_rel": max_rel, "ok": ok})
+            print(
+                f"check output {k}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "
+                f"({'ok' if ok else 'MISMATCH'} at rtol={args.rtol}, atol={args.atol})"
+            )
+            if not ok:
+                code = 1
+        if args.output is not None:
+            (args.output / "check.json").write_text(json.dumps(report, indent=1))
+    compiled.close()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_tool(run, argv)
+
+
+if __name__ == "__main__":
+    main()
