@@ -7,6 +7,8 @@ function ``@<backend>.<name>``. See README.md.
 
 from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
 from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.driver import CompileOptions, compile
+from byoc_mlir.runtime import Compiled
 from byoc_mlir.errors import ByocError
 from byoc_mlir.pipeline import PartitionOptions, partition
 
@@ -15,9 +17,12 @@ __all__ = [
     "Backend",
     "ByocError",
     "CheckContext",
+    "CompileOptions",
+    "Compiled",
     "DecisionLog",
     "PartitionOptions",
     "Reject",
+    "compile",
     "op",
     "partition",
 ]

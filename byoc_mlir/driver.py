@@ -164,6 +164,8 @@ def _build_bundle(
             log = DecisionLog.from_module(module_op)
             served = _codegen_all(module_op, log, options, bundle, originals)
         vmfb = _compile_host(module_op, log, options, originals)
+        # What IREE compiled (after codegen rewriting): for inspection and lit tests.
+        (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
         log.refresh_host_ops(module_op)
     (bundle / "module.vmfb").write_bytes(vmfb)
     (bundle / "report.json").write_text(log.dumps())

@@ -203,7 +203,7 @@ class Compiled:
         results = result if isinstance(result, tuple | list) else [result]
         # np.asarray on an IREE result is a view that does not keep the device buffer
         # alive: copy, so outputs stay valid after later calls.
-        return [np.array(r, copy=True) for r in results]
+        return [np.asarray(r).copy() for r in results]
 
     def random_inputs(self, seed: int = 0) -> list[np.ndarray]:
         """Seeded random inputs matching the signature (normal floats, small ints)."""

@@ -90,8 +90,8 @@ class Entry:
 class ArtifactCache:
     """A directory of entries keyed by `cache_key`. ``root=None`` disables caching."""
 
-    def __init__(self, root: Path | None):
-        self.root = root
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
         self.hits = 0
         self.misses = 0
 

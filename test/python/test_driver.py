@@ -1,0 +1,333 @@
+"""The compile driver end to end with small in-test backends: both routes, per-region
+fallback (every failure kind), strict mode, the artifact cache, sanitising, bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from byoc_mlir import Backend, ByocError, CompileOptions, Compiled, compile
+from byoc_mlir.codegen import registry
+from byoc_mlir.codegen.checks import tensor_types
+from byoc_mlir.codegen.hook import (
+    Kernel,
+    LinkedArtifact,
+    RegionView,
+    RuntimeArtifact,
+    ValueRef,
+)
+from byoc_mlir.codegen.recognisers import ADD
+
+ID = "affine_map<(d0, d1) -> (d0, d1)>"
+
+
+def _generic(out: str, ins: list[str], body: str, t: str = "tensor<4x8xf32>") -> str:
+    maps = ", ".join([ID] * (len(ins) + 1))
+    args = ", ".join(f"%x{i}: f32" for i in range(len(ins)))
+    return (
+        f"  {out} = linalg.generic {{indexing_maps = [{maps}], iterator_types = "
+        f'["parallel", "parallel"]}} ins({", ".join(ins)} : {", ".join([t] * len(ins))}) '
+        f"outs(%e : {t}) {{\n  ^bb0({args}, %o: f32):\n    %r = {body}\n"
+        f"    linalg.yield %r : f32\n  }} -> {t}\n"
+    )
+
+
+def model(name: str = "main") -> str:
+    """add -> tanh -> add: two offloadable adds separated by a host tanh."""
+    return (
+        f'func.func @"{name}"(%a: tensor<4x8xf32>, %b: tensor<4x8xf32>) -> tensor<4x8xf32> {{\n'
+        "  %e = tensor.empty() : tensor<4x8xf32>\n"
+        + _generic("%s", ["%a", "%b"], "arith.addf %x0, %x1 : f32")
+        + _generic("%t", ["%s"], "math.tanh %x0 : f32")
+        + _generic("%u", ["%t", "%b"], "arith.addf %x0, %x1 : f32")
+        + "  return %u : tensor<4x8xf32>\n}\n"
+    )
+
+
+def expected(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.tanh(a + b) + b
+
+
+ADD_C = """#include <stddef.h>
+void {sym}(const float* a, size_t ao, const float* b, size_t bo, float* y, size_t yo,
+           size_t wg, size_t nwg) {{
+  a += ao; b += bo; y += yo;
+  size_t n = {n}, chunk = (n + nwg - 1) / nwg, lo = wg * chunk;
+  size_t hi = lo + chunk < n ? lo + chunk : n;
+  for (size_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+}}
+"""
+
+
+def add_kernel(
+    view: RegionView, source: str | None = None, symbol: str | None = None
+) -> LinkedArtifact:
+    sym = f"{view.symbol}_k0"
+    text = source if source is not None else ADD_C.format(sym=symbol or sym, n=view.outputs[0].size)
+    return LinkedArtifact(
+        [Kernel(sym, [ValueRef.arg(0), ValueRef.arg(1)], [view.outputs[0]], workgroups=3)],
+        [ValueRef.kernel(0)],
+        c_source=text,
+    )
+
+
+class Toy:
+    """A backend whose hook behaviour each test chooses; counts hook calls."""
+
+    def __init__(self, name: str, behaviour: str):
+        self.calls = 0
+        self.behaviour = behaviour
+        self.backend = Backend(name, f"toy ({behaviour})", codegen=self.hook, runtime=self.runtime)
+        self.backend.supports(ADD, check=tensor_types(("f32",), static=True))
+
+    def hook(self, view: RegionView, options: object) -> object:
+        self.calls += 1
+        b = self.behaviour
+        if b == "linked":
+            return add_kernel(view)
+        if b == "runtime":
+            return RuntimeArtifact(b"add")
+        if b == "raise":
+            raise RuntimeError("vendor compiler exploded")
+        if b == "garbage":
+            return "not an artifact"
+        if b == "bad_c":
+            return add_kernel(view, source="void oops( {")
+        if b == "libc":
+            return add_kernel(view, source="#include <string.h>\nvoid f(char* p){memcpy(p,p+1,3);}")
+        if b == "wrong_symbol":
+            return add_kernel(view, symbol="some_other_name")
+        if b == "first_fails" and self.calls == 1:
+            raise RuntimeError("only the first region fails")
+        if b == "first_fails":
+            return add_kernel(view)
+        raise AssertionError(b)
+
+    def runtime(self, payload: bytes) -> object:
+        assert payload == b"add"
+        return lambda a, b: [a + b]
+
+
+@pytest.fixture
+def toy(request: pytest.FixtureRequest) -> Iterator[Toy]:
+    t = Toy(f"toy_{request.param}", request.param)
+    registry.register(t.backend)
+    yield t
+    registry.unregister(t.backend.name)
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.mlir"
+    path.write_text(model())
+    return path
+
+
+def no_cache() -> CompileOptions:
+    return CompileOptions(cache_dir=None)
+
+
+def inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return (
+        rng.standard_normal((4, 8)).astype(np.float32),
+        rng.standard_normal((4, 8)).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("toy", ["linked", "runtime"], indirect=True)
+def test_both_routes_offload_and_match(toy: Toy, model_file: Path, tmp_path: Path) -> None:
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache())
+    regions = c.report["regions"]
+    assert [r["status"] for r in regions] == ["offloaded", "offloaded"]
+    assert {r["route"] for r in regions} == {toy.behaviour}
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+    host = (tmp_path / "b" / "host.mlir").read_text()
+    if toy.behaviour == "linked":
+        assert "flow.dispatch" in host and "hal.executable.objects" in host
+    else:
+        assert "flow.dispatch" not in host
+        assert len(json.loads((tmp_path / "b" / "bundle.json").read_text())["served"]) == 2
+
+
+@pytest.mark.parametrize(
+    "toy, why",
+    [
+        ("raise", "vendor compiler exploded"),
+        ("garbage", "expected LinkedArtifact or RuntimeArtifact"),
+        ("bad_c", "C compiler failed"),
+        ("libc", "freestanding"),
+        ("wrong_symbol", "IREE could not link"),
+    ],
+    indirect=["toy"],
+)
+def test_codegen_failure_falls_back_per_region(
+    toy: Toy, why: str, model_file: Path, tmp_path: Path
+) -> None:
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache())
+    statuses = [r["status"] for r in c.report["regions"]]
+    assert all(s.startswith("fallback: codegen failed: ") and why in s for s in statuses), statuses
+    reasons = [h["reason"] for h in c.report["host_ops"]]
+    assert sum(r.startswith("fallback: codegen failed:") for r in reasons) == 2
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("toy", ["first_fails"], indirect=True)
+def test_one_failure_degrades_only_its_region(toy: Toy, model_file: Path, tmp_path: Path) -> None:
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache())
+    statuses = [r["status"] for r in c.report["regions"]]
+    assert statuses[0].startswith("fallback: codegen failed: only the first region fails")
+    assert statuses[1] == "offloaded"
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("toy", ["raise"], indirect=True)
+def test_strict_mode_turns_fallback_into_an_error(
+    toy: Toy, model_file: Path, tmp_path: Path
+) -> None:
+    options = CompileOptions(cache_dir=None, fallback=False)
+    with pytest.raises(ByocError, match="codegen failed for @toy_raise.main_0"):
+        compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=options)
+    assert not (tmp_path / "b").exists()  # no half-written bundle
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
+
+
+@pytest.mark.parametrize("toy", ["linked"], indirect=True)
+def test_cache_rebuilds_nothing_for_an_unchanged_model(
+    toy: Toy, model_file: Path, tmp_path: Path
+) -> None:
+    options = CompileOptions(cache_dir=tmp_path / "cache")
+    compile(model_file, [toy.backend.name], out_dir=tmp_path / "b1", options=options).close()
+    assert toy.calls == 2
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b2", options=options)
+    assert toy.calls == 2  # both regions served from the cache
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+    # A damaged entry is never served: it is rebuilt.
+    entry = next(p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))
+    (entry / "object").write_bytes(b"garbage")
+    compile(model_file, [toy.backend.name], out_dir=tmp_path / "b3", options=options).close()
+    assert toy.calls == 3
+    # A changed region (different model) is a different key.
+    other = tmp_path / "other.mlir"
+    other.write_text(model().replace("4x8", "2x16"))
+    compile(other, [toy.backend.name], out_dir=tmp_path / "b4", options=options).close()
+    assert toy.calls == 5
+
+
+def _compile_in_subprocess(model_file: Path, out: Path, cache: Path) -> subprocess.CompletedProcess:
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from test_driver import Toy\n"
+        "from byoc_mlir import compile, CompileOptions\n"
+        "from byoc_mlir.codegen import registry\n"
+        "t = Toy('toy_linked', 'linked'); registry.register(t.backend)\n"
+        "c = compile(%r, ['toy_linked'], out_dir=%r, options=CompileOptions(cache_dir=%r))\n"
+        "assert [r['status'] for r in c.report['regions']] == ['offloaded'] * 2, c.report\n"
+        "print(t.calls)\n"
+    ) % (str(Path(__file__).parent), str(model_file), str(out), str(cache))
+    return subprocess.Popen(  # type: ignore[return-value]
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_cache_is_safe_between_processes(model_file: Path, tmp_path: Path) -> None:
+    procs = [
+        _compile_in_subprocess(model_file, tmp_path / f"b{i}", tmp_path / "c") for i in range(3)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)  # type: ignore[attr-defined]
+        assert p.returncode == 0, err  # type: ignore[attr-defined]
+    entries = [p for p in (tmp_path / "c").iterdir()]
+    assert len(entries) == 2 and not any(p.name.startswith(".") for p in entries)
+    for i in range(3):
+        c = Compiled(tmp_path / f"b{i}")
+        a, b = inputs()
+        np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("toy", ["linked"], indirect=True)
+@pytest.mark.parametrize("evil", ["../../x", 'a;system("rm -rf /")', "päth/with spaces"])
+def test_model_symbols_are_sanitised(toy: Toy, evil: str, tmp_path: Path) -> None:
+    path = tmp_path / "evil.mlir"
+    path.write_text(model(evil.replace('"', '\\"')))
+    out = tmp_path / "bundle"
+    c = compile(path, [toy.backend.name], out_dir=out, options=no_cache())
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and all(p.resolve().is_relative_to(out.resolve()) for p in files)
+    for p in (out / "artifacts").iterdir():
+        assert p.name.replace(".", "_").replace("_", "").isalnum(), p.name
+    source = next((out / "artifacts").glob("*.c")).read_text()
+    symbol = source.split("void", 1)[1].split("(", 1)[0].strip()
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol), symbol  # no quote, paren or ';'
+    assert not any(c in source for c in ';"') or "system(" not in source
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("toy", ["runtime"], indirect=True)
+def test_bundle_runs_after_being_moved(toy: Toy, model_file: Path, tmp_path: Path) -> None:
+    compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache()).close()
+    moved = tmp_path / "elsewhere" / "bundle"
+    shutil.copytree(tmp_path / "b", moved)
+    shutil.rmtree(tmp_path / "b")
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "elsewhere")
+    try:
+        c = Compiled("bundle")
+        a, b = inputs()
+        np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+    finally:
+        os.chdir(cwd)
+
+
+def test_host_only_and_refusing_to_clobber(model_file: Path, tmp_path: Path) -> None:
+    c = compile(model_file, ["none"], out_dir=tmp_path / "h", options=no_cache())
+    assert c.report["regions"] == [] and c.report["host_ops"] == []
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not lose me")
+    with pytest.raises(ByocError, match="not a byoc_mlir bundle"):
+        compile(model_file, ["none"], out_dir=precious, options=no_cache())
+    assert (precious / "thesis.txt").read_text() == "do not lose me"
+
+
+def test_cli_compile_run_check(model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    subprocess.run(
+        ["byoc-compile", str(model_file), "--backend", "testing", "-o", str(out), "--no-cache"],
+        check=True,
+        capture_output=True,
+    )
+    a, b = inputs()
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    run = subprocess.run(
+        ["byoc-run", str(out), "--input", str(tmp_path / "a.npy"), "--input",
+         str(tmp_path / "b.npy"), "--check", "--output", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "max abs error 0" in run.stdout
+    np.testing.assert_allclose(
+        np.load(tmp_path / "res" / "output_0.npy"), expected(a, b), rtol=1e-5
+    )
+    bad = subprocess.run(
+        ["byoc-run", str(out), "--input", str(tmp_path / "a.npy")], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "takes 2 inputs" in bad.stderr and "Traceback" not in bad.stderr
