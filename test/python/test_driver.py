@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from byoc_mlir import Backend, ByocError, CompileOptions, Compiled, compile
+from byoc_mlir import Backend, ByocError, Compiled, CompileOptions, compile
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.checks import tensor_types
 from byoc_mlir.codegen.hook import (
@@ -229,15 +229,16 @@ def test_cache_rebuilds_nothing_for_an_unchanged_model(
 
 def _compile_in_subprocess(model_file: Path, out: Path, cache: Path) -> subprocess.CompletedProcess:
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_driver import Toy\n"
         "from byoc_mlir import compile, CompileOptions\n"
         "from byoc_mlir.codegen import registry\n"
         "t = Toy('toy_linked', 'linked'); registry.register(t.backend)\n"
-        "c = compile(%r, ['toy_linked'], out_dir=%r, options=CompileOptions(cache_dir=%r))\n"
+        f"opts = CompileOptions(cache_dir={str(cache)!r})\n"
+        f"c = compile({str(model_file)!r}, ['toy_linked'], out_dir={str(out)!r}, options=opts)\n"
         "assert [r['status'] for r in c.report['regions']] == ['offloaded'] * 2, c.report\n"
         "print(t.calls)\n"
-    ) % (str(Path(__file__).parent), str(model_file), str(out), str(cache))
+    )
     return subprocess.Popen(  # type: ignore[return-value]
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -272,7 +273,7 @@ def test_model_symbols_are_sanitised(toy: Toy, evil: str, tmp_path: Path) -> Non
     source = next((out / "artifacts").glob("*.c")).read_text()
     symbol = source.split("void", 1)[1].split("(", 1)[0].strip()
     assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol), symbol  # no quote, paren or ';'
-    assert not any(c in source for c in ';"') or "system(" not in source
+    assert "system(" not in source
     a, b = inputs()
     np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
 
