@@ -77,10 +77,15 @@ def _vendor_module(
         fn = backend.runtime(payload)
         iface.export(
             region.function,
-            "0" + "r" * len(region.inputs) + "_" + "r" * len(region.outputs),
+            calling_convention(len(region.inputs), len(region.outputs)),
             _serve(rt, fn, region, device),
         )
     return iface.create()
+
+
+def calling_convention(n_inputs: int, n_outputs: int) -> str:
+    """The VM signature of an import taking/returning buffer views (``v``: none)."""
+    return "0" + ("r" * n_inputs or "v") + "_" + ("r" * n_outputs or "v")
 
 
 def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
@@ -107,6 +112,8 @@ def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
                     element_type=et,
                 )
             )
+        if not views:
+            return None
         return views[0].ref if len(views) == 1 else tuple(v.ref for v in views)
 
     return call

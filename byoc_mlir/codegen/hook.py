@@ -17,7 +17,8 @@ is there too for hooks that want it. The hook returns an artifact for one of two
                   T* res0, size_t res0_offset, ...,         // one pair per Kernel.results
                   size_t workgroup_id, size_t workgroup_count);
 
-  Offsets are in elements. Buffers are dense row-major. The kernel is called
+  Offsets are in elements. Buffers are dense row-major; a result buffer never aliases
+  an argument buffer (C ``restrict`` is safe). The kernel is called
   ``workgroups`` times, possibly in parallel, with ids ``0..workgroup_count-1``; each
   call must write a disjoint part of the results. Code must be freestanding (no libc,
   no malloc, no threads): it is linked into IREE's embedded ELF executables.
@@ -188,18 +189,23 @@ class RegionView:
         )
 
     def units(self) -> list[list[RegionOp]]:
-        """Ops grouped into units: each composite's members together, others alone."""
-        units: list[list[RegionOp]] = []
+        """Ops grouped into units (each composite's members together, others alone), in
+        a valid execution order: by each unit's last member, since only a unit's last
+        result is used outside it (composite members may interleave with other ops)."""
+        units: list[tuple[int, list[RegionOp]]] = []
         by_id: dict[int, list[RegionOp]] = {}
-        for rop in self.ops:
+        last: dict[int, int] = {}
+        for pos, rop in enumerate(self.ops):
             if rop.composite is None:
-                units.append([rop])
-            elif rop.composite.id in by_id:
-                by_id[rop.composite.id].append(rop)
-            else:
-                by_id[rop.composite.id] = [rop]
-                units.append(by_id[rop.composite.id])
-        return units
+                units.append((pos, [rop]))
+                continue
+            group = by_id.get(rop.composite.id)
+            if group is None:
+                group = by_id[rop.composite.id] = []
+            group.append(rop)
+            last[rop.composite.id] = pos
+        units += [(last[cid], group) for cid, group in by_id.items()]
+        return [group for _, group in sorted(units, key=lambda u: u[0])]
 
 
 def constant_array(op: ir.Operation) -> np.ndarray | None:

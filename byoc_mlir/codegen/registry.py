@@ -20,6 +20,8 @@ GROUP = "byoc_mlir.backends"
 _BUILTIN = {
     "testing": "byoc_mlir.codegen.testing:BACKEND",
     "testing_matmul": "byoc_mlir.codegen.testing:MATMUL_ONLY",
+    "jsonrt": "byoc_mlir.codegen.jsonrt:BACKEND",
+    "ccompiler": "byoc_mlir.codegen.ccompiler:BACKEND",
 }
 
 
@@ -71,3 +73,21 @@ def resolve(backends: Iterable[str | Backend]) -> list[Backend]:
             raise ByocError(f"backend '{backend.name}' is given twice")
         out.append(backend)
     return out
+
+
+def register(backend: Backend, replace: bool = False) -> None:
+    """Makes a backend defined in Python (not installed) discoverable by name, for this
+    process: notebooks, tests, and bundles whose runtime-route backend is not packaged.
+
+    Raises:
+        ByocError: the name is taken by a different backend and ``replace`` is False.
+    """
+    backends = available()
+    current = backends.get(backend.name)
+    if current is not None and current is not backend and not replace:
+        raise ByocError(f"backend '{backend.name}' is already registered ({current!r})")
+    backends[backend.name] = backend
+
+
+def unregister(name: str) -> None:
+    available().pop(name, None)

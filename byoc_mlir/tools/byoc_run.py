@@ -1,9 +1,9 @@
 """``byoc-run``: run a bundle made by byoc-compile.
 
-    byoc-run out/                              # seeded random inputs from the signature
-    byoc-run out/ --input x.npy --input w.npy  # inputs from .npy files, in order
-    byoc-run out/ --check                      # also run the host-only build and compare
-    byoc-run out/ --output results/            # save outputs as .npy
+byoc-run out/                              # seeded random inputs from the signature
+byoc-run out/ --input x.npy --input w.npy  # inputs from .npy files, in order
+byoc-run out/ --check                      # also run the host-only build and compare
+byoc-run out/ --output results/            # save outputs as .npy
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     for k, out in enumerate(outputs):
         flat = out.reshape(-1)
         preview = np.array2string(flat[:6], precision=5, separator=", ")
-        print(f"output {k}: {out.dtype}{list(out.shape)} {preview}{' ...' if flat.size > 6 else ''}")
+        print(
+            f"output {k}: {out.dtype}{list(out.shape)} {preview}{' ...' if flat.size > 6 else ''}"
+        )
     if args.output is not None:
         args.output.mkdir(parents=True, exist_ok=True)
         for k, out in enumerate(outputs):

@@ -1,0 +1,232 @@
+"""The ``ccompiler`` reference backend: readable C for the linked route.
+
+It runs f32, statically shaped matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF,
+any strides and dilations, no padding), fill, and the add/sub/mul, bias-add, relu and
+clamp generics, alone or fused: a matmul or convolution followed by bias-add, relu or
+clamp is one composite, computed in one loop nest. Its hook writes one C function per
+unit (`ccompiler_emit`); the toolkit builds the file freestanding and links it into
+IREE's dispatches. The generated C is meant to be read and copied by vendors.
+
+TOSA is not listed: the driver runs IREE's input conversion first, so regions arrive as
+linalg-on-tensors. The ``testing`` backend has the same support table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from iree.compiler import ir
+from iree.compiler.dialects import linalg
+
+from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
+from byoc_mlir.codegen.ccompiler_emit import (
+    ANCHORS,
+    emit_elementwise,
+    emit_fill,
+    flat_ok,
+    has_default_maps,
+)
+from byoc_mlir.codegen.ccompiler_writer import CFile, CodegenError, KernelWriter, Source
+from byoc_mlir.codegen.checks import all_of, tensor_types
+from byoc_mlir.codegen.hook import (
+    CodegenOptions,
+    Kernel,
+    LinkedArtifact,
+    RegionOp,
+    RegionView,
+    TensorSpec,
+    ValueRef,
+)
+from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
+
+__all__ = ["BACKEND", "CodegenError", "codegen"]
+
+CONTRACTIONS = (linalg.MatmulOp, linalg.BatchMatmulOp)
+CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
+ELEMENTWISE = (ADD, SUB, MUL, BIAS_ADD, RELU, CLAMP)
+_FILL = linalg.FillOp.OPERATION_NAME
+_FLAT_GRAIN = 1024
+"""Elements per workgroup at least, for flat loops (fills, elementwise kernels)."""
+
+
+def plain_layout(ctx: CheckContext) -> Reject | None:
+    """Refuses matmuls whose ``indexing_maps`` transpose or broadcast an operand."""
+    for member, _ in ctx.each_member():
+        if not has_default_maps(member):
+            return Reject(f"{member.name} with transposed or broadcast operands is not supported")
+    return None
+
+
+f32_static = tensor_types(("f32",), static=True)
+f32_plain = all_of(f32_static, plain_layout)
+
+
+# --- the hook --------------------------------------------------------------------------
+
+
+def codegen(region: RegionView, options: CodegenOptions) -> LinkedArtifact:
+    """Writes one C function per unit of ``region`` (see the module docstring).
+
+    Raises:
+        CodegenError: the region holds an op kind or form ccompiler does not emit; the
+            toolkit puts the region back on the host and reports the message.
+    """
+    return _RegionEmitter(region, options).run()
+
+
+class _RegionEmitter:
+    """Tracks where each tensor comes from while the region's kernels are written."""
+
+    def __init__(self, region: RegionView, options: CodegenOptions):
+        self.region = region
+        self.options = options
+        self.cfile = CFile(region.name)
+        self.args = {v: i for i, v in enumerate(region.args)}
+        self.produced: dict[ir.Value, ValueRef] = {}
+        self.sources: dict[ir.Value, Source] = {}
+        self.splats: dict[ir.Value, float] = {}
+        for rop in region.ops:  # fills of a constant scalar are splats, read for free
+            if rop.kind == _FILL:
+                value = region.constants.get(rop.op.operands[0])
+                if value is not None and value.ndim == 0:
+                    self.splats[rop.op.results[0]] = float(value)
+
+    def resolve(self, value: ir.Value) -> Source:
+        src = self.sources.get(value)
+        if src is None:
+            src = self._source(value)
+            self.sources[value] = src
+        return src
+
+    def _source(self, value: ir.Value) -> Source:
+        spec = TensorSpec.of(value.type)
+        if value in self.splats:
+            return Source(spec, splat=self.splats[value])
+        if value in self.produced:
+            return Source(spec, ref=self.produced[value])
+        if value in self.args:
+            return Source(spec, ref=ValueRef.arg(self.args[value]))
+        array = self.region.constants.get(value)
+        if array is not None:
+            flat = array.reshape(-1)
+            if flat.size and bool(np.all(flat == flat[0])):
+                return Source(spec, splat=float(flat[0]))
+            return Source(spec, constant=self.cfile.constant(array))
+        owner = value.owner
+        what = owner.operation.name if isinstance(owner, ir.OpView) else "a block argument"
+        raise CodegenError(f"{self.region.name}: a kernel reads a tensor defined by {what}")
+
+    def run(self) -> LinkedArtifact:
+        kernels: list[Kernel] = []
+        outputs = set(self.region.results)
+        for unit in self._units_in_dependency_order():
+            head = unit[0]
+            if head.kind == _FILL and len(unit) == 1 and head.op.results[0] not in outputs:
+                continue  # folded into its consumers as a splat
+            symbol = f"{self.region.symbol}_k{len(kernels)}"
+            result = unit[-1].op.results[0]
+            kernels.append(self._kernel(unit, symbol, len(kernels)))
+            self.produced[result] = ValueRef.kernel(len(kernels) - 1, 0)
+        refs = []
+        for value in self.region.results:
+            if value in self.produced:
+                refs.append(self.produced[value])
+            elif value in self.args:
+                refs.append(ValueRef.arg(self.args[value]))
+            else:
+                raise CodegenError(f"{self.region.name}: an output is not computed by a kernel")
+        if not kernels:
+            raise CodegenError(f"{self.region.name}: nothing to compute")
+        return LinkedArtifact(kernels=kernels, outputs=refs, c_source=self.cfile.render())
+
+    def _units_in_dependency_order(self) -> list[list[RegionOp]]:
+        """Units ordered by their last member: only a unit's last result leaves it, so a
+        unit reading another's result comes after it (members may interleave)."""
+        position = {id(rop): i for i, rop in enumerate(self.region.ops)}
+        units = self.region.units()
+        used_by: dict[ir.Value, set[int]] = {}
+        for u, unit in enumerate(units):
+            for rop in unit:
+                for v in rop.op.operands:
+                    used_by.setdefault(v, set()).add(u)
+        outputs = set(self.region.results)
+        for u, unit in enumerate(units):
+            for rop in unit[:-1]:
+                for r in rop.op.results:
+                    if r in outputs or used_by.get(r, {u}) != {u}:
+                        raise CodegenError(
+                            f"{rop.op.location}: {rop.kind_name} is fused, but its result "
+                            "is used outside its composite"
+                        )
+        return sorted(units, key=lambda unit: position[id(unit[-1])])
+
+    def _kernel(self, unit: list[RegionOp], symbol: str, k: int) -> Kernel:
+        head = unit[0]
+        rest = [(r.op, r.kind_name) for r in unit[1:]]
+        spec = TensorSpec.of(unit[-1].op.results[0].type)
+        names = " -> ".join(r.kind_name for r in unit)
+        title = f"{head.composite.name} ({names})" if head.composite is not None else names
+        if head.kind == _FILL and not rest:
+            w = KernelWriter(self.cfile, symbol, self.resolve, flat=True)
+            value = self.splats.get(head.op.results[0])
+            if value is None:
+                raise CodegenError(f"{head.op.location}: fill value is not a constant scalar")
+            extent = -(-emit_fill(w, spec, value) // _FLAT_GRAIN)
+        elif isinstance(head.kind, str) and head.kind in ANCHORS and _all_elementwise(unit[1:]):
+            w = KernelWriter(self.cfile, symbol, self.resolve)
+            extent = ANCHORS[head.kind](w, head.op, rest)
+        elif _all_elementwise(unit):
+            members = [(r.op, r.kind_name) for r in unit]
+            flat = flat_ok([m for m, _ in members], self.resolve)
+            w = KernelWriter(self.cfile, symbol, self.resolve, flat=flat)
+            extent = emit_elementwise(w, members)
+            extent = -(-extent // _FLAT_GRAIN) if flat else extent
+        else:
+            raise CodegenError(
+                f"{head.op.location}: ccompiler cannot generate code for {names} "
+                f"(it emits matmul, batch_matmul, conv2d, fill and "
+                f"{'/'.join(e.name for e in ELEMENTWISE)} generics)"
+            )
+        workgroups = max(1, min(self.options.threads * 4, extent))
+        doc = [
+            f"Kernel {k}: {title} -> {spec.mlir}.",
+            f"Declared with {workgroups} workgroups; any count works.",
+        ]
+        self.cfile.add_kernel(w.render(doc))
+        return Kernel(symbol, list(w.params), [spec], workgroups)
+
+
+def _all_elementwise(unit: list[RegionOp]) -> bool:
+    return all(r.kind in ELEMENTWISE for r in unit)
+
+
+# --- the backend -----------------------------------------------------------------------
+
+BACKEND = Backend(
+    "ccompiler",
+    "reference C codegen (linked route): f32 matmul, conv2d, fill, elementwise, fused",
+    codegen=codegen,
+)
+
+BACKEND.supports(*CONTRACTIONS, check=f32_plain)
+BACKEND.supports(*CONVS, linalg.FillOp, *ELEMENTWISE, check=f32_static)
+
+_EPILOGUES = {  # name: (pattern around the anchor, benefit)
+    "bias_relu": (lambda a: op(RELU, op(BIAS_ADD, a, ANY)), 3),
+    "bias_clamp": (lambda a: op(CLAMP, op(BIAS_ADD, a, ANY)), 3),
+    "bias": (lambda a: op(BIAS_ADD, a, ANY), 2),
+    "relu": (lambda a: op(RELU, a), 2),
+    "clamp": (lambda a: op(CLAMP, a), 2),
+}
+for _epilogue, (_wrap, _benefit) in _EPILOGUES.items():
+    for _conv in CONVS:
+        _layout = _conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
+        BACKEND.composite(
+            f"conv2d_{_epilogue}_{_layout}",
+            _wrap(op(_conv, name="conv")),
+            benefit=_benefit,
+            check=f32_static,
+        )
+    for _mm, _name in ((linalg.MatmulOp, "matmul"), (linalg.BatchMatmulOp, "batch_matmul")):
+        BACKEND.composite(
+            f"{_name}_{_epilogue}", _wrap(op(_mm, name="matmul")), benefit=_benefit, check=f32_plain
+        )
