@@ -106,6 +106,8 @@ def compile(  # noqa: A001 - the public name the design fixes
     try:
         _build_bundle(source, filename, chosen, options, staging)
         _publish(staging, final)
+        host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
+        host_mlir.write_text(host_mlir.read_text().replace(str(staging), str(final)))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
