@@ -45,9 +45,33 @@ class HostOpEntry:
 
 
 @dataclass
+class OpRecord:
+    """Where one compute op went, captured after merge-regions (before outlining).
+
+    ``id`` is ``<function>#<n>`` with ``n`` the op's position among the function's compute
+    ops (program order); it is what placement plans refer to.
+    """
+
+    id: str
+    function: str
+    op: str
+    kind: str
+    location: str
+    backend: str | None
+    region: str | None
+    composite: str | None
+    reason: str | None
+    flops: int
+    inputs: list[str]
+
+
+@dataclass
 class DecisionLog:
     regions: list[RegionEntry] = field(default_factory=list)
     host_ops: list[HostOpEntry] = field(default_factory=list)
+    ops: list[OpRecord] = field(default_factory=list)
+    """Every compute op (when captured by the pipeline): the graph behind reports,
+    pictures and placement plans."""
 
     @staticmethod
     def from_module(module_op: ir.Operation) -> DecisionLog:
@@ -99,11 +123,14 @@ class DecisionLog:
         raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": VERSION,
             "regions": [asdict(r) for r in self.regions],
             "host_ops": [asdict(h) for h in self.host_ops],
         }
+        if self.ops:
+            data["ops"] = [asdict(o) for o in self.ops]
+        return data
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)

@@ -35,7 +35,7 @@ from byoc_mlir.codegen.hook import (
     c_identifier,
     validate,
 )
-from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.outlining import inline_region
@@ -162,8 +162,10 @@ def _build_bundle(
     originals: dict[str, str] = {}
     with context, ir.Location.unknown():
         if backends:
-            partition(module_op, backends, options.partition)
+            records: list[OpRecord] = []
+            partition(module_op, backends, options.partition, records=records)
             log = DecisionLog.from_module(module_op)
+            log.ops = records
             served = _codegen_all(module_op, log, options, bundle, originals)
         vmfb = _compile_host(module_op, log, options, originals)
         # What IREE compiled (after codegen rewriting): for inspection and lit tests.

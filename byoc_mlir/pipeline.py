@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from byoc_mlir.codegen.backend import Backend
+from byoc_mlir import _compat, flops
+from byoc_mlir.codegen.backend import Backend, kind_name
+from byoc_mlir.decisions import OpRecord
+from byoc_mlir.dialects import byoc
+from byoc_mlir.errors import pretty_location
 from byoc_mlir.graph import FunctionGraph, function_graphs
 from byoc_mlir.passes import AnnotatePass, CompositesPass, MergeRegionsPass, ModulePass, OutlinePass
 
@@ -83,14 +87,78 @@ def pause_gc() -> Iterator[None]:
 
 
 def _run_shared(
-    module_op: ir.Operation, graphs: list[FunctionGraph], passes: list[ModulePass]
+    module_op: ir.Operation,
+    graphs: list[FunctionGraph],
+    passes: list[ModulePass],
+    records: list[OpRecord] | None = None,
 ) -> None:
-    """Runs passes over one set of graphs, tags kept in memory between them."""
+    """Runs passes over one set of graphs, tags kept in memory between them.
+
+    With ``records``, each compute op's placement is captured before outlining (the
+    last pass) moves ops away.
+    """
     for graph in graphs:
         graph.write_tags = False
     with pause_gc():
         for p in passes:
+            if records is not None and isinstance(p, OutlinePass):
+                records.extend(capture(graphs))
             p.run(module_op, graphs)
+        if records is not None:
+            _name_regions(module_op, records)
+
+
+def capture(graphs: list[FunctionGraph]) -> list[OpRecord]:
+    """Every compute op's placement, from graphs tagged by merge-regions."""
+    records: list[OpRecord] = []
+    for graph in graphs:
+        fname = _compat.symbol_name(graph.func)
+        kinds = graph.kinds()
+        ids = [f"{fname}#{i}" for i in range(len(graph.ops))]
+        for i, op in enumerate(graph.ops):
+            region = graph.region_of(i)
+            composite = graph.composite_of(i)
+            records.append(
+                OpRecord(
+                    id=ids[i],
+                    function=fname,
+                    op=op.name,
+                    kind=kind_name(kinds[i]),
+                    location=pretty_location(str(op.location)),
+                    backend=region[0] if region else None,
+                    region=f"{region[0]}:{region[1]}" if region else None,
+                    composite=composite.name if composite and region else None,
+                    reason=None if region else byoc.get_reason(op),
+                    flops=flops.estimate(op),
+                    inputs=[ids[p] for p in graph.preds[i]],
+                )
+            )
+    return records
+
+
+def _name_regions(module_op: ir.Operation, records: list[OpRecord]) -> None:
+    """Replaces ``backend:id`` region labels by the outlined functions' names."""
+    callers: dict[str, str] = {}
+    tags: dict[str, tuple[str, int]] = {}
+    for op in _compat.module_body(module_op).operations:
+        op = op.operation
+        if op.name not in _compat.FLAVORS:
+            continue
+        tag = byoc.get_region(op)
+        if tag is not None:
+            tags[_compat.symbol_name(op)] = tag
+            continue
+        if not len(op.regions[0].blocks):
+            continue
+        caller = _compat.symbol_name(op)
+        for inner in op.regions[0].blocks[0].operations:
+            inner = inner.operation
+            if inner.name in _compat.CALL_OPS:
+                callers[_compat.callee_name(inner)] = caller
+    names = {(callers.get(name, ""), f"{tag[0]}:{tag[1]}"): name for name, tag in tags.items()}
+    for r in records:
+        if r.region is not None:
+            r.region = names.get((r.function, r.region), r.region)
 
 
 def partition(
@@ -98,6 +166,7 @@ def partition(
     backends: Sequence[str | Backend],
     options: PartitionOptions | None = None,
     verify: bool = True,
+    records: list[OpRecord] | None = None,
 ) -> None:
     """Runs the whole partitioning pipeline on a module in place.
 
@@ -106,12 +175,13 @@ def partition(
         backends: names or `Backend` values, priority = order.
         options: region size limits, sibling merging, weight handling.
         verify: verify the module afterwards (raises ``ir.MLIRError`` on a bug).
+        records: if given, receives every compute op's placement (`OpRecord`).
     """
     # The passes build attributes and affine maps; they must live in the module's own
     # context, whatever context the caller has entered (or none).
     with module_op.context:
-        graphs = list(function_graphs(module_op))
-        for p in partition_passes(backends, options):
-            p.run(module_op, graphs)
+        with pause_gc():
+            graphs = list(function_graphs(module_op))
+        _run_shared(module_op, graphs, partition_passes(backends, options), records)
         if verify:
             module_op.verify()
