@@ -166,6 +166,9 @@ def _build_bundle(
             partition(module_op, backends, options.partition, records=records)
             log = DecisionLog.from_module(module_op)
             log.ops = records
+            # Regions outlined but still host code: what `byoc-run --per-region` compares
+            # each offloaded region against.
+            (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
             served = _codegen_all(module_op, log, options, bundle, originals)
         vmfb = _compile_host(module_op, log, options, originals)
         # What IREE compiled (after codegen rewriting): for inspection and lit tests.

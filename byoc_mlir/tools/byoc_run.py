@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--check", action="store_true", help="compare with the host-only build")
     p.add_argument("--output", type=Path, metavar="DIR", help="save outputs as DIR/output_K.npy")
+    p.add_argument(
+        "--per-region",
+        action="store_true",
+        help="with --check: run each offloaded region alone on its real inputs against its "
+        "host version and name the first one that differs",
+    )
     p.add_argument("--rtol", type=float, default=1e-4, help="--check: relative tolerance")
     p.add_argument("--atol", type=float, default=1e-4, help="--check: absolute tolerance")
     return p
@@ -64,8 +70,28 @@ def host_reference(compiled: Compiled) -> Compiled:
     return compile(source.read_bytes(), ["none"], out_dir=work / "host", options=options)
 
 
+def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list) -> int:
+    from byoc_mlir.bisect import check_regions, first_bad
+
+    checks = check_regions(args.bundle, inputs, rtol=args.rtol, atol=args.atol)
+    print(f"{'region':<32}{'backend':<12}{'route':<9}{'max abs':>11}{'max rel':>11}  result")
+    for c in checks:
+        verdict = "ok" if c.ok else "MISMATCH"
+        errors = f"{c.max_abs:>11.3g}{c.max_rel:>11.3g}"
+        print(f"{c.name:<32}{c.backend:<12}{c.route:<9}{errors}  {verdict}")
+    report.append({"regions": [c.__dict__ for c in checks]})
+    bad = first_bad(checks)
+    if bad is None:
+        print(f"all {len(checks)} offloaded region(s) match their host version")
+        return 0
+    print(f"first region that differs: {bad.name} ({bad.backend}, {bad.route} route)")
+    return 1
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.per_region and not args.check:
+        raise ByocError("--per-region needs --check")
     compiled = Compiled(args.bundle)
     inputs = _load_inputs(compiled, args.input, args.seed)
     outputs = compiled(*inputs)
@@ -99,6 +125,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             )
             if not ok:
                 code = 1
+        if args.per_region:
+            code = max(code, _per_region(args, inputs, report))
         if args.output is not None:
             (args.output / "check.json").write_text(json.dumps(report, indent=1))
     compiled.close()
