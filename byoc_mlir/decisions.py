@@ -2,7 +2,8 @@
 
 It is read back from the partitioned IR (the passes only tag), so it is the same whether
 the passes ran in one pipeline or one at a time through ``byoc-opt``. It is the data
-behind ``report.json``; `DecisionLog.to_json` gives that schema (version 1).
+behind ``report.json``; `DecisionLog.to_json` gives that schema (version 1, documented
+in ``docs/report.md``), with a ``summary`` section from `byoc_mlir.report`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from iree.compiler import ir
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, report
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import pretty_location
 from byoc_mlir.graph import function_graphs, is_free
@@ -63,6 +64,8 @@ class OpRecord:
     reason: str | None
     flops: int
     inputs: list[str]
+    types: str = ""
+    """Result types, comma-separated (placement plans check them against the model)."""
 
 
 @dataclass
@@ -116,6 +119,14 @@ class DecisionLog:
         """Re-reads the host ops (after codegen fallbacks put regions back on the host)."""
         self.host_ops = DecisionLog.from_module(module_op).host_ops
 
+    def fall_back(self, name: str, reason: str) -> None:
+        """Records that region ``name`` went back to the host: its entry and its ops."""
+        entry = self.region(name)
+        entry.route, entry.artifact, entry.status = None, None, reason
+        for o in self.ops:
+            if o.region == name:
+                o.backend, o.region, o.composite, o.reason = None, None, None, reason
+
     def region(self, name: str) -> RegionEntry:
         for r in self.regions:
             if r.name == name:
@@ -130,6 +141,7 @@ class DecisionLog:
         }
         if self.ops:
             data["ops"] = [asdict(o) for o in self.ops]
+        data["summary"] = report.summarize(data)
         return data
 
     def dumps(self) -> str:

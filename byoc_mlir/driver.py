@@ -22,7 +22,7 @@ from typing import Any
 
 from iree.compiler import CompilerToolError, compile_str, ir
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, frontends
 from byoc_mlir.codegen import build, linked, registry, runtime_route
 from byoc_mlir.codegen.backend import Backend
 from byoc_mlir.codegen.cache import ArtifactCache, cache_key, default_root
@@ -39,7 +39,10 @@ from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.outlining import inline_region
+from byoc_mlir.passes.strip_asserts import strip_asserts
 from byoc_mlir.pipeline import PartitionOptions, partition
+from byoc_mlir.plan import Plan, load_plan, write_atomic
+from byoc_mlir.progress import Progress
 from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, Compiled, spec_json
 
 BEST_CPU_FLAGS = (
@@ -66,6 +69,11 @@ class CompileOptions:
         iree_flags: flags for both IREE phases (default: IREE's best CPU settings).
         threads: worker threads (sizes kernels' workgroup counts).
         backend_options: per backend, free-form ``key=value`` options for its hook.
+        progress: show a progress bar on stderr when it is a terminal (the CLI's default).
+        plan: a placement plan file (see `byoc_mlir.plan`) to replay instead of choosing
+            regions; the backends come from the plan.
+        save_plan: write this build's placement plan there (as partitioned, before any
+            codegen fallback; atomically, once the bundle is published).
     """
 
     partition: PartitionOptions = field(default_factory=PartitionOptions)
@@ -74,64 +82,74 @@ class CompileOptions:
     iree_flags: tuple[str, ...] = BEST_CPU_FLAGS
     threads: int = os.cpu_count() or 1
     backend_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    progress: bool = False
+    plan: str | Path | None = None
+    save_plan: str | Path | None = None
 
 
 def compile(  # noqa: A001 - the public name the design fixes
-    model: str | Path | bytes | ir.Module,
+    model: str | Path | bytes | ir.Module | Any,
     backends: Sequence[str | Backend] = (),
     *,
     out_dir: str | Path | None = None,
     options: CompileOptions | None = None,
+    example_inputs: Sequence[Any] | None = None,
 ) -> Compiled:
     """Compiles a model with the given backends (priority = order) into a bundle.
 
     Args:
-        model: a ``.mlir`` path (linalg, tosa or torch dialect; text or bytecode), MLIR
-            text, or an ``ir.Module``.
+        model: a ``.mlir`` / ``.mlirbc`` path (linalg, tosa or torch dialect), an
+            ``.onnx`` path, MLIR text or bytes, an ``ir.Module``, an ``onnx.ModelProto``,
+            or a ``torch.nn.Module`` (with ``example_inputs``); see `byoc_mlir.frontends`.
         backends: backend names or values; empty or ``["none"]`` compiles host-only.
         out_dir: where the bundle goes (default: a new temporary directory).
         options: see `CompileOptions`.
+        example_inputs: a torch module's positional inputs (torch tensors or numpy
+            arrays): they fix the compiled signature. Only for torch modules.
 
     Returns:
         The loaded bundle; call it with numpy arrays. ``.report`` is the decision log.
     """
     options = options or CompileOptions()
     names = [b if isinstance(b, str) else b.name for b in backends]
+    if options.plan is not None:
+        planned = load_plan(options.plan).backends
+        if names and names != planned:
+            raise ByocError(
+                f"the placement plan {options.plan} is for backends "
+                f"{', '.join(planned) or '(none)'} (priority order), not {', '.join(names)}; "
+                f"give no backends (the plan's are used) or the same ones"
+            )
+        names, backends = list(planned), planned
     chosen = [] if names in ([], [HOST_ONLY]) else registry.resolve(backends)
+    if options.save_plan is not None and not chosen:
+        raise ByocError(
+            "saving a placement plan needs a backend (a host-only build places nothing)"
+        )
     if HOST_ONLY in names and chosen:
         raise ByocError("'none' (host only) cannot be combined with other backends")
-    source, filename = _load(model)
+    source, filename = _load(model, example_inputs)
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
     staging = _staging_dir(final)
+    progress = Progress(options.progress, steps=3 if chosen else 2)
     try:
-        _build_bundle(source, filename, chosen, options, staging)
+        plan = _build_bundle(source, filename, chosen, options, staging, progress)
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
         host_mlir.write_text(host_mlir.read_text().replace(str(staging), str(final)))
+        if plan is not None and options.save_plan is not None:
+            write_atomic(Path(options.save_plan), plan.dumps())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        progress.close()
     return Compiled(final)
 
 
-def _load(model: str | Path | bytes | ir.Module) -> tuple[str | bytes, str]:
-    if isinstance(model, ir.Module):
-        return model.operation.get_asm(binary=True), "<module>"
-    if isinstance(model, bytes):
-        return model, "<bytes>"
-    text = str(model)
-    if isinstance(model, Path) or (len(text) < 4096 and "\n" not in text and "{" not in text):
-        path = Path(text)
-        if path.suffix not in (".mlir", ".mlirbc"):
-            raise ByocError(
-                f"{path}: unsupported model file type '{path.suffix or '(none)'}' "
-                f"(valid: .mlir, .mlirbc; .onnx and PyTorch are not supported yet)"
-            )
-        try:
-            return path.read_bytes(), str(path)
-        except OSError as err:
-            raise ByocError(f"cannot read {path}: {err.strerror}") from None
-    return text, "<string>"
+def _load(model: object, example_inputs: Sequence[Any] | None = None) -> tuple[str | bytes, str]:
+    source = frontends.load(model, example_inputs)
+    return source.data, source.name
 
 
 def _iree(source: str | bytes, args: Sequence[str], what: str) -> bytes:
@@ -148,28 +166,39 @@ def _build_bundle(
     backends: list[Backend],
     options: CompileOptions,
     bundle: Path,
-) -> None:
+    progress: Progress | None = None,
+) -> Plan | None:
+    """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
+    progress = progress or Progress(False, 0)
     flags = list(options.iree_flags)
+    progress.begin("import")
     input_text = _iree(source, ["--compile-to=input", *flags], f"import {filename}")
     text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
     (bundle / "source.mlir").write_text(text)
     context = _compat.new_context()
     module = _compat.parse_module(text, context, filename)
     module_op = module.operation
+    with context:
+        strip_asserts(module_op)  # frontends' runtime checks (one per BatchNorm): host-only
     entry, inputs, outputs = _entry_signature(module_op)
     log = DecisionLog()
     served: list[dict[str, Any]] = []
     originals: dict[str, str] = {}
+    plan: Plan | None = None
     with context, ir.Location.unknown():
         if backends:
             records: list[OpRecord] = []
-            partition(module_op, backends, options.partition, records=records)
+            progress.begin("partition")
+            partition(module_op, backends, options.partition, records=records, plan=options.plan)
+            if options.save_plan is not None:
+                plan = Plan.from_records(records, [b.name for b in backends])
             log = DecisionLog.from_module(module_op)
             log.ops = records
             # Regions outlined but still host code: what `byoc-run --per-region` compares
             # each offloaded region against.
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
-            served = _codegen_all(module_op, log, options, bundle, originals)
+            served = _codegen_all(module_op, log, options, bundle, originals, progress)
+        progress.begin("IREE compile")
         vmfb = _compile_host(module_op, log, options, originals)
         # What IREE compiled (after codegen rewriting): for inspection and lit tests.
         (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
@@ -188,6 +217,7 @@ def _build_bundle(
         "source": "source.mlir",
     }
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return plan
 
 
 def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], list[TensorSpec]]:
@@ -231,6 +261,7 @@ def _codegen_all(
     options: CompileOptions,
     bundle: Path,
     originals: dict[str, str],
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Runs every region's hook; applies its route or falls back. Returns served regions.
 
@@ -240,7 +271,8 @@ def _codegen_all(
     cache = ArtifactCache(options.cache_dir)
     served: list[dict[str, Any]] = []
     (bundle / "artifacts").mkdir(exist_ok=True)
-    for func in _outlined(module_op):
+    progress = progress or Progress(False, 0)
+    for func in progress.each(_outlined(module_op), lambda f: f"codegen {_compat.symbol_name(f)}"):
         view = RegionView.of(func)
         entry = log.region(view.name)
         backend = registry.get(view.backend)
@@ -259,7 +291,7 @@ def _codegen_all(
                 ) from None
             reason = f"fallback: codegen failed: {_one_line(err)}"
             _fallback(module_op, view.name, original, reason)
-            entry.status = reason
+            log.fall_back(view.name, reason)
             continue
         entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
         originals[view.name] = original
@@ -378,7 +410,7 @@ def _compile_host(
     for region in culprits:
         reason = f"fallback: codegen failed: IREE could not link the artifact of {region.name}"
         _fallback(module_op, region.name, originals[region.name], reason)
-        region.route, region.artifact, region.status = None, None, reason
+        log.fall_back(region.name, reason)
     return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
 
 
@@ -388,9 +420,13 @@ def _links(module_op: ir.Operation, name: str, flags: list[str]) -> bool:
     parts = []
     for op in _compat.module_body(module_op).operations:
         op = op.operation
-        if "sym_name" in op.attributes and _compat.symbol_name(op) in (name, exe):
+        if "sym_name" in op.attributes and _compat.symbol_name(op) == name:
+            # Only the region function goes public: the kernel declarations inside the
+            # executable must stay private (a public declaration does not verify).
+            parts.append(op.get_asm().replace(" private @", " public @", 1))
+        elif "sym_name" in op.attributes and _compat.symbol_name(op) == exe:
             parts.append(op.get_asm())
-    probe = "module {\n" + "\n".join(parts).replace(" private @", " public @") + "\n}"
+    probe = "module {\n" + "\n".join(parts) + "\n}"
     try:
         _iree(probe, flags, "probe")
     except ByocError:

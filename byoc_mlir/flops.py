@@ -1,8 +1,9 @@
 """Estimated floating-point operations of an op, from its static shapes.
 
 Good enough to say where the work is (a conv vs the bias add after it), not a cost
-model: matmul-like ops count 2 per multiply-accumulate, elementwise generics one per
-arithmetic body op per output element, data movement and fills count 0.
+model: matmul-like ops count 2 per multiply-accumulate, pooling one per window element,
+elementwise generics one per arithmetic body op per output element, data movement and
+fills count 0.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def estimate(op: ir.Operation) -> int:
             layout = _CONVS[name][1]
             reduction = math.prod(d for d, c in zip(w, layout, strict=True) if c != "f")
             return 2 * math.prod(out) * reduction
+        if name.startswith("linalg.pooling_"):  # one compare/add per window element
+            window, out = _shape(op.operands[1]), _shape(op.results[0])
+            if window is None or out is None:
+                return 0
+            return math.prod(out) * math.prod(window)
         if name == linalg.GenericOp.OPERATION_NAME:
             body = op.regions[0].blocks[0]
             arith_ops = sum(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from iree.compiler import ir
 
@@ -20,7 +21,15 @@ from byoc_mlir.decisions import OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import pretty_location
 from byoc_mlir.graph import FunctionGraph, function_graphs
-from byoc_mlir.passes import AnnotatePass, CompositesPass, MergeRegionsPass, ModulePass, OutlinePass
+from byoc_mlir.passes import (
+    AnnotatePass,
+    ApplyPlanPass,
+    CompositesPass,
+    MergeRegionsPass,
+    ModulePass,
+    OutlinePass,
+)
+from byoc_mlir.plan import result_types
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,18 @@ class PartitionOptions:
 
 
 def partition_passes(
-    backends: Sequence[str | Backend], options: PartitionOptions | None = None
+    backends: Sequence[str | Backend],
+    options: PartitionOptions | None = None,
+    plan: str | Path | None = None,
 ) -> list[ModulePass]:
-    """The four passes of ``--partition`` with the given backends (priority = order)."""
+    """The four passes of ``--partition`` with the given backends (priority = order).
+
+    With ``plan`` (a placement plan file), ``byoc-apply-plan`` replaces annotate,
+    composites and merge-regions; the backends come from the plan.
+    """
     o = options or PartitionOptions()
+    if plan is not None:
+        return [ApplyPlanPass(str(plan)), OutlinePass(o.move_weights, o.clone_limit)]
     names = tuple(b if isinstance(b, str) else b.name for b in backends)
     chosen = tuple(backends)
     return [
@@ -51,7 +68,12 @@ def partition_passes(
 
 @dataclass(frozen=True)
 class PartitionPass(ModulePass):
-    """Options: as `PartitionOptions`, plus backends (``--backend`` fills this)."""
+    """Options: as `PartitionOptions`, plus backends (``--backend`` fills this) and plan
+    (a placement plan file to replay instead of choosing; see `byoc_mlir.plan`).
+
+    ``records`` (not an option): a list that receives every compute op's placement
+    (`OpRecord`) on each run, for tools that report on the partition (``--report``).
+    """
 
     NAME = "byoc-partition"
     backends: tuple[str, ...] = ()
@@ -60,12 +82,17 @@ class PartitionPass(ModulePass):
     merge_siblings: bool = True
     move_weights: bool = False
     clone_limit: int = 16
+    plan: str = ""
+    records: list[OpRecord] | None = field(default=None, compare=False, metadata={"option": False})
 
     def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
         options = PartitionOptions(
             self.min_size, self.max_size, self.merge_siblings, self.move_weights, self.clone_limit
         )
-        _run_shared(module_op, graphs, partition_passes(self.backends, options))
+        if self.records is not None:
+            self.records.clear()
+        passes = partition_passes(self.backends, options, self.plan or None)
+        _run_shared(module_op, graphs, passes, self.records)
 
 
 @contextmanager
@@ -131,6 +158,7 @@ def capture(graphs: list[FunctionGraph]) -> list[OpRecord]:
                     reason=None if region else byoc.get_reason(op),
                     flops=flops.estimate(op),
                     inputs=[ids[p] for p in graph.preds[i]],
+                    types=result_types(op),
                 )
             )
     return records
@@ -167,6 +195,7 @@ def partition(
     options: PartitionOptions | None = None,
     verify: bool = True,
     records: list[OpRecord] | None = None,
+    plan: str | Path | None = None,
 ) -> None:
     """Runs the whole partitioning pipeline on a module in place.
 
@@ -176,12 +205,18 @@ def partition(
         options: region size limits, sibling merging, weight handling.
         verify: verify the module afterwards (raises ``ir.MLIRError`` on a bug).
         records: if given, receives every compute op's placement (`OpRecord`).
+        plan: a placement plan file (``--save-plan``) to replay instead of choosing
+            regions; ``backends`` is then ignored (the plan names its own).
+
+    Raises:
+        ByocError: the plan is malformed or stale, a backend refuses an op the plan puts
+            on it, or the plan's regions depend on each other in a cycle.
     """
     # The passes build attributes and affine maps; they must live in the module's own
     # context, whatever context the caller has entered (or none).
     with module_op.context:
         with pause_gc():
             graphs = list(function_graphs(module_op))
-        _run_shared(module_op, graphs, partition_passes(backends, options), records)
+        _run_shared(module_op, graphs, partition_passes(backends, options, plan), records)
         if verify:
             module_op.verify()

@@ -5,7 +5,10 @@ any strides and dilations, no padding), fill, and the add/sub/mul, bias-add, rel
 clamp generics, alone or fused: a matmul or convolution followed by bias-add, relu or
 clamp is one composite, computed in one loop nest. Its hook writes one C function per
 unit (`ccompiler_emit`); the toolkit builds the file freestanding and links it into
-IREE's dispatches. The generated C is meant to be read and copied by vendors.
+IREE's dispatches. The generated C is meant to be read and copied by vendors: plain
+loops, with matmuls and convolutions in register tiles the C compiler vectorises (the
+epilogue runs on the tile's accumulators before the one store), and ``restrict`` on
+every pointer since results never alias arguments.
 
 TOSA is not listed: the driver runs IREE's input conversion first, so regions arrive as
 linalg-on-tensors. The ``testing`` backend has the same support table.

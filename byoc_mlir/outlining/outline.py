@@ -126,7 +126,8 @@ def _schedule(graph: FunctionGraph, regions: list[_Region]) -> list[int] | None:
         first = graph.ops[regions[stuck[0]].nodes[0]] if stuck else graph.ops[0]
         raise ByocError(
             f"tagged regions depend on each other in a cycle ({names}); re-run "
-            f"byoc-merge-regions to form valid regions",
+            f"byoc-merge-regions to form valid regions (from a placement plan: give the "
+            f"ops region labels such that no region feeds one that feeds it back)",
             str(first.location),
         )
     anchors = [anchor[b] for b in order]
@@ -269,13 +270,20 @@ def _outline_region(
         if v not in mapping:
             mapping[v] = free.clone(ip=body_ip).results[0]  # free ops have one result
     composites: list[str] = []
+    units: dict[byoc.CompositeTag, list[ir.Operation]] = {}
     for n, member in zip(region.nodes, members, strict=True):
         block.append(member)
         tag = graph.composite_of(n)
-        if tag is not None and tag.name not in composites:
-            composites.append(tag.name)
+        if tag is not None:
+            units.setdefault(tag, []).append(member)
+            if tag.name not in composites:
+                composites.append(tag.name)
         if graph.write_tags:
             byoc.clear_member(member)
+    if not graph.write_tags:
+        # Tags kept in memory never reached the IR; codegen reads the fused units there.
+        for tag, unit in units.items():
+            byoc.set_composite(unit, tag)
     for owner, idx, v in rewrites:
         owner.operands[idx] = mapping[v]
     _compat.create_return(graph.flavor, outputs, body_ip, loc)

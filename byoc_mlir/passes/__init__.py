@@ -1,21 +1,33 @@
 """Python-defined passes, one per file; ``NAME`` == file name == lit test name."""
 
 from byoc_mlir.passes.annotate import AnnotatePass
+from byoc_mlir.passes.apply_plan import ApplyPlanPass
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.composites import CompositesPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
+from byoc_mlir.passes.strip_asserts import StripAssertsPass
 
 PASSES: dict[str, type[ModulePass]] = {
-    p.NAME: p for p in (AnnotatePass, CompositesPass, MergeRegionsPass, OutlinePass)
+    p.NAME: p
+    for p in (
+        AnnotatePass,
+        CompositesPass,
+        MergeRegionsPass,
+        OutlinePass,
+        ApplyPlanPass,
+        StripAssertsPass,
+    )
 }
 """Every byoc pass by its command-line name."""
 
 __all__ = [
     "PASSES",
     "AnnotatePass",
+    "ApplyPlanPass",
     "CompositesPass",
     "MergeRegionsPass",
     "ModulePass",
     "OutlinePass",
+    "StripAssertsPass",
 ]

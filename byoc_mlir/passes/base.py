@@ -39,9 +39,14 @@ class ModulePass:
 
     @classmethod
     def options(cls) -> dict[str, Any]:
-        """Option name (dashed) -> type."""
+        """Option name (dashed) -> type; fields with ``metadata={"option": False}`` are not
+        options (a Python-only hand-over, such as where to put results)."""
         hints = typing.get_type_hints(cls)
-        return {f.name.replace("_", "-"): hints[f.name] for f in dataclasses.fields(cls)}
+        return {
+            f.name.replace("_", "-"): hints[f.name]
+            for f in dataclasses.fields(cls)
+            if f.metadata.get("option", True)
+        }
 
     @classmethod
     def from_options(cls, text: str, **defaults: Any) -> ModulePass:
@@ -57,8 +62,9 @@ class ModulePass:
             if not eq and typ is not bool:
                 raise ByocError(f"pass {cls.NAME}: option '{key}' needs a value ({key}=...)")
             values[key.replace("-", "_")] = _parse_value(cls.NAME, key, typ, raw if eq else "true")
+        fields = {f.name for f in dataclasses.fields(cls) if f.metadata.get("option", True)}
         for name, value in defaults.items():
-            if name in {f.name for f in dataclasses.fields(cls)} and name not in values:
+            if name in fields and name not in values:
                 values[name] = value
         return cls(**values)
 

@@ -10,6 +10,7 @@ matches tag each member with ``byoc.composite``; merge-regions treats them as on
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from iree.compiler import ir
@@ -17,6 +18,7 @@ from iree.compiler.dialects import tosa
 
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import (
+    Backend,
     CheckContext,
     CompositeRule,
     KindKey,
@@ -124,49 +126,73 @@ class CompositesPass(ModulePass):
             raise ByocError(f"{self.NAME} needs at least one backend (--backend NAME)")
         backends = registry.resolve(self.backends)
         for graph in graphs:
-            next_id = 0
-            kinds = graph.kinds()
-            matcher = _Matcher(graph, kinds)
-            claimed: set[int] = set()
-            tags = [graph.composite_of(i) for i in range(len(kinds))]
-            for i, tag in enumerate(tags):
-                if tag is not None:  # from an earlier run: keep, never re-claim
-                    claimed.add(i)
-                    next_id = max(next_id, tag.id + 1)
-            candidates: list[tuple[int, int, int, CompositeRule, Match]] = []
-            present = set(kinds)
-            for priority, backend in enumerate(backends):
-                by_root: dict[KindKey, list[CompositeRule]] = {}
-                for rule in backend.composites:
-                    # A pattern naming a kind this function lacks cannot match anywhere.
-                    if all(p.kind in present for p in rule.pattern.walk()):
-                        by_root.setdefault(rule.pattern.kind, []).append(rule)
-                for i, kind in enumerate(kinds):
-                    for rule in by_root.get(kind, ()):
-                        m = matcher.match(rule.pattern, i)
-                        if m is not None:
-                            candidates.append((-rule.benefit, priority, i, rule, m))
-            candidates.sort(key=lambda c: (c[0], c[1], c[2]))
-            for _neg_benefit, priority, root, rule, m in candidates:
-                if claimed.intersection(m.members) or _leaks(graph, m):
-                    continue
-                backend = backends[priority]
-                if rule.check is not None:
-                    ctx = CheckContext(
-                        graph.ops[root],
-                        kinds[root],
-                        backend,
-                        matches={k: graph.ops[v] for k, v in m.named.items()},
-                        members=tuple(graph.ops[i] for i in m.members),
-                        member_operands=tuple(graph.operands[i] for i in m.members),
-                    )
-                    if rule.check(ctx) is not None:
-                        continue
-                claimed.update(m.members)
-                tag = byoc.CompositeTag(backend.name, rule.name, next_id, rule.benefit)
-                next_id += 1
-                for i in m.members:
-                    tags[i] = tag
-                if graph.write_tags:
-                    byoc.set_composite([graph.ops[i] for i in m.members], tag)
+            # Tags from an earlier run are kept and never re-claimed.
+            tags = [graph.composite_of(i) for i in range(len(graph.ops))]
+            match_composites(graph, backends, tags)
             graph.tags.composite = tags
+
+
+def match_composites(
+    graph: FunctionGraph,
+    backends: Sequence[Backend],
+    tags: list[byoc.CompositeTag | None],
+    allow: Callable[[str, str, list[int]], bool] | None = None,
+) -> None:
+    """Claims the winning matches of one function (see the module docstring).
+
+    Args:
+        graph: the function.
+        backends: in priority order.
+        tags: per node, its composite so far (None: free); updated in place. Written to
+            the IR too when the graph writes tags.
+        allow: ``(backend, composite name, members) -> bool``: whether a match may be
+            claimed at all (placement plans allow only what the plan names).
+    """
+    next_id = 0
+    kinds = graph.kinds()
+    matcher = _Matcher(graph, kinds)
+    claimed: set[int] = set()
+    for i, tag in enumerate(tags):
+        if tag is not None:
+            claimed.add(i)
+            next_id = max(next_id, tag.id + 1)
+    candidates: list[tuple[int, int, int, CompositeRule, Match]] = []
+    present = set(kinds)
+    for priority, backend in enumerate(backends):
+        by_root: dict[KindKey, list[CompositeRule]] = {}
+        for rule in backend.composites:
+            # A pattern naming a kind this function lacks cannot match anywhere.
+            if all(p.kind in present for p in rule.pattern.walk()):
+                by_root.setdefault(rule.pattern.kind, []).append(rule)
+        for i, kind in enumerate(kinds):
+            for rule in by_root.get(kind, ()):
+                m = matcher.match(rule.pattern, i)
+                if m is not None:
+                    candidates.append((-rule.benefit, priority, i, rule, m))
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+    for _neg_benefit, priority, root, rule, m in candidates:
+        backend = backends[priority]
+        if claimed.intersection(m.members):
+            continue
+        if allow is not None and not allow(backend.name, rule.name, m.members):
+            continue
+        if _leaks(graph, m):
+            continue
+        if rule.check is not None:
+            ctx = CheckContext(
+                graph.ops[root],
+                kinds[root],
+                backend,
+                matches={k: graph.ops[v] for k, v in m.named.items()},
+                members=tuple(graph.ops[i] for i in m.members),
+                member_operands=tuple(graph.operands[i] for i in m.members),
+            )
+            if rule.check(ctx) is not None:
+                continue
+        claimed.update(m.members)
+        tag = byoc.CompositeTag(backend.name, rule.name, next_id, rule.benefit)
+        next_id += 1
+        for i in m.members:
+            tags[i] = tag
+        if graph.write_tags:
+            byoc.set_composite([graph.ops[i] for i in m.members], tag)

@@ -4,7 +4,8 @@ Units (single ops, or whole composites) are visited in program order. Each unit 
 the first backend in priority order that accepts it; a unit joins the region of every
 producer with the same backend unless that would create a cycle. Optionally, regions of
 one backend that consume the same value (siblings) merge too, removing a boundary
-crossing. Regions smaller than ``min-size`` ops go back to the host.
+crossing. Regions smaller than ``min-size`` ops, and regions of nothing but
+``linalg.fill`` that only host ops read, go back to the host.
 
 **The region rule.** Contracting every region (and every host op) to one node must
 leave the dataflow graph acyclic. "No path leaves a region and re-enters it" is weaker:
@@ -22,10 +23,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iree.compiler import ir
+from iree.compiler.dialects import linalg
 
 from byoc_mlir.dialects import byoc
 from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
+
+_FILL = linalg.FillOp.OPERATION_NAME
+FILL_ONLY = "dropped: region only fills a tensor the host reads (the host fills it in place)"
+"""Why a region of nothing but ``linalg.fill`` that only host ops read stays on the host:
+offloading it buys a boundary crossing and nothing else, and a filled init arriving from
+outside a dispatch can stop IREE from distributing its consumer (seen with a max-pooling
+init on llvm-cpu: "write affecting operations on global resources...")."""
 
 
 @dataclass
@@ -244,7 +253,31 @@ def plan_regions(
                 plan.host[n] = why
         else:
             plan.regions.append((backend, nodes))
+    _drop_fills_for_the_host(graph, plan)
     return plan
+
+
+def _drop_fills_for_the_host(graph: FunctionGraph, plan: RegionPlan) -> None:
+    """Puts regions of nothing but ``linalg.fill`` read only by host ops back on the host."""
+    fill_only = [
+        k
+        for k, (_, nodes) in enumerate(plan.regions)
+        if all(graph.ops[n].name == _FILL for n in nodes)
+    ]
+    if not fill_only:
+        return
+    placed = {n for _, nodes in plan.regions for n in nodes}
+    consumers: dict[int, list[int]] = {}
+    for j, preds in enumerate(graph.preds):
+        for p in preds:
+            consumers.setdefault(p, []).append(j)
+    for k in reversed(fill_only):
+        nodes = plan.regions[k][1]
+        if any(c in placed and c not in nodes for n in nodes for c in consumers.get(n, ())):
+            continue  # it feeds another region: the crossing happens either way
+        del plan.regions[k]
+        for n in nodes:
+            plan.host[n] = FILL_ONLY
 
 
 def _merge_siblings(

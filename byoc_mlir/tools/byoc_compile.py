@@ -1,8 +1,11 @@
 """``byoc-compile``: compile a model into a self-contained bundle directory.
 
     byoc-compile model.mlir --backend ccompiler -o out/
+    byoc-compile model.onnx --backend ccompiler -o out/
     byoc-compile model.mlir --backend jsonrt --backend ccompiler -o out/   # priority = order
     byoc-compile model.mlir --backend none -o out/                          # host only
+    byoc-compile model.mlir --backend ccompiler --save-plan plan.json -o out/
+    byoc-compile model.mlir --plan plan.json -o out/          # replay an (edited) plan
 
 The bundle holds ``module.vmfb``, the vendor artifacts it needs, ``report.json`` (the
 decision log) and ``bundle.json``; ``byoc-run out/`` runs it from anywhere.
@@ -16,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from byoc_mlir import graph_view, report
 from byoc_mlir.codegen.cache import default_root
 from byoc_mlir.driver import BEST_CPU_FLAGS, CompileOptions, compile
 from byoc_mlir.errors import ByocError
@@ -25,15 +29,28 @@ from byoc_mlir.tools.common import run_tool
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="byoc-compile", description=__doc__.splitlines()[0])
-    p.add_argument("model", help="model file: .mlir / .mlirbc (linalg, tosa or torch dialect)")
+    p.add_argument(
+        "model", help="model file: .mlir / .mlirbc (linalg, tosa or torch dialect) or .onnx"
+    )
     p.add_argument(
         "--backend",
         action="append",
-        required=True,
+        default=[],
         metavar="NAME",
-        help="backend (repeat for several; priority = order); 'none' = host only",
+        help="backend (repeat for several; priority = order); 'none' = host only; "
+        "not needed with --plan",
     )
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="bundle directory")
+    p.add_argument(
+        "--save-plan",
+        metavar="FILE",
+        help="write the placement plan (which op goes where; JSON, editable) to FILE",
+    )
+    p.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="replay a placement plan (from --save-plan, maybe edited) instead of partitioning",
+    )
     p.add_argument("--min-size", type=int, default=1, help="smallest region kept (ops)")
     p.add_argument("--max-size", type=int, default=0, help="largest region (ops; 0 = no limit)")
     p.add_argument("--no-merge-siblings", action="store_true", help="do not merge siblings")
@@ -59,7 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FLAG",
         help="extra flag for both IREE phases (added to IREE's best CPU settings)",
     )
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; print nothing on success")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the offload summary (per backend, ops left on the host and why)",
+    )
+    p.add_argument(
+        "--graph",
+        metavar="FILE",
+        help="draw the dataflow, regions coloured by backend, host ops grey (.svg, .html, .dot)",
+    )
     return p
 
 
@@ -76,6 +103,10 @@ def _backend_options(items: Sequence[str]) -> dict[str, dict[str, str]]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.backend and not args.plan:
+        raise ByocError("byoc-compile needs --backend NAME (or --plan FILE)")
+    if args.graph:
+        graph_view.check_output(args.graph)  # before the compile, not after it
     cache = None if args.no_cache else (args.cache_dir or default_root())
     options = CompileOptions(
         partition=PartitionOptions(
@@ -88,6 +119,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         cache_dir=cache,
         iree_flags=BEST_CPU_FLAGS + tuple(args.iree_flag),
         backend_options=_backend_options(args.backend_option),
+        progress=not args.quiet,
+        plan=args.plan,
+        save_plan=args.save_plan,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)
@@ -102,6 +136,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         for r in fallbacks:
             print(f"  {r['name']}: {r['status']}", file=sys.stderr)
+        if args.save_plan:
+            print(f"placement plan written to {args.save_plan}")
+    if args.report:
+        print(report.summary(compiled.report), end="")
+    if args.graph:
+        graph_view.graph_of_report(args.graph, compiled.report, title=Path(args.model).name)
     compiled.close()
     return 0
 

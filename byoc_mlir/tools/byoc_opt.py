@@ -3,6 +3,8 @@
     byoc-opt model.mlir --backend testing --partition
     byoc-opt model.mlir --backend testing --byoc-annotate --byoc-merge-regions="min-size=2"
     cat model.mlir | byoc-opt --backend testing --partition --canonicalize --cse
+    byoc-opt model.mlir --backend testing --partition --save-plan plan.json
+    byoc-opt model.mlir --plan plan.json          # replay it (after editing, maybe)
 
 Passes run in the order given; MLIR's own passes (``--canonicalize``, ``--cse``,
 ``--symbol-dce``, ``--pass-pipeline=...``) mix in. The result goes to stdout (or ``-o``).
@@ -12,6 +14,7 @@ Errors are located diagnostics on stderr with exit code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -21,12 +24,13 @@ from typing import Any
 
 from iree.compiler import ir, passmanager
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, graph_view, report
 from byoc_mlir.codegen import registry
-from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.errors import ByocError
 from byoc_mlir.passes import PASSES
 from byoc_mlir.pipeline import PartitionPass
+from byoc_mlir.plan import load_plan, save_plan
 
 MLIR_PASSES = ("canonicalize", "cse", "symbol-dce", "inline")
 
@@ -63,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         const=("partition", "partition"),
         help="run the whole partitioning pipeline (annotate, composites, merge, outline)",
     )
+    p.add_argument(
+        "--plan",
+        action=_Step,
+        const=("partition", "plan"),
+        metavar="FILE",
+        help="replay a placement plan: byoc-apply-plan + byoc-outline over shared graphs",
+    )
+    p.add_argument(
+        "--save-plan",
+        metavar="FILE",
+        help="with --partition (or --plan): write the placement plan (which op goes where)",
+    )
     for name, cls in PASSES.items():
         opts = ", ".join(cls.options()) or "none"
         p.add_argument(
@@ -92,19 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decision-log", metavar="FILE", help="write the decision log (report.json schema)"
     )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the offload summary (per backend, ops left on the host and why) to stderr",
+    )
+    p.add_argument(
+        "--graph",
+        metavar="FILE",
+        help="with --partition (or --plan): draw the dataflow, regions coloured by backend "
+        "(.svg, .html or .dot)",
+    )
     p.add_argument("--list-backends", action="store_true", help="list discoverable backends")
     p.set_defaults(steps=[])
     return p
 
 
 def _add_steps(
-    pm: passmanager.PassManager, steps: Sequence[tuple[str, str, str]], backends: list[str]
+    pm: passmanager.PassManager,
+    steps: Sequence[tuple[str, str, str]],
+    backends: list[str],
+    records: list[OpRecord] | None = None,
 ) -> None:
     for kind, name, value in steps:
-        if kind == "partition":
+        if kind == "partition" and name == "plan":
+            PartitionPass(plan=value, records=records).add_to(pm)
+        elif kind == "partition":
             if not backends:
                 raise ByocError("--partition needs at least one --backend NAME")
-            PartitionPass(tuple(backends)).add_to(pm)
+            PartitionPass(tuple(backends), records=records).add_to(pm)
         elif kind == "byoc":
             pass_ = PASSES[name].from_options(value or "", backends=tuple(backends))
             for backend in getattr(pass_, "backends", ()):
@@ -127,6 +159,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     for name in args.backend:
         registry.get(name)  # unknown names fail before any work
+    if args.graph:
+        _check_graph(args)
+    if args.save_plan:
+        _check_save_plan(args)
     if args.input == "-":
         source, name = sys.stdin.read(), "<stdin>"
     else:
@@ -199,7 +235,8 @@ def _process(module: ir.Module, args: argparse.Namespace) -> tuple[str, str]:
     context = module.context
     with context, ir.Location.unknown():
         pm = passmanager.PassManager()
-        _add_steps(pm, args.steps, args.backend)
+        records: list[OpRecord] = []  # filled by --partition (single passes leave it empty)
+        _add_steps(pm, args.steps, args.backend, records)
         try:
             pm.run(module.operation)
         except ir.MLIRError as err:
@@ -210,8 +247,39 @@ def _process(module: ir.Module, args: argparse.Namespace) -> tuple[str, str]:
                 hint="reproduce with: byoc-opt " + " ".join(sys.argv[1:]),
             ) from None
         text = _compat.print_module(module)
-        log = DecisionLog.from_module(module.operation).dumps() if args.decision_log else ""
+        log = ""
+        if args.decision_log or args.report:
+            decisions = DecisionLog.from_module(module.operation)
+            decisions.ops = records
+            data = decisions.to_json()
+            log = json.dumps(data, indent=2)
+            if args.report:
+                print(report.summary(data), end="", file=sys.stderr)
+        if args.graph:
+            title = "" if args.input == "-" else Path(args.input).name
+            graph_view.write_graph(args.graph, records, title=title)
+        if args.save_plan:
+            _, name, value = [s for s in args.steps if s[0] == "partition"][-1]
+            backends = load_plan(value).backends if name == "plan" else args.backend
+            save_plan(records, backends, args.save_plan)
     return text, log
+
+
+def _check_graph(args: argparse.Namespace) -> None:
+    """``--graph`` draws one partitioned module: checked before any work."""
+    if not any(kind == "partition" for kind, _, _ in args.steps):
+        raise ByocError("--graph draws the partition: it needs --partition (or --plan)")
+    if args.split_input_file:
+        raise ByocError("--graph draws one module: it cannot be combined with --split-input-file")
+    graph_view.check_output(args.graph)
+
+
+def _check_save_plan(args: argparse.Namespace) -> None:
+    """``--save-plan`` records what one partition decided: checked before any work."""
+    if not any(kind == "partition" for kind, _, _ in args.steps):
+        raise ByocError("--save-plan saves the partition's placement: it needs --partition")
+    if args.split_input_file:
+        raise ByocError("--save-plan saves one module's plan: not with --split-input-file")
 
 
 def _emit(args: argparse.Namespace, text: str, log: str) -> int:

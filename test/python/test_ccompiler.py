@@ -4,9 +4,11 @@ Each test partitions a small linalg function for ``ccompiler``, calls the codege
 every outlined function, compiles the C into a shared library and runs the partitioned
 ``@main`` with the kernels standing in for the calls (the calling convention of
 `byoc_mlir.codegen.hook`). Every kernel runs three ways — its declared workgroups, one
-workgroup, and more workgroups than it has rows — with its buffers at nonzero offsets;
-all must agree with a numpy reference. Every source is also built with the freestanding
-flags of the linked route and must leave no symbol undefined.
+workgroup, and more workgroups than it has rows — with its buffers at nonzero offsets,
+and the C is built with several register tile sizes (`TILES`: the default, AVX-512's,
+and small odd ones that make tile edges overlap even on small shapes); all must agree
+with a numpy reference. Every source is also built with the freestanding flags of the
+linked route and must leave no symbol undefined.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ FREESTANDING = [
 ]  # fmt: skip
 OFFSET = 3
 """Every buffer is passed at this element offset, so ignoring offsets shows up."""
+TILES: list[tuple[str, ...]] = [
+    (),  # the source's defaults for the build machine (no -march here: 4 x 24)
+    ("-DTILE_M=6", "-DTILE_N=32"),  # the AVX-512 tile
+    ("-DTILE_M=3", "-DTILE_N=5"),  # odd sizes: tile edges overlap on small shapes
+]
+"""Register tile sizes every kernel is built and run with (``-D`` flags)."""
 
 
 # --- building IR ----------------------------------------------------------------------------
@@ -120,32 +128,38 @@ class CRunner:
 
     def __init__(self, root: Path):
         self.root = root
-        self._libs: dict[str, ctypes.CDLL] = {}
+        self._libs: dict[tuple[str, tuple[str, ...]], ctypes.CDLL] = {}
 
-    def library(self, source: str) -> ctypes.CDLL:
-        lib = self._libs.get(source)
+    def library(self, source: str, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+        lib = self._libs.get((source, defines))
         if lib is None:
             stem = self.root / f"region{len(self._libs)}"
             c_file = stem.with_suffix(".c")
             c_file.write_text(source)
-            _gcc(["-O2", "-shared", "-fPIC", "-o", str(stem.with_suffix(".so")), str(c_file)])
-            self._check_freestanding(c_file)
-            lib = self._libs[source] = ctypes.CDLL(str(stem.with_suffix(".so")))
+            so = str(stem.with_suffix(".so"))
+            _gcc(["-O2", "-shared", "-fPIC", *defines, "-o", so, str(c_file)])
+            self._check_freestanding(c_file, defines)
+            lib = self._libs[source, defines] = ctypes.CDLL(so)
         return lib
 
-    def _check_freestanding(self, c_file: Path) -> None:
+    def _check_freestanding(self, c_file: Path, defines: tuple[str, ...]) -> None:
         obj = c_file.with_suffix(".o")
-        flags = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
+        flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", *defines]
         _gcc([*FREESTANDING, *flags, "-c", "-o", str(obj), str(c_file)])
         undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True)
         assert undefined.stdout.strip() == "", f"{c_file}: undefined {undefined.stdout}"
 
     def run(
-        self, artifact: LinkedArtifact, inputs: Sequence[np.ndarray], count: Callable[[int], int]
+        self,
+        artifact: LinkedArtifact,
+        inputs: Sequence[np.ndarray],
+        count: Callable[[int], int],
+        defines: tuple[str, ...] = (),
     ) -> list[np.ndarray]:
-        """Runs the kernels in order; kernel k gets ``count(declared workgroups)`` calls."""
+        """Runs the kernels in order; kernel k gets ``count(declared workgroups)`` calls.
+        The source is built with ``defines`` (tile sizes)."""
         assert artifact.c_source is not None
-        lib = self.library(artifact.c_source)
+        lib = self.library(artifact.c_source, defines)
         results: list[list[np.ndarray]] = []
 
         def read(ref: ValueRef) -> np.ndarray:
@@ -209,7 +223,8 @@ class Offloaded:
         return artifact
 
     def run(self, runner: CRunner, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Runs ``@main`` with each call executed by its kernels (three ways, compared)."""
+        """Runs ``@main`` with each call executed by its kernels (three workgroup counts
+        and every `TILES` size, compared)."""
         main = functions(self.module)["main"]
         env: dict[ir.Value, np.ndarray] = dict(
             zip(main.regions[0].blocks[0].arguments, inputs, strict=True)
@@ -227,6 +242,11 @@ class Offloaded:
                 again = runner.run(artifact, args, count)
                 for a, b in zip(got, again, strict=True):
                     np.testing.assert_array_equal(a, b)
+            for tiles in TILES[1:]:  # tiles and plain loops sum in the same order
+                for count in (lambda declared: declared, lambda declared: declared * 2 + 3):
+                    again = runner.run(artifact, args, count, tiles)
+                    for a, b in zip(got, again, strict=True):
+                        np.testing.assert_array_equal(a, b)
             env.update(zip(op.results, got, strict=True))
         raise AssertionError("no terminator")
 
@@ -264,7 +284,12 @@ def _conv_ref(layout: str, x: np.ndarray, w: np.ndarray, strides, dilations) -> 
 # --- kernels, run -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("m", "k", "n"), [(4, 4, 4), (7, 13, 5)])
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    # smaller than any tile; rows but not columns for a tile; both, with overlapping
+    # edge tiles of rows and of columns; exact 6 x 32 tiles; more rows than 8 workgroups
+    [(4, 4, 4), (7, 13, 5), (33, 17, 19), (33, 17, 37), (12, 9, 64), (70, 5, 50)],
+)
 def test_matmul_bias_relu_folds_the_fill(runner: CRunner, m: int, k: int, n: int) -> None:
     fb = Builder(tensor_type((m, k)), tensor_type((k, n)), tensor_type((n,)))
     a, b, bias = fb.args
@@ -272,31 +297,37 @@ def test_matmul_bias_relu_folds_the_fill(runner: CRunner, m: int, k: int, n: int
     off = Offloaded(text)
     (kernel,) = off.only.kernels  # no kernel for the fill: the accumulator starts at 0
     assert kernel.args == [ValueRef.arg(0), ValueRef.arg(1), ValueRef.arg(2)]
-    assert kernel.workgroups == min(8, m)
+    assert kernel.workgroups == min(8, -(-m // 8))  # >= 8 rows each: whole tiles
     x, y, z = _inputs((m, k), (k, n), (n,))
     (got,) = off.run(runner, [x, y, z])
     _close(got, np.maximum(x.astype(np.float64) @ y + z, 0))
 
 
-def test_matmul_reads_a_non_fill_init(runner: CRunner) -> None:
-    fb = Builder(tensor_type((5, 3)), tensor_type((3, 6)), tensor_type((5, 6)))
+@pytest.mark.parametrize(("m", "k", "n"), [(5, 3, 6), (14, 3, 27)])
+def test_matmul_reads_a_non_fill_init(runner: CRunner, m: int, k: int, n: int) -> None:
+    fb = Builder(tensor_type((m, k)), tensor_type((k, n)), tensor_type((m, n)))
     text = fb.build(fb.matmul_into(*fb.args))
     off = Offloaded(text)
     (kernel,) = off.only.kernels
     assert len(kernel.args) == 3
-    x, y, init = _inputs((5, 3), (3, 6), (5, 6))
+    x, y, init = _inputs((m, k), (k, n), (m, n))
     (got,) = off.run(runner, [x, y, init])
     _close(got, init + x.astype(np.float64) @ y)
 
 
-def test_batch_matmul_bias_relu(runner: CRunner) -> None:
-    fb = Builder(tensor_type((3, 5, 4)), tensor_type((3, 4, 6)), tensor_type((6,)))
+@pytest.mark.parametrize(
+    ("batch", "m", "k", "n"),
+    # tiny; workgroup shares (7-8 rows) that start and end inside batches of 13 rows
+    [(3, 5, 4, 6), (3, 13, 4, 29)],
+)
+def test_batch_matmul_bias_relu(runner: CRunner, batch: int, m: int, k: int, n: int) -> None:
+    fb = Builder(tensor_type((batch, m, k)), tensor_type((batch, k, n)), tensor_type((n,)))
     a, b, bias = fb.args
     text = fb.build(fb.relu(fb.broadcast_add(fb.batch_matmul(a, b), bias, dim=2)))
     off = Offloaded(text)
     assert len(off.only.kernels) == 1
     assert off.views["ccompiler.main_0"].composites == ["batch_matmul_bias_relu"]
-    x, y, z = _inputs((3, 5, 4), (3, 4, 6), (6,))
+    x, y, z = _inputs((batch, m, k), (batch, k, n), (n,))
     (got,) = off.run(runner, [x, y, z])
     _close(got, np.maximum(np.matmul(x.astype(np.float64), y) + z, 0))
 
@@ -307,6 +338,12 @@ CONVS = [
     ("nchw_fchw", (1, 2, 9, 10), (3, 2, 2, 3), (2, 1), (1, 2)),
     ("nhwc_hwcf", (2, 11, 12, 3), (3, 2, 3, 4), (2, 2), (2, 2)),
     ("nhwc_hwcf", (1, 9, 10, 2), (2, 3, 2, 3), (2, 1), (1, 2)),
+    # Large enough for tiles, with channel and width counts no tile size divides: the
+    # edge tiles of filters and of pixels overlap.
+    ("nchw_fchw", (1, 5, 6, 40), (7, 5, 3, 3), (1, 1), (1, 1)),
+    ("nchw_fchw", (2, 3, 7, 60), (9, 3, 2, 3), (1, 2), (2, 1)),
+    ("nhwc_hwcf", (1, 5, 30, 6), (3, 3, 6, 29), (1, 1), (1, 1)),
+    ("nhwc_hwcf", (2, 7, 61, 3), (2, 3, 3, 37), (2, 2), (1, 2)),
 ]
 
 
@@ -448,9 +485,13 @@ def test_source_is_freestanding_and_names_its_kernels() -> None:
     source = off.only.c_source or ""
     assert re.findall(r"#include\s*<([^>]+)>", source) == ["stddef.h"]
     assert not re.search(r"\b(memset|memcpy|malloc|free)\s*\(", source)
-    assert [k.workgroups for k in off.only.kernels] == [4, 4]
+    assert [k.workgroups for k in off.only.kernels] == [1, 1]  # 4 rows: one workgroup
     for kernel in off.only.kernels:
         assert f"void {kernel.symbol}(" in source
+    # every pointer is restrict: results never alias arguments (the hook's contract)
+    pointers = re.findall(r"float\s*(?:\*|\(\*)\s*(\w+)", source)
+    assert pointers and set(pointers) == {"restrict"}
+    assert "float acc[TILE_M][TILE_N];" in source
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def test_decision_log_schema() -> None:
     module = partitioned(text)
     log = DecisionLog.from_module(module.operation).to_json()
     assert log["version"] == 1
-    assert set(log) == {"version", "regions", "host_ops"}
+    assert set(log) == {"version", "regions", "host_ops", "summary"}  # `ops`: only with records
     assert len(log["regions"]) == len(outlined(module)) >= 2
     for entry in log["regions"]:
         assert {"name", "backend", "composites", "ops", "inputs", "outputs", "status"} <= set(entry)
@@ -281,7 +281,8 @@ def test_decision_log_schema() -> None:
 
 def test_decision_log_of_unpartitioned_module_is_empty() -> None:
     log = DecisionLog.from_module(parse(mlp_text(layers=1)).operation).to_json()
-    assert log == {"version": 1, "regions": [], "host_ops": []}
+    assert log == {"version": 1, "regions": [], "host_ops": [], "summary": log["summary"]}
+    assert log["summary"]["ops"] == 0
 
 
 def test_partition_is_deterministic() -> None:

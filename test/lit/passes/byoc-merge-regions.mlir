@@ -359,3 +359,33 @@ util.func public @main(%a: tensor<4x8xf32>, %b: tensor<8x4xf32>) -> tensor<4x4xf
   %m = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x4xf32>) outs(%f : tensor<4x4xf32>) -> tensor<4x4xf32>
   util.return %m : tensor<4x4xf32>
 }
+
+// -----
+
+// A region of nothing but linalg.fill that only host ops read stays on the host (here
+// the init of a max-pooling nobody accepts): offloading it buys a boundary crossing,
+// and IREE cannot always distribute a dispatch whose init arrives from outside. A fill
+// read by another region still forms its own region (with testing_matmul first, the
+// matmul goes there and the fill to testing: the crossing happens either way).
+
+// CHECK-LABEL: func.func @fill_for_the_host
+// CHECK:       linalg.fill {{.*}}byoc.reason = "dropped: region only fills a tensor the host reads (the host fills it in place)"
+// CHECK-NEXT:  linalg.pooling_nchw_max {{.*}}byoc.reason = "rejected: testing: linalg.pooling_nchw_max is not supported"
+// CHECK:       linalg.fill {{.*}}byoc.region = 0 : i64, byoc.target = "testing"}
+// CHECK-NEXT:  linalg.matmul {{.*}}byoc.region = 0 : i64, byoc.target = "testing"}
+// MMFIRST-LABEL: func.func @fill_for_the_host
+// MMFIRST:       linalg.fill {{.*}}byoc.reason = "dropped: region only fills
+// MMFIRST:       linalg.fill {{.*}}byoc.region = 0 : i64, {{.*}}byoc.target = "testing"}
+// MMFIRST-NEXT:  linalg.matmul {{.*}}byoc.region = 1 : i64, byoc.target = "testing_matmul"}
+func.func @fill_for_the_host(%x: tensor<1x1x4x4xf32>, %a: tensor<4x8xf32>, %b: tensor<8x4xf32>) -> (tensor<1x1x2x2xf32>, tensor<4x4xf32>) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x1x2x2xf32>
+  %w = tensor.empty() : tensor<2x2xf32>
+  %init = linalg.fill ins(%ninf : f32) outs(%e : tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %p = linalg.pooling_nchw_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} ins(%x, %w : tensor<1x1x4x4xf32>, tensor<2x2xf32>) outs(%init : tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %e2 = tensor.empty() : tensor<4x4xf32>
+  %f = linalg.fill ins(%cst : f32) outs(%e2 : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %m = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x4xf32>) outs(%f : tensor<4x4xf32>) -> tensor<4x4xf32>
+  return %p, %m : tensor<1x1x2x2xf32>, tensor<4x4xf32>
+}

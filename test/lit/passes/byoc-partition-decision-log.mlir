@@ -1,6 +1,7 @@
 // RUN: byoc-opt %s --backend testing --partition --decision-log %t.json | FileCheck %s && FileCheck %s --check-prefix=LOG < %t.json
 // RUN: byoc-opt %s --split-input-file --backend testing --partition --decision-log %t.split.json && FileCheck %s --check-prefix=LOG < %t.split.json
 // RUN: byoc-opt --backend testing --partition --decision-log %t.stdin.json < %s && FileCheck %s --check-prefix=STDIN < %t.stdin.json
+// RUN: byoc-opt %s --backend testing --partition --report 2>&1 >/dev/null | FileCheck %s --check-prefix=REPORT
 // RUN: byoc-opt %s --backend testing --byoc-annotate --byoc-composites --byoc-merge-regions="min-size=2" --byoc-outline --decision-log %t.min.json && FileCheck %s --check-prefix=MIN < %t.min.json
 
 // --decision-log writes report.json's schema (version 1), read back from the
@@ -62,8 +63,8 @@
 // LOG-NEXT:       "location": "{{.*}}byoc-partition-decision-log.mlir:[[# @LINE + 39]]:8",
 // LOG-NEXT:       "reason": "rejected: testing: linalg.generic computing math.tanh is not supported"
 // LOG-NEXT:     }
-// LOG-NEXT:   ]
-// LOG-NEXT: }
+// LOG-NEXT:   ],
+// LOG-NEXT:   "ops": [
 
 // Read from stdin, locations name <stdin>.
 // STDIN: "location": "<stdin>:[[# @LINE + 32]]:8",
@@ -110,3 +111,22 @@ func.func @main(%a: tensor<4x8xf32>, %b: tensor<8x16xf32>, %bias: tensor<16xf32>
   } -> tensor<4x16xf32>
   return %sq : tensor<4x16xf32>
 }
+
+// With --partition the log also holds every compute op (`ops`) and the `summary`
+// (docs/report.md); --report prints that summary to stderr.
+// LOG:      "summary": {
+// LOG-NEXT:   "ops": 6,
+// LOG-NEXT:   "flops": 1280,
+// LOG:        "ops_offloaded": 5,
+// LOG-NEXT:   "flops_offloaded": 1216,
+
+// REPORT:      Offload summary: 6 compute op(s), 1.28 kFLOP estimated
+// REPORT-EMPTY:
+// REPORT-NEXT:   backend  regions        ops offloaded  FLOPs offloaded
+// REPORT-NEXT:   testing  2 partitioned  5 / 6 (83.3%)  1.22 kFLOP (95.0%)
+// REPORT-NEXT:   (host)   -              1 / 6 (16.7%)  64 FLOP (5.0%)
+// REPORT-EMPTY:
+// REPORT-NEXT: Left on the host: 1 op(s) of 1 kind(s)
+// REPORT-NEXT:   kind            count  category  first location
+// REPORT-NEXT:   linalg.generic      1  rejected  {{.*}}byoc-partition-decision-log.mlir:[[# @LINE - 29]]:8
+// REPORT-NEXT:       testing: linalg.generic computing math.tanh is not supported

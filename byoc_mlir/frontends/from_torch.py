@@ -1,0 +1,147 @@
+"""``torch.nn.Module`` + example inputs → linalg, without leaving IREE's MLIR.
+
+    torch.export.export(module, inputs, strict=False).run_decompositions(DECOMPOSITIONS)
+      → iree.compiler.extras.fx_importer.FxImporter (torch dialect, weights frozen in as
+        dense_resource constants)
+      → torch-backend-to-linalg-on-tensors pipeline (linalg, arith, tensor, math)
+      → bytecode (the importer's context is its own)
+
+The module is exported in eval mode (inference: BatchNorm uses its running statistics,
+dropout is off) and put back in the mode it was in. The decomposition table is
+torch-mlir's default one: it lowers what the linalg conversion lacks (BatchNorm,
+LayerNorm, addmm, SDPA...) and keeps what it converts well (convolution, pooling).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from iree.compiler import ir, passmanager
+
+from byoc_mlir.errors import ByocError
+from byoc_mlir.frontends import Source, first_line
+
+TO_LINALG = (
+    "builtin.module(func.func(torch-match-quantized-custom-ops),"
+    "torchdynamo-export-to-torch-backend-pipeline,"
+    "torch-backend-to-linalg-on-tensors-backend-pipeline)"
+)
+"""torch (FX import) → linalg-on-tensors, the pipeline IREE's torch input uses."""
+
+DECOMPOSITIONS = (
+    "embedding_dense_backward",
+    "native_layer_norm_backward",
+    "slice_backward",
+    "select_backward",
+    "norm.ScalarOpt_dim",
+    "native_group_norm",
+    "upsample_bilinear2d.vec",
+    "native_layer_norm",
+    "masked_fill.Tensor",
+    "masked_fill.Scalar",
+    "t",
+    "addmm",
+    "_native_batch_norm_legit_functional",
+    "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit",
+    "_native_batch_norm_legit.no_stats",
+    "squeeze.dims",
+    "im2col",
+    "index_copy",
+    "log_sigmoid_forward",
+    "unsafe_split.Tensor",
+    "dot",
+    "_adaptive_avg_pool2d",
+    "_prelu_kernel",
+    "full",
+    "logsumexp",
+    "_log_softmax",
+    "_to_copy",
+    "lift_fresh_copy.default",
+    "_unsafe_index.Tensor",
+    "linspace.default",
+    "nan_to_num.default",
+    "unbind",
+    "diag",
+    "xlogy",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "scaled_dot_product_attention",
+)
+"""aten ops decomposed before import (torch-mlir's default table; absent ones skipped)."""
+
+
+def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
+    """Exports ``module`` on ``example_inputs`` and lowers it to linalg (as bytecode).
+
+    Args:
+        module: a ``torch.nn.Module``.
+        example_inputs: its positional inputs (torch tensors or numpy arrays; one tensor
+            alone is fine); their shapes and dtypes become the compiled signature.
+    """
+    import torch
+
+    name = f"<torch {type(module).__name__}>"
+    if example_inputs is None:
+        raise ByocError(
+            f"{name}: a torch.nn.Module needs example inputs to be exported: "
+            f"byoc_mlir.compile(model, backends, example_inputs=(x,))"
+        )
+    args = _as_tensors(torch, example_inputs, name)
+    was_training = module.training
+    module.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
+            program = torch.export.export(module, args, strict=False)
+            program = program.run_decompositions(_decomposition_table(torch))
+    except Exception as err:  # noqa: BLE001 - export fails in many ways; all are the model's
+        raise ByocError(f"{name}: torch.export failed: {first_line(err)}") from None
+    finally:
+        module.train(was_training)
+    from iree.compiler.extras.fx_importer import FxImporter
+
+    context = ir.Context()
+    try:
+        importer = FxImporter(context=context)
+        importer.import_frozen_program(program, func_name="main")
+        module_op = importer.module.operation
+        with context:
+            passmanager.PassManager.parse(TO_LINALG).run(module_op)
+    except (ir.MLIRError, NotImplementedError, ValueError, KeyError) as err:
+        raise ByocError(
+            f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
+        ) from None
+    return Source(module_op.get_asm(binary=True), name)
+
+
+def _as_tensors(torch: Any, inputs: Any, name: str) -> tuple[Any, ...]:
+    items = (inputs,) if not isinstance(inputs, list | tuple) else tuple(inputs)
+    out = []
+    for i, x in enumerate(items):
+        if isinstance(x, torch.Tensor):
+            out.append(x)
+            continue
+        try:
+            out.append(torch.as_tensor(x))
+        except (TypeError, RuntimeError, ValueError):
+            raise ByocError(
+                f"{name}: example input {i} is a {type(x).__name__}; expected a torch "
+                f"tensor or a numpy array"
+            ) from None
+    return tuple(out)
+
+
+def _decomposition_table(torch: Any) -> dict[Any, Any]:
+    from torch._decomp import get_decompositions
+
+    ops = []
+    for spelled in DECOMPOSITIONS:
+        packet, _, overload = spelled.partition(".")
+        op = getattr(torch.ops.aten, packet, None)
+        if op is not None and overload:
+            op = getattr(op, overload, None)
+        if op is not None:
+            ops.append(op)
+    return get_decompositions(ops)  # type: ignore[no-any-return]

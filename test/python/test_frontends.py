@@ -1,0 +1,197 @@
+"""Frontends: a torch.nn.Module and an .onnx file compile, run and match their framework;
+bad inputs get a ByocError naming the file and what was expected; cf.assert is stripped;
+importing byoc_mlir imports neither torch nor onnx."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from byoc_mlir import ByocError, Compiled, CompileOptions, compile, frontends
+
+OPTIONS = CompileOptions(cache_dir=None)
+
+
+class ConvBnNet(nn.Module):
+    """conv → BatchNorm → relu → max-pool → linear: BatchNorm brings a cf.assert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        return self.fc(y.flatten(1))
+
+
+@pytest.fixture(scope="module")
+def net() -> ConvBnNet:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ConvBnNet()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    return model.train()  # compile exports in eval mode and puts it back
+
+
+def x_input(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((2, 3, 8, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["ccompiler", "jsonrt"])
+def test_torch_module_compiles_and_matches_torch(
+    net: ConvBnNet, backend: str, tmp_path: Path
+) -> None:
+    x = x_input()
+    c = compile(net, [backend], example_inputs=(torch.from_numpy(x),), out_dir=tmp_path / "b",
+                options=OPTIONS)  # fmt: skip
+    assert net.training, "the module's mode is restored after export"
+    net.eval()
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    net.train()
+    np.testing.assert_allclose(c(x)[0], want, rtol=1e-5, atol=1e-5)
+    offloaded = [r for r in c.report["regions"] if r["status"] == "offloaded"]
+    assert any("linalg.conv_2d_nchw_fchw" in r["ops"] for r in offloaded), c.report["regions"]
+    assert any("linalg.matmul" in r["ops"] for r in offloaded), c.report["regions"]
+    # The BatchNorm's runtime check is gone before partitioning: no host op names it.
+    assert "cf.assert" in (c.bundle / "source.mlir").read_text()
+    assert not [h for h in c.report["host_ops"] if "cf.assert" in h["reason"]]
+    assert "cf.assert" not in (c.bundle / "host.mlir").read_text()
+
+
+def test_torch_module_takes_numpy_example_inputs(net: ConvBnNet) -> None:
+    source = frontends.load(net, [x_input()])
+    assert isinstance(source.data, bytes) and source.name == "<torch ConvBnNet>"
+
+
+def tiny_onnx(opset: int = 9) -> onnx.ModelProto:
+    """conv → relu → max-pool (opset 9: needs the upgrade to lower) → flatten → gemm."""
+    rng = np.random.default_rng(1)
+
+    def init(name: str, *shape: int) -> TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny-net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+        [init("w", 8, 3, 3, 3), init("b", 8), init("fw", 5, 128), init("fb", 5)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 4
+    return model
+
+
+def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]  # type: ignore[no-any-return]
+
+
+def test_onnx_file_compiles_with_byoc_compile_and_matches_onnxruntime(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.onnx"
+    onnx.save(tiny_onnx(opset=9), str(path))
+    out = tmp_path / "bundle"
+    run = subprocess.run(
+        ["byoc-compile", str(path), "--backend", "ccompiler", "-o", str(out), "--no-cache"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    c = Compiled(out)
+    x = x_input(3)
+    np.testing.assert_allclose(c(x)[0], onnxruntime_outputs(path, x), rtol=1e-5, atol=1e-5)
+    assert c.entry == "main"  # the importer names it after the graph ("tiny-net")
+    report = json.loads((out / "report.json").read_text())
+    assert [r["status"] for r in report["regions"]].count("offloaded") >= 2, report["regions"]
+    c.close()
+
+
+def test_onnx_model_proto_compiles_from_python(tmp_path: Path) -> None:
+    model = tiny_onnx(opset=13)
+    c = compile(model, ["jsonrt"], out_dir=tmp_path / "b", options=OPTIONS)
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, str(path))
+    x = x_input(4)
+    np.testing.assert_allclose(c(x)[0], onnxruntime_outputs(path, x), rtol=1e-5, atol=1e-5)
+
+
+def test_torch_module_without_example_inputs_is_an_error(net: ConvBnNet) -> None:
+    with pytest.raises(ByocError, match=r"<torch ConvBnNet>: .*needs example inputs.*"
+                       r"example_inputs=\(x,\)"):  # fmt: skip
+        compile(net, ["ccompiler"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.onnx", None, r"cannot read .*missing\.onnx: no such file"),
+        ("garbage.onnx", b"\x08\xff\xff\xff garbage", r"garbage\.onnx is not an ONNX model"),
+        ("empty.onnx", b"", r"empty\.onnx: the ONNX model has no graph"),
+        ("garbage.mlir", b"\xff\xfe\x00binary", r"garbage\.mlir is neither MLIR text nor"),
+        ("model.pt", b"x", r"model\.pt: unsupported model file type '\.pt' \(valid: \.mlir"),
+        ("missing.mlir", None, r"cannot read .*missing\.mlir"),
+    ],
+)
+def test_bad_model_files_are_clear_errors(
+    name: str, content: bytes | None, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ByocError, match=message):
+        compile(path, ["none"], out_dir=tmp_path / "b", options=OPTIONS)
+
+
+def test_bad_onnx_file_on_the_command_line_has_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\xff\xff\xff not protobuf")
+    run = subprocess.run(
+        ["byoc-compile", str(path), "--backend", "none", "-o", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert f"error: {path} is not an ONNX model" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_example_inputs_only_for_torch_modules(tmp_path: Path) -> None:
+    with pytest.raises(ByocError, match="example_inputs are only for torch.nn.Module models"):
+        compile("model.mlir", ["none"], example_inputs=[x_input()])
+
+
+def test_unsupported_python_object_is_a_clear_error() -> None:
+    with pytest.raises(ByocError, match=r"cannot compile a builtins\.int: expected a model file"):
+        frontends.load(42)
+
+
+def test_importing_byoc_mlir_imports_neither_torch_nor_onnx() -> None:
+    code = (
+        "import sys, byoc_mlir, byoc_mlir.frontends, byoc_mlir.zoo, byoc_mlir.driver\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'transformers') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
