@@ -1,7 +1,8 @@
 """The compile driver: model → input phase → partition → codegen → IREE → bundle.
 
-    frontend ─► iree --compile-to=input ─► partition ─► codegen per region ─►
-    iree --compile-from=input ─► bundle (module.vmfb, artifacts/, payloads/, report.json)
+    frontend ─► iree --compile-to=input ─► strip cf.assert ─► partition ─►
+    codegen per region ─► iree --compile-from=input ─►
+    bundle (module.vmfb, artifacts/, payloads/, report.json)
 
 Per-region fallback: a hook that raises or returns garbage, an artifact that does not
 build, or one IREE cannot link puts that one region back on the host (inlined), with
@@ -38,10 +39,11 @@ from byoc_mlir.codegen.hook import (
 from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
+from byoc_mlir.fileio import write_atomic
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.strip_asserts import strip_asserts
 from byoc_mlir.pipeline import PartitionOptions, partition
-from byoc_mlir.plan import Plan, load_plan, write_atomic
+from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
 from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, Compiled, spec_json
 

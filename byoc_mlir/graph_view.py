@@ -16,10 +16,8 @@ SVG, the legend, a per-backend summary and a searchable table of host ops
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from byoc_mlir.errors import ByocError
+from byoc_mlir.fileio import write_atomic
 from byoc_mlir.graph_collapse import (
     MAX_NODES,
     Collapsed,
@@ -355,26 +354,10 @@ def write_graph(
     else:
         svg = render_svg(drawing.dot)
         text = svg if suffix == ".svg" else graph_page.page(drawing, svg)
-    _write_atomic(path, text)
+    write_atomic(path, text)
     return path
 
 
 def graph_of_report(path: str | Path, report: Mapping[str, Any], title: str = "") -> Path:
     """Draws a decision log (``report.json`` as a dict) into ``path``."""
     return write_graph(path, report.get("ops") or [], report.get("regions") or [], title=title)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Writes via a temporary file in the same directory: no half-written picture."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the picture from others
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -70,6 +68,7 @@ from iree.compiler import ir
 
 from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.fileio import write_atomic
 
 VERSION = 1
 ABOUT = (
@@ -162,19 +161,6 @@ def save_plan(records: Sequence[OpRecord], backends: Sequence[str], path: str | 
     write_atomic(Path(path), plan.dumps())
     plan.source = str(path)
     return plan
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Writes via a temporary file in the same directory, so a failure leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -1,4 +1,4 @@
-"""``.onnx`` models through IREE's bundled ONNX importer (torch dialect out).
+"""``.onnx`` models through IREE's bundled ONNX importer, lowered to linalg.
 
 What ``iree-import-onnx --opset-version 17`` does, in process: load (with external data
 from the model's directory), upgrade older opsets to `OPSET` (opset-9 MaxPool and
@@ -16,6 +16,7 @@ from typing import Any
 
 from iree.compiler import ir, passmanager
 
+from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import Source, first_line
 
@@ -65,7 +66,7 @@ def load_onnx_proto(model: Any, name: str, opset: int = OPSET) -> Source:
         raise ByocError(f"{name}: invalid ONNX model: {first_line(err)}") from None
     from iree.compiler.extras import onnx_importer
 
-    context = ir.Context()
+    context = _compat.new_context()
     try:
         info = onnx_importer.ModelInfo(model)
         module_op = info.create_module(context=context).operation

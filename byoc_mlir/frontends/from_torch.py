@@ -20,6 +20,7 @@ from typing import Any
 
 from iree.compiler import ir, passmanager
 
+from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import Source, first_line
 
@@ -102,7 +103,7 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
         module.train(was_training)
     from iree.compiler.extras.fx_importer import FxImporter
 
-    context = ir.Context()
+    context = _compat.new_context()
     try:
         importer = FxImporter(context=context)
         importer.import_frozen_program(program, func_name="main")

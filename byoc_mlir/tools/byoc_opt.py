@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from byoc_mlir import _compat, graph_view, report
 from byoc_mlir.codegen import registry
 from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.fileio import write_atomic
 from byoc_mlir.passes import PASSES
 from byoc_mlir.pipeline import PartitionPass
 from byoc_mlir.plan import load_plan, save_plan
@@ -284,25 +283,12 @@ def _check_save_plan(args: argparse.Namespace) -> None:
 
 def _emit(args: argparse.Namespace, text: str, log: str) -> int:
     if args.decision_log:
-        _write_atomic(Path(args.decision_log), log)
+        write_atomic(Path(args.decision_log), log)
     if args.output == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        _write_atomic(Path(args.output), text)
+        write_atomic(Path(args.output), text)
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Writes via a temporary file in the same directory, so a failure leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -137,6 +137,47 @@ def test_onnx_model_proto_compiles_from_python(tmp_path: Path) -> None:
     np.testing.assert_allclose(c(x)[0], onnxruntime_outputs(path, x), rtol=1e-5, atol=1e-5)
 
 
+def torch_dialect_file(origin: str, tmp_path: Path, net: ConvBnNet) -> tuple[Path, np.ndarray]:
+    """A torch-dialect .mlir as ``iree-import-onnx`` or a bare FX import writes it."""
+    x = x_input(5)
+    if origin == "onnx":
+        onnx.save(tiny_onnx(opset=9), str(tmp_path / "tiny.onnx"))
+        path = tmp_path / "tiny_torch.mlir"
+        subprocess.run(
+            ["iree-import-onnx", str(tmp_path / "tiny.onnx"), "--opset-version", "17",
+             "-o", str(path)],
+            check=True,
+        )  # fmt: skip
+        return path, onnxruntime_outputs(tmp_path / "tiny.onnx", x)
+    from iree.compiler import ir
+    from iree.compiler.extras.fx_importer import FxImporter
+
+    net.eval()
+    program = torch.export.export(net, (torch.from_numpy(x),), strict=False)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    net.train()
+    importer = FxImporter(context=ir.Context())
+    importer.import_frozen_program(program, func_name="main")
+    path = tmp_path / "net_torch.mlir"
+    path.write_text(importer.module.operation.get_asm())
+    return path, want
+
+
+@pytest.mark.parametrize("origin", ["onnx", "fx"])
+def test_torch_dialect_mlir_file_is_lowered_and_matches(
+    origin: str, net: ConvBnNet, tmp_path: Path
+) -> None:
+    path, want = torch_dialect_file(origin, tmp_path, net)
+    assert "!torch.vtensor" in path.read_text()
+    c = compile(path, ["ccompiler"], out_dir=tmp_path / "b", options=OPTIONS)
+    assert c.entry == "main" or origin == "onnx"
+    np.testing.assert_allclose(c(x_input(5))[0], want, rtol=1e-5, atol=1e-5)
+    assert any(r["status"] == "offloaded" for r in c.report["regions"])
+    # Decisions point at lines of the user's file.
+    assert all(h["location"].startswith(str(path)) for h in c.report["host_ops"])
+
+
 def test_torch_module_without_example_inputs_is_an_error(net: ConvBnNet) -> None:
     with pytest.raises(ByocError, match=r"<torch ConvBnNet>: .*needs example inputs.*"
                        r"example_inputs=\(x,\)"):  # fmt: skip
