@@ -39,13 +39,22 @@ from byoc_mlir.codegen.hook import (
     TensorSpec,
     ValueRef,
 )
-from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
+from byoc_mlir.codegen.recognisers import (
+    ADD,
+    BIAS_ADD,
+    BROADCAST_MUL,
+    BROADCAST_SUB,
+    CLAMP,
+    MUL,
+    RELU,
+    SUB,
+)
 
 __all__ = ["BACKEND", "CodegenError", "codegen"]
 
 CONTRACTIONS = (linalg.MatmulOp, linalg.BatchMatmulOp)
 CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
-ELEMENTWISE = (ADD, SUB, MUL, BIAS_ADD, RELU, CLAMP)
+ELEMENTWISE = (ADD, SUB, MUL, BIAS_ADD, BROADCAST_SUB, BROADCAST_MUL, RELU, CLAMP)
 _FILL = linalg.FillOp.OPERATION_NAME
 _FLAT_GRAIN = 1024
 """Elements per workgroup at least, for flat loops (fills, elementwise kernels)."""

@@ -6,7 +6,8 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
 
 - ``ADD``/``SUB``/``MUL``: two same-shape inputs (identity maps), body one ``arith`` op;
 - ``BIAS_ADD``: like ``ADD`` but one input is broadcast (a projected permutation with
-  fewer results, e.g. ``(d0, d1) -> (d1)``);
+  fewer results, e.g. ``(d0, d1) -> (d1)``); ``BROADCAST_SUB``/``BROADCAST_MUL`` the same
+  for ``subf``/``mulf`` (per-channel normalisation, e.g. BatchNorm's ``(x - mean) * k``);
 - ``RELU``: ``max(x, 0)``, either ``arith.maximumf`` or torch's ``cmpf ugt`` + ``select``;
 - ``CLAMP``: ``min(max(x, lo), hi)`` in either order, bounds constant;
 - ``GELU``: the erf form or the tanh approximation (one transcendental, its constant).
@@ -310,12 +311,16 @@ ADD = _Binary("add", ("arith.addf", "arith.addi"), broadcast=False, commutative=
 SUB = _Binary("sub", ("arith.subf", "arith.subi"), broadcast=False, commutative=False)
 MUL = _Binary("mul", ("arith.mulf", "arith.muli"), broadcast=False, commutative=True)
 BIAS_ADD = _Binary("bias_add", ("arith.addf", "arith.addi"), broadcast=True, commutative=True)
+BROADCAST_SUB = _Binary("broadcast_sub", ("arith.subf",), broadcast=True, commutative=False)
+BROADCAST_MUL = _Binary("broadcast_mul", ("arith.mulf",), broadcast=True, commutative=True)
 RELU = _Relu()
 CLAMP = _Clamp()
 GELU = _Gelu()
 
 # Tried in this order; the forms are disjoint, the order only saves time.
-ALL: tuple[Recogniser, ...] = (BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, GELU)
+ALL: tuple[Recogniser, ...] = (
+    BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, GELU
+)  # fmt: skip
 
 
 def recognise(op: ir.Operation) -> Recogniser | None:

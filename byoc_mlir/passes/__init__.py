@@ -4,6 +4,7 @@ from byoc_mlir.passes.annotate import AnnotatePass
 from byoc_mlir.passes.apply_plan import ApplyPlanPass
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.composites import CompositesPass
+from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
@@ -17,6 +18,7 @@ PASSES: dict[str, type[ModulePass]] = {
         OutlinePass,
         ApplyPlanPass,
         StripAssertsPass,
+        FoldUnitBroadcastsPass,
     )
 }
 """Every byoc pass by its command-line name."""
@@ -26,6 +28,7 @@ __all__ = [
     "AnnotatePass",
     "ApplyPlanPass",
     "CompositesPass",
+    "FoldUnitBroadcastsPass",
     "MergeRegionsPass",
     "ModulePass",
     "OutlinePass",

@@ -1,0 +1,91 @@
+"""``byoc-fold-unit-broadcasts``: read per-channel vectors directly, not through unit dims.
+
+torch lowers BatchNorm (and other per-channel arithmetic) as a ``tensor.expand_shape``
+of a vector ``tensor<C>`` into ``tensor<Cx1x1>``, read by an elementwise generic through
+a map with constant results, ``(d0, d1, d2, d3) -> (d1, 0, 0)``. No recogniser matches
+that form, so the whole BatchNorm stayed on the host between offloaded convs. This pass
+makes such a generic read the vector itself through ``(d0, d1, d2, d3) -> (d1)``: the
+same values, now the plain broadcast form that ``BIAS_ADD``, ``BROADCAST_SUB`` and
+``BROADCAST_MUL`` recognise. An ``expand_shape`` left without users is erased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iree.compiler import ir
+from iree.compiler.dialects import linalg, tensor
+
+from byoc_mlir import _compat
+from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.passes.base import ModulePass
+
+_EXPAND = tensor.ExpandShapeOp.OPERATION_NAME
+_GENERIC = linalg.GenericOp.OPERATION_NAME
+
+
+@dataclass(frozen=True)
+class FoldUnitBroadcastsPass(ModulePass):
+    """No options."""
+
+    NAME = "byoc-fold-unit-broadcasts"
+
+    def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
+        with module_op.context:
+            for graph in graphs:
+                fold_unit_broadcasts(graph)
+
+
+def _unit_positions(src: ir.Type, dst: ir.Type) -> list[int] | None:
+    """Positions of ``dst``'s added unit dims when ``dst`` is ``src`` plus unit dims."""
+    if not isinstance(src, ir.RankedTensorType) or not isinstance(dst, ir.RankedTensorType):
+        return None
+    if not (src.has_static_shape and dst.has_static_shape) or 1 in src.shape:
+        return None
+    kept = [i for i, d in enumerate(dst.shape) if d != 1]
+    if [dst.shape[i] for i in kept] != list(src.shape):
+        return None
+    return [i for i, d in enumerate(dst.shape) if d == 1]
+
+
+def fold_unit_broadcasts(graph: FunctionGraph) -> int:
+    """Rewrites the generics of one function; returns how many operands were folded."""
+    folded = 0
+    expands: list[ir.Operation] = []
+    for op in graph.ops:
+        if op.name != _GENERIC:
+            continue
+        n_in = op.attributes["operandSegmentSizes"][0]
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        changed = False
+        for i in range(n_in):
+            producer = op.operands[i].owner
+            if not isinstance(producer, ir.OpView) or producer.operation.name != _EXPAND:
+                continue
+            expand = producer.operation
+            src = expand.operands[0]
+            units = _unit_positions(src.type, expand.results[0].type)
+            results = list(maps[i].results)
+            if units is None or not all(
+                isinstance(results[u], ir.AffineConstantExpr) and results[u].value == 0
+                for u in units
+            ):
+                continue
+            kept = [e for k, e in enumerate(results) if k not in units]
+            maps[i] = ir.AffineMap.get(maps[i].n_dims, maps[i].n_symbols, kept)
+            op.operands[i] = src
+            expands.append(expand)
+            changed = True
+            folded += 1
+        if changed:
+            op.attributes["indexing_maps"] = ir.ArrayAttr.get(
+                [ir.AffineMapAttr.get(m) for m in maps]
+            )
+    seen: set[int] = set()
+    for expand in expands:
+        key = _compat.op_key(expand)
+        if key in seen or any(True for _ in expand.results[0].uses):
+            continue
+        seen.add(key)
+        expand.erase()
+    return folded

@@ -1,0 +1,56 @@
+// RUN: byoc-opt %s --split-input-file --byoc-fold-unit-broadcasts | FileCheck %s
+
+// torch's BatchNorm form: a per-channel vector expanded to Cx1x1 and read through a map
+// with constant results becomes a plain broadcast read of the vector (a BIAS_ADD form).
+// CHECK-DAG: #[[ID:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-DAG: #[[CH:.+]] = affine_map<(d0, d1, d2, d3) -> (d1)>
+// CHECK-LABEL: func.func @batchnorm_shift
+// CHECK-NOT: tensor.expand_shape
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[CH]], #[[ID]]]
+// CHECK-SAME: ins(%arg0, %arg1 : tensor<2x4x8x8xf32>, tensor<4xf32>)
+func.func @batchnorm_shift(%x: tensor<2x4x8x8xf32>, %beta: tensor<4xf32>) -> tensor<2x4x8x8xf32> {
+  %e = tensor.empty() : tensor<2x4x8x8xf32>
+  %b = tensor.expand_shape %beta [[0, 1, 2]] output_shape [4, 1, 1] : tensor<4xf32> into tensor<4x1x1xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1, 0, 0)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %b : tensor<2x4x8x8xf32>, tensor<4x1x1xf32>) outs(%e : tensor<2x4x8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %s = arith.addf %p, %q : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x8x8xf32>
+  return %y : tensor<2x4x8x8xf32>
+}
+
+// -----
+
+// An expand_shape with other users stays; the generic still reads the vector.
+// CHECK-LABEL: func.func @shared_expand
+// CHECK: %[[E:.+]] = tensor.expand_shape %arg1
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%arg0, %arg1 : tensor<2x4x8x8xf32>, tensor<4xf32>)
+// CHECK: return %{{.+}}, %[[E]]
+func.func @shared_expand(%x: tensor<2x4x8x8xf32>, %beta: tensor<4xf32>) -> (tensor<2x4x8x8xf32>, tensor<4x1x1xf32>) {
+  %e = tensor.empty() : tensor<2x4x8x8xf32>
+  %b = tensor.expand_shape %beta [[0, 1, 2]] output_shape [4, 1, 1] : tensor<4xf32> into tensor<4x1x1xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1, 0, 0)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %b : tensor<2x4x8x8xf32>, tensor<4x1x1xf32>) outs(%e : tensor<2x4x8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %s = arith.mulf %p, %q : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x8x8xf32>
+  return %y, %b : tensor<2x4x8x8xf32>, tensor<4x1x1xf32>
+}
+
+// -----
+
+// A map that reads a unit dim through a loop dim (not a constant) is left alone.
+// CHECK-LABEL: func.func @not_constant
+// CHECK: tensor.expand_shape
+// CHECK: ins(%arg0, %{{.+}} : tensor<4x1xf32>, tensor<4x1xf32>)
+func.func @not_constant(%x: tensor<4x1xf32>, %v: tensor<4xf32>) -> tensor<4x1xf32> {
+  %e = tensor.empty() : tensor<4x1xf32>
+  %b = tensor.expand_shape %v [[0, 1]] output_shape [4, 1] : tensor<4xf32> into tensor<4x1xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x, %b : tensor<4x1xf32>, tensor<4x1xf32>) outs(%e : tensor<4x1xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %s = arith.addf %p, %q : f32
+    linalg.yield %s : f32
+  } -> tensor<4x1xf32>
+  return %y : tensor<4x1xf32>
+}
