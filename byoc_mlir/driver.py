@@ -42,6 +42,7 @@ from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
+from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import strip_asserts
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.plan import Plan, load_plan
@@ -183,6 +184,7 @@ def _build_bundle(
     module_op = module.operation
     with context:
         strip_asserts(module_op)  # frontends' runtime checks (one per BatchNorm): host-only
+        SplitBiasInitsPass().apply(module_op)  # conv/matmul bias inits -> bias adds
         FoldUnitBroadcastsPass().apply(module_op)  # per-channel vectors read directly
     entry, inputs, outputs = _entry_signature(module_op)
     log = DecisionLog()

@@ -7,6 +7,7 @@ from byoc_mlir.passes.composites import CompositesPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
+from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
 
 PASSES: dict[str, type[ModulePass]] = {
@@ -19,6 +20,7 @@ PASSES: dict[str, type[ModulePass]] = {
         ApplyPlanPass,
         StripAssertsPass,
         FoldUnitBroadcastsPass,
+        SplitBiasInitsPass,
     )
 }
 """Every byoc pass by its command-line name."""
@@ -32,5 +34,6 @@ __all__ = [
     "MergeRegionsPass",
     "ModulePass",
     "OutlinePass",
+    "SplitBiasInitsPass",
     "StripAssertsPass",
 ]
