@@ -125,13 +125,13 @@ def compile(  # noqa: A001 - the public name the design fixes
                 f"give no backends (the plan's are used) or the same ones"
             )
         names, backends = list(planned), planned
+    if HOST_ONLY in names and names != [HOST_ONLY]:
+        raise ByocError("'none' (host only) cannot be combined with other backends")
     chosen = [] if names in ([], [HOST_ONLY]) else registry.resolve(backends)
     if options.save_plan is not None and not chosen:
         raise ByocError(
             "saving a placement plan needs a backend (a host-only build places nothing)"
         )
-    if HOST_ONLY in names and chosen:
-        raise ByocError("'none' (host only) cannot be combined with other backends")
     source, filename = _load(model, example_inputs)
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
     staging = _staging_dir(final)
