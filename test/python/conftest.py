@@ -8,7 +8,9 @@ Everything a test file needs to make IR or check it lives here, once:
 - `parse`, `partitioned`, `run_passes` make modules, each in a fresh context;
 - `functions`, `body_ops`, `compute_signature` inspect them;
 - `contract_regions` is an independent cycle checker (it does not use byoc_mlir.graph);
-- `run_with_iree` compiles (cached per text) and runs a module on numpy inputs.
+- `run_with_iree` compiles (cached per text) and runs a module on numpy inputs;
+- fixtures `toy` (a registered `toys.Toy` backend, behaviour = the parameter) and
+  `model_file` (the toys' add -> tanh -> add model on disk).
 
 Hypothesis runs derandomized with no example database, so CI is deterministic (it still
 keeps a cache of source constants in the gitignored ``.hypothesis/``).
@@ -18,14 +20,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from iree.compiler import ir
+from toys import Toy, model
 
 from byoc_mlir import PartitionOptions, partition
+from byoc_mlir.codegen import registry
 from byoc_mlir.dialects import byoc
 from byoc_mlir.passes import ModulePass
 
@@ -469,3 +475,18 @@ def assert_same_numerics(original: str, partitioned_text: str, seed: int = 0) ->
     assert len(actual) == len(expected)
     for e, a in zip(expected, actual, strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture
+def toy(request: pytest.FixtureRequest) -> Iterator[Toy]:
+    t = Toy(f"toy_{request.param}", request.param)
+    registry.register(t.backend)
+    yield t
+    registry.unregister(t.backend.name)
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.mlir"
+    path.write_text(model())
+    return path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_driver import ADD_C, Toy, inputs, model
+from toys import ADD_C, Toy, inputs, model
 
 from byoc_mlir import ByocError, CompileOptions, compile
 from byoc_mlir.bisect import check_regions, first_bad

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import T44, FuncBuilder
-from test_driver import Toy, expected, inputs, model
+from toys import Toy, expected, inputs
 
 from byoc_mlir import CompileOptions, DecisionLog, PartitionOptions, _compat, compile, partition
 from byoc_mlir.codegen import registry
@@ -228,20 +228,11 @@ def first_fails() -> Iterator[FirstFails]:
     registry.unregister(f.backend.name)
 
 
-@pytest.fixture
-def add_tanh_add(tmp_path: Path) -> Path:
-    path = tmp_path / "model.mlir"
-    path.write_text(model())
-    return path
-
-
 def test_fallback_region_ops_are_host_ops(
-    first_fails: FirstFails, add_tanh_add: Path, tmp_path: Path
+    first_fails: FirstFails, model_file: Path, tmp_path: Path
 ) -> None:
     name = first_fails.backend.name
-    c = compile(
-        add_tanh_add, [name], out_dir=tmp_path / "b", options=CompileOptions(cache_dir=None)
-    )
+    c = compile(model_file, [name], out_dir=tmp_path / "b", options=CompileOptions(cache_dir=None))
     a, b = inputs()
     assert abs(c(a, b)[0] - expected(a, b)).max() < 1e-5
     data = json.loads((tmp_path / "b" / "report.json").read_text())
@@ -271,20 +262,10 @@ def test_fallback_region_ops_are_host_ops(
     c.close()
 
 
-@pytest.fixture
-def toy(request: pytest.FixtureRequest) -> Iterator[Toy]:
-    t = Toy(f"toy_{request.param}", request.param)
-    registry.register(t.backend)
-    yield t
-    registry.unregister(t.backend.name)
-
-
 @pytest.mark.parametrize("toy", ["wrong_symbol"], indirect=True)
-def test_link_failure_fallback_updates_records(
-    toy: Toy, add_tanh_add: Path, tmp_path: Path
-) -> None:
+def test_link_failure_fallback_updates_records(toy: Toy, model_file: Path, tmp_path: Path) -> None:
     c = compile(
-        add_tanh_add,
+        model_file,
         [toy.backend.name],
         out_dir=tmp_path / "b",
         options=CompileOptions(cache_dir=None),
@@ -360,8 +341,8 @@ def _stderr_on_a_terminal(args: list[str]) -> tuple[int, str]:
     return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
 
 
-def test_progress_on_a_terminal_only(add_tanh_add: Path, tmp_path: Path) -> None:
-    base = ["byoc-compile", str(add_tanh_add), "--backend", "jsonrt", "--no-cache"]
+def test_progress_on_a_terminal_only(model_file: Path, tmp_path: Path) -> None:
+    base = ["byoc-compile", str(model_file), "--backend", "jsonrt", "--no-cache"]
     code, shown = _stderr_on_a_terminal([*base, "-o", str(tmp_path / "a")])
     assert code == 0, shown
     for step in ("import", "partition", "codegen jsonrt.main_0", "codegen jsonrt.main_1"):
