@@ -9,6 +9,7 @@ in ``docs/report.md``), with a ``summary`` section from `byoc_mlir.report`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +67,28 @@ class OpRecord:
     inputs: list[str]
     types: str = ""
     """Result types, comma-separated (placement plans check them against the model)."""
+
+    @staticmethod
+    def of(record: OpRecord | Mapping[str, Any]) -> OpRecord:
+        """The record itself, or one read from a report.json ``ops`` entry; missing keys
+        default, so reports written before a field existed still load."""
+        if isinstance(record, OpRecord):
+            return record
+        get = record.get
+        return OpRecord(
+            id=str(get("id")),
+            function=str(get("function") or ""),
+            op=str(get("op") or ""),
+            kind=str(get("kind") or get("op") or "?"),
+            location=str(get("location") or ""),
+            backend=get("backend"),
+            region=get("region"),
+            composite=get("composite"),
+            reason=get("reason"),
+            flops=int(get("flops") or 0),
+            inputs=list(get("inputs") or ()),
+            types=str(get("types") or ""),
+        )
 
 
 @dataclass

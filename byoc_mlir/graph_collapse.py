@@ -26,65 +26,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
 
 MAX_NODES = 400
 """Above this many nodes after chain collapsing, whole regions become single nodes."""
 
 
-@dataclass(frozen=True)
-class Op:
-    """One compute op as drawn (an `OpRecord` or a report.json ``ops`` entry)."""
-
-    id: str
-    function: str
-    op: str
-    kind: str
-    location: str
-    backend: str | None
-    region: str | None
-    composite: str | None
-    reason: str | None
-    flops: int
-    inputs: tuple[str, ...]
-
-    @staticmethod
-    def of(record: Any) -> Op:
-        get: Callable[[str], Any] = (
-            record.get if isinstance(record, Mapping) else lambda k: getattr(record, k, None)
-        )
-        return Op(
-            id=str(get("id")),
-            function=str(get("function") or ""),
-            op=str(get("op") or ""),
-            kind=str(get("kind") or get("op") or "?"),
-            location=str(get("location") or ""),
-            backend=get("backend"),
-            region=get("region"),
-            composite=get("composite"),
-            reason=get("reason"),
-            flops=int(get("flops") or 0),
-            inputs=tuple(get("inputs") or ()),
-        )
-
-    @property
-    def short(self) -> str:
-        """``generic:relu`` -> ``relu``; ``linalg.matmul`` -> ``matmul``."""
-        return self.kind.removeprefix("generic:").removeprefix("linalg.")
+def short(op: OpRecord) -> str:
+    """``generic:relu`` -> ``relu``; ``linalg.matmul`` -> ``matmul``."""
+    return op.kind.removeprefix("generic:").removeprefix("linalg.")
 
 
 @dataclass
 class Model:
     """The ops to draw, with the regions that fell back to the host (name -> reason)."""
 
-    ops: list[Op]
+    ops: list[OpRecord]
     fallbacks: dict[str, str] = field(default_factory=dict)
     composites: dict[str, list[str]] = field(default_factory=dict)
 
     @staticmethod
     def of(ops: Iterable[Any], regions: Iterable[Any] = ()) -> Model:
         """From `OpRecord`s (or dicts) and, optionally, region entries (or dicts)."""
-        model = Model([Op.of(r) for r in ops])
+        model = Model([OpRecord.of(r) for r in ops])
         for entry in regions:
             get = entry.get if isinstance(entry, Mapping) else lambda k, e=entry: getattr(e, k)
             status = str(get("status") or "")
@@ -93,10 +58,10 @@ class Model:
             model.composites[str(get("name"))] = list(get("composites") or ())
         return model
 
-    def on_host(self, op: Op) -> bool:
+    def on_host(self, op: OpRecord) -> bool:
         return op.region is None or op.region in self.fallbacks
 
-    def host_reason(self, op: Op) -> str:
+    def host_reason(self, op: OpRecord) -> str:
         if op.region is not None and op.region in self.fallbacks:
             return self.fallbacks[op.region]
         return op.reason or "no backend accepts it"
@@ -213,7 +178,7 @@ def signature(model: Model, unit: Unit) -> tuple[str, ...]:
     """What a unit is, for merging like siblings and naming repeats."""
     ops = [model.ops[m] for m in unit.members]
     where = str(ops[0].backend) if unit.group and not model.on_host(ops[0]) else "host"
-    return (unit.form, where, *(o.short for o in ops))
+    return (unit.form, where, *(short(o) for o in ops))
 
 
 def collapse(model: Model, max_nodes: int = MAX_NODES) -> Collapsed:
@@ -297,8 +262,8 @@ def label(model: Model, unit: Unit) -> str:
     ops = [model.ops[m] for m in unit.members]
     if unit.form == "ops":
         if len(ops) == 1:
-            return ops[0].short
-        return f"{len(ops)} ops: " + _arrows([o.short for o in ops])
+            return short(ops[0])
+        return f"{len(ops)} ops: " + _arrows([short(o) for o in ops])
     if unit.form == "region":
         composites = ", ".join(model.composites.get(str(unit.group), ())) or _composites(ops)
         return "\n".join(
@@ -306,7 +271,7 @@ def label(model: Model, unit: Unit) -> str:
             for x in (
                 str(unit.group),
                 composites,
-                f"{len(ops)} ops: {_tally(o.short for o in ops)}",
+                f"{len(ops)} ops: {_tally(short(o) for o in ops)}",
             )
             if x
         )
@@ -320,7 +285,7 @@ def label(model: Model, unit: Unit) -> str:
     return f"{len(ops)} ops ({first} … {last})\n" + _composition(model, unit.members)
 
 
-def _composites(ops: list[Op]) -> str:
+def _composites(ops: list[OpRecord]) -> str:
     return ", ".join(dict.fromkeys(o.composite for o in ops if o.composite))
 
 
@@ -340,7 +305,7 @@ def _repeat(model: Model, parts: list[Unit]) -> str | None:
 
 def _step_text(model: Model, unit: Unit) -> str:
     ops = [model.ops[m] for m in unit.members]
-    names = _arrows([o.short for o in ops], keep=3)
+    names = _arrows([short(o) for o in ops], keep=3)
     if model.on_host(ops[0]):
         return f"host {names}"
     return (

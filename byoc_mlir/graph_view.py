@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.graph_collapse import (
     MAX_NODES,
     Collapsed,
     Model,
-    Op,
     Unit,
     collapse,
     label,
@@ -89,10 +89,10 @@ class Drawing:
     """SVG element id -> hover text (nodes and region clusters)."""
 
     def node_of(self) -> dict[int, str]:
-        """Op index -> the DOT node id drawing it."""
+        """OpRecord index -> the DOT node id drawing it."""
         return {m: f"u{k}" for k, u in enumerate(self.collapsed.units) for m in u.members}
 
-    def colour(self, op: Op) -> str:
+    def colour(self, op: OpRecord) -> str:
         if op.region is not None and op.region in self.model.fallbacks:
             return FALLBACK
         if op.backend is None or self.model.on_host(op):
