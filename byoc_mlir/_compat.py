@@ -9,10 +9,13 @@ rest of the package is written against this module's small, stable surface.
 from __future__ import annotations
 
 import ctypes
+import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from iree.compiler import ir, passmanager
 
 from byoc_mlir.errors import ByocError
@@ -47,7 +50,10 @@ def parse_module(text: str | bytes, context: ir.Context, filename: str = "-") ->
     """
     with context:
         try:
-            return ir.Module.parse(text)
+            module = ir.Module.parse(text)
+            if isinstance(text, str):
+                _note_resources(text, context)
+            return module
         except ir.MLIRError as err:
             diags = list(err.error_diagnostics)
             if not diags:
@@ -78,6 +84,70 @@ def parse_file(path: str | Path, context: ir.Context) -> ir.Module:
             return ir.Module.parseFile(str(path))
         except ir.MLIRError:  # pragma: no cover - text already parsed once
             return module
+
+
+# --- dense_resource blobs -------------------------------------------------------------
+# The bindings can create a ``dense_resource`` attribute but not read one back. Weights
+# arrive as such blobs (frontends emit them), and a backend that wants its weights at
+# compile time (or a pass folding them) must see the values: the blobs are read from the
+# text the module was parsed from, lazily, once per context.
+
+
+class _Blobs:
+    def __init__(self, section: str):
+        self.section: str | None = section
+        self.blobs: dict[str, bytes] = {}
+
+    def get(self, name: str) -> bytes | None:
+        if self.section is not None:
+            for m in _BLOB.finditer(self.section):
+                self.blobs[m.group(1).strip('"')] = bytes.fromhex(m.group(2))
+            self.section = None
+        return self.blobs.get(name)
+
+
+_BLOB = re.compile(r'^\s*("[^"\n]*"|[^\s:"]+)\s*:\s*"0x([0-9A-Fa-f]*)"', re.M)
+_RESOURCE_NAME = re.compile(r'^dense_resource<("[^"]*"|[^>]*)>')
+_BLOBS: weakref.WeakKeyDictionary[ir.Context, list[_Blobs]] = weakref.WeakKeyDictionary()
+
+
+def _note_resources(text: str, context: ir.Context) -> None:
+    start = text.rfind("{-#")
+    if start >= 0 and "dialect_resources" in text[start : start + 200]:
+        _BLOBS.setdefault(context, []).append(_Blobs(text[start:]))
+
+
+_RESOURCE_DTYPES = {
+    "f32": "<f4",
+    "f64": "<f8",
+    "f16": "<f2",
+    "i8": "i1",
+    "i16": "<i2",
+    "i32": "<i4",
+    "i64": "<i8",
+    "i1": "?",
+}
+
+
+def resource_array(attr: ir.Attribute) -> np.ndarray | None:
+    """The value of a ``dense_resource`` attribute as numpy, or None when it is not one or
+    its blob is unknown (elided, or the module was not parsed from text here)."""
+    m = _RESOURCE_NAME.match(str(attr))
+    if m is None:
+        return None
+    shaped = ir.ShapedType(attr.type)
+    dtype = _RESOURCE_DTYPES.get(str(shaped.element_type))
+    if dtype is None or not shaped.has_static_shape:
+        return None
+    name = m.group(1).strip('"')
+    for table in _BLOBS.get(attr.context, []):
+        blob = table.get(name)
+        if blob is not None:
+            data = np.frombuffer(blob, dtype=dtype, offset=4)  # 4 bytes of alignment first
+            if data.size != int(np.prod(shaped.shape)):
+                return None
+            return data.reshape(shaped.shape)
+    return None
 
 
 PassFn = Callable[[ir.Operation], None]

@@ -209,12 +209,16 @@ class RegionView:
 
 
 def constant_array(op: ir.Operation) -> np.ndarray | None:
-    """The value of an ``arith.constant`` / ``tosa.const`` as numpy, None otherwise."""
+    """The value of an ``arith.constant`` / ``tosa.const`` as numpy (read-only for
+    ``dense_resource`` blobs), None otherwise."""
     attrs = op.attributes
     key = "value" if "value" in attrs else "values" if "values" in attrs else None
     if key is None:
         return None
     attr = attrs[key]
+    resource = _compat.resource_array(attr)
+    if resource is not None:
+        return resource
     if isinstance(attr, ir.DenseElementsAttr):
         return np.array(attr)
     if isinstance(attr, ir.FloatAttr):
