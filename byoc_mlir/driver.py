@@ -12,6 +12,7 @@ build, or one IREE cannot link puts that one region back on the host (inlined), 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from iree.compiler import CompilerToolError, compile_str, ir
 
 from byoc_mlir import _compat, frontends
@@ -41,6 +43,8 @@ from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.outlining import inline_region
+from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
+from byoc_mlir.passes.fold_constants import FoldConstantsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import strip_asserts
@@ -78,6 +82,8 @@ class CompileOptions:
             regions; the backends come from the plan.
         save_plan: write this build's placement plan there (as partitioned, before any
             codegen fallback; atomically, once the bundle is published).
+        fold_batchnorm: fold inference BatchNorm into the convolution before it (scaled
+            weights and one bias add; see `byoc_mlir.passes.fold_batchnorm`).
     """
 
     partition: PartitionOptions = field(default_factory=PartitionOptions)
@@ -89,6 +95,7 @@ class CompileOptions:
     progress: bool = False
     plan: str | Path | None = None
     save_plan: str | Path | None = None
+    fold_batchnorm: bool = True
 
 
 def compile(  # noqa: A001 - the public name the design fixes
@@ -186,6 +193,9 @@ def _build_bundle(
         strip_asserts(module_op)  # frontends' runtime checks (one per BatchNorm): host-only
         SplitBiasInitsPass().apply(module_op)  # conv/matmul bias inits -> bias adds
         FoldUnitBroadcastsPass().apply(module_op)  # per-channel vectors read directly
+        FoldConstantsPass().apply(module_op)  # Linear's weight transposes, BatchNorm's rsqrt
+        if options.fold_batchnorm:
+            FoldBatchnormPass().apply(module_op)  # conv -> BatchNorm: scaled conv + bias
     entry, inputs, outputs = _entry_signature(module_op)
     log = DecisionLog()
     served: list[dict[str, Any]] = []
@@ -323,7 +333,12 @@ def _codegen_region(
         func.get_asm(print_generic_op_form=True),
         backend.name,
         backend.version,
-        {"threads": hook_options.threads, "options": dict(hook_options.backend_options)},
+        {
+            "threads": hook_options.threads,
+            "options": dict(hook_options.backend_options),
+            # dense_resource weights print as a handle name, not their values
+            "constants": _constants_digest(view),
+        },
     )
     hit = cache.get(key)
     stem = view.symbol
@@ -362,6 +377,14 @@ def _codegen_region(
         "outputs": [spec_json(s) for s in view.outputs],
     }
     return "runtime", payload_name, serve
+
+
+def _constants_digest(view: RegionView) -> str:
+    digest = hashlib.sha256()
+    for array in view.constants.values():
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _build_object(art: LinkedArtifact, out_dir: Path, stem: str) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from iree.compiler import ir
 
 from byoc_mlir import _compat, flops
+from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import Backend, kind_name
 from byoc_mlir.decisions import OpRecord
 from byoc_mlir.dialects import byoc
@@ -29,7 +30,7 @@ from byoc_mlir.passes import (
     ModulePass,
     OutlinePass,
 )
-from byoc_mlir.plan import result_types
+from byoc_mlir.plan import load_plan, result_types
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,24 @@ def partition_passes(
     """
     o = options or PartitionOptions()
     if plan is not None:
-        return [ApplyPlanPass(str(plan)), OutlinePass(o.move_weights, o.clone_limit)]
+        planned = load_plan(plan).backends
+        outline = OutlinePass(o.move_weights, o.clone_limit, _weights_for(planned))
+        return [ApplyPlanPass(str(plan)), outline]
     names = tuple(b if isinstance(b, str) else b.name for b in backends)
     chosen = tuple(backends)
     return [
         AnnotatePass(chosen),  # type: ignore[arg-type]
         CompositesPass(chosen),  # type: ignore[arg-type]
         MergeRegionsPass(names, o.min_size, o.max_size, o.merge_siblings),
-        OutlinePass(o.move_weights, o.clone_limit),
+        OutlinePass(o.move_weights, o.clone_limit, _weights_for(backends)),
     ]
+
+
+def _weights_for(backends: Sequence[str | Backend]) -> tuple[str, ...]:
+    """The backends that want their regions' weights moved in (`Backend.move_weights`)."""
+    known = registry.available()  # unknown names: byoc-apply-plan reports them, located
+    resolved = [known.get(b, None) if isinstance(b, str) else b for b in backends]
+    return tuple(b.name for b in resolved if b is not None and b.move_weights)
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,9 @@ class Backend:
         runtime: for the runtime route, ``payload -> callable(*arrays) -> arrays``; the
             callable serves one region at run time.
         version: part of the artifact cache key: bump it when codegen output changes.
+        move_weights: outline every constant its regions read into them, however large,
+            so codegen sees the weights (to prepack or fold them at compile time) instead
+            of receiving them as arguments.
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class Backend:
         codegen: Callable[..., Any] | None = None,
         runtime: Callable[[bytes], Callable[..., Any]] | None = None,
         version: str = "1",
+        move_weights: bool = False,
     ):
         if not _NAME.match(name):
             raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
@@ -180,6 +184,7 @@ class Backend:
         self.codegen = codegen
         self.runtime = runtime
         self.version = version
+        self.move_weights = move_weights
         self._support: dict[KindKey, list[Check]] = {}
         self.composites: list[CompositeRule] = []
 

@@ -25,6 +25,13 @@ def data_operands(op: ir.Operation, operands: Sequence[ir.Value] | None = None) 
     return [v for v in operands if _facts(v.type)[2]]
 
 
+def ins_outs(op: ir.Operation) -> tuple[list[ir.Value], list[ir.Value]]:
+    """(``ins``, ``outs``) of a linalg op with operand segments (not ``linalg.transpose``)."""
+    n_ins = op.attributes["operandSegmentSizes"][0]
+    operands = list(op.operands)
+    return operands[:n_ins], operands[n_ins:]
+
+
 _TypeFacts = tuple[str, bool, bool]  # element type, static shape, float element
 _TYPE_CACHE: dict[ir.Type, _TypeFacts] = {}
 

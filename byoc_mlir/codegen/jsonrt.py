@@ -24,7 +24,7 @@ from iree.compiler.dialects import arith, linalg, tensor
 from iree.compiler.dialects import math as math_d
 
 from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, KindKey, Reject, op
-from byoc_mlir.codegen.checks import all_of, tensor_types
+from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, TensorSpec
 from byoc_mlir.codegen.jsonrt_runtime import FORMAT, VERSION, JsonrtError, load
 from byoc_mlir.codegen.recognisers import (
@@ -185,13 +185,6 @@ def _require_f32(spec: TensorSpec, what: str, at: ir.Operation | None = None) ->
         )
 
 
-def _split(op: ir.Operation) -> tuple[list[ir.Value], list[ir.Value]]:
-    """(ins, outs) of a linalg op."""
-    n_ins = op.attributes["operandSegmentSizes"][0]
-    operands = list(op.operands)
-    return operands[:n_ins], operands[n_ins:]
-
-
 def _map_dims(op: ir.Operation) -> list[list[int]] | None:
     """Each indexing map's results as loop dimensions; None if one is not a dimension."""
     maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
@@ -223,7 +216,7 @@ def _scalar(v: ir.Value, user: ir.Operation) -> float:
 
 def _contraction(kind: str) -> Callable[[ir.Operation], Node]:
     def serialise(op: ir.Operation) -> Node:
-        ins, outs = _split(op)
+        ins, outs = ins_outs(op)
         maps = _einsum_ready(op)
         if maps is None:
             raise JsonrtError(f"{op.name}: unsupported indexing maps", location=str(op.location))
@@ -234,7 +227,7 @@ def _contraction(kind: str) -> Callable[[ir.Operation], Node]:
 
 def _conv(kind: str) -> Callable[[ir.Operation], Node]:
     def serialise(op: ir.Operation) -> Node:
-        ins, outs = _split(op)
+        ins, outs = ins_outs(op)
         attrs = {
             key: [int(x) for x in ir.DenseIntElementsAttr(op.attributes[key])]
             if key in op.attributes
@@ -247,7 +240,7 @@ def _conv(kind: str) -> Callable[[ir.Operation], Node]:
 
 
 def _fill(op: ir.Operation) -> Node:
-    ins, _ = _split(op)
+    ins, _ = ins_outs(op)
     return "fill", [], {"value": _scalar(ins[0], op)}
 
 
@@ -256,7 +249,7 @@ def _elementwise(op: ir.Operation) -> tuple[GenericView, list[ir.Value], list[li
     dims = _map_dims(op)
     if view is None or dims is None or dims[-1] != list(range(len(dims[-1]))):
         raise JsonrtError(f"{op.name}: not an elementwise generic", location=str(op.location))
-    ins, _ = _split(op)
+    ins, _ = ins_outs(op)
     return view, ins, dims[:-1]
 
 
@@ -344,7 +337,7 @@ def einsum_maps(ctx: CheckContext) -> Reject | None:
 
 def constant_fill_value(ctx: CheckContext) -> Reject | None:
     """A fill's value must be a constant: it is stored in the payload."""
-    value = _split(ctx.op)[0][0]
+    value = ins_outs(ctx.op)[0][0]
     owner = value.owner
     if not (isinstance(owner, ir.OpView) and owner.operation.name == _CONSTANT):
         return Reject("linalg.fill of a value computed at run time is not supported")

@@ -10,7 +10,12 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
   for ``subf``/``mulf`` (per-channel normalisation, e.g. BatchNorm's ``(x - mean) * k``);
 - ``RELU``: ``max(x, 0)``, either ``arith.maximumf`` or torch's ``cmpf ugt`` + ``select``;
 - ``CLAMP``: ``min(max(x, lo), hi)`` in either order, bounds constant;
-- ``GELU``: the erf form or the tanh approximation (one transcendental, its constant).
+- ``GELU``: the erf form or the tanh approximation (one transcendental, its constant);
+- ``SCALE``: ``x * c`` or ``x / c`` with a scalar constant ``c`` (average pooling's
+  division by the window size, attention's ``1/sqrt(d)``);
+- ``MAX_CONST``/``MIN_CONST``: ``max(x, c)``/``min(x, c)``, ``c`` a scalar constant or a
+  rank-0 constant tensor input (torch's ``clamp_min``/``clamp_max``, ReLU6's halves), as
+  ``arith.maximumf``/``minimumf`` or ``cmpf`` + ``select``.
 
 All require parallel iterators and one identity-mapped output; dtype is not a
 recogniser's business (backend checks decide that).
@@ -227,6 +232,122 @@ def _unary_with_constant(op: ir.Operation, x: ir.Value) -> bool:
     )
 
 
+class _Scale(Recogniser):
+    name = "scale"
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+            return False
+        if len(view.body) != 1 or view.yielded[0] != view.body[0].results[0]:
+            return False
+        op = view.body[0]
+        if op.name == "arith.mulf":
+            return _unary_with_constant(op, view.args[0])
+        if op.name != "arith.divf":
+            return False
+        a, b = op.operands
+        return a == view.args[0] and _constant_value(b) is not None
+
+
+def scale_factor(op: ir.Operation) -> float:
+    """The factor a ``SCALE`` generic multiplies by (``1/c`` for a division)."""
+    view = GenericView.of(op)
+    assert view is not None
+    body = view.body[0]
+    a, b = body.operands
+    c = _constant_value(b if a == view.args[0] else a)
+    assert c is not None
+    return 1.0 / c if body.name == "arith.divf" else c
+
+
+_LESS = (int(arith.CmpFPredicate.OLT), int(arith.CmpFPredicate.ULT))
+_GREATER_EQ = _GREATER + (int(arith.CmpFPredicate.OGE), int(arith.CmpFPredicate.UGE))
+_LESS_EQ = _LESS + (int(arith.CmpFPredicate.OLE), int(arith.CmpFPredicate.ULE))
+
+
+class _Bound(Recogniser):
+    """``max(x, c)`` (``upper=False``) or ``min(x, c)`` with a constant ``c``."""
+
+    def __init__(self, name: str, upper: bool):
+        self.name = name
+        self.upper = upper
+
+    def match_view(self, view: GenericView) -> bool:
+        return _bound(view, self.upper) is not None
+
+
+def _rank0_constant(view: GenericView, arg: ir.Value) -> float | None:
+    """The value of a block argument fed by a rank-0 constant tensor input."""
+    if arg not in view.args[: view.n_inputs]:
+        return None
+    operand = view.op.operands[view.args.index(arg)]
+    owner = operand.owner
+    if not isinstance(owner, ir.OpView) or owner.operation.name != _CONSTANT:
+        return None
+    attr = owner.operation.attributes["value"]
+    if not isinstance(attr, ir.DenseFPElementsAttr) or not attr.is_splat:
+        return None
+    return float(ir.DenseFPElementsAttr(attr).get_splat_value().value)
+
+
+def _bound(view: GenericView, upper: bool) -> float | None:
+    """``c`` when the generic computes min(x, c) (``upper``) or max(x, c), else None."""
+    if not view.elementwise_shape_ok() or view.n_inputs not in (1, 2):
+        return None
+    full = [i for i in range(view.n_inputs) if view.is_identity(i)]
+    if len(full) != 1:
+        return None
+    x = view.args[full[0]]
+
+    def constant(v: ir.Value) -> float | None:
+        c = _constant_value(v)
+        return c if c is not None else _rank0_constant(view, v)
+
+    c = _bound_body(view, x, upper, constant)
+    if c == 0.0 and not upper and view.n_inputs == 1:
+        return None  # max(x, 0) is RELU
+    return c
+
+
+def _bound_body(
+    view: GenericView, x: ir.Value, upper: bool, constant: Callable[[ir.Value], float | None]
+) -> float | None:
+    names = ("arith.minimumf", "arith.minnumf") if upper else ("arith.maximumf", "arith.maxnumf")
+    if len(view.body) == 1 and view.body[0].name in names:
+        op = view.body[0]
+        if view.yielded[0] != op.results[0]:
+            return None
+        a, b = op.operands
+        return constant(b) if a == x else constant(a) if b == x else None
+    if len(view.body) != 2:
+        return None
+    cmp, sel = view.body  # select(cmpf(pred, a, b), a, b)
+    if cmp.name != "arith.cmpf" or sel.name != "arith.select":
+        return None
+    if view.yielded[0] != sel.results[0] or sel.operands[0] != cmp.results[0]:
+        return None
+    a, b = cmp.operands
+    if list(sel.operands[1:]) != [a, b] or x not in (a, b):
+        return None
+    pred = ir.IntegerAttr(cmp.attributes["predicate"]).value
+    picks_greater = pred in _GREATER_EQ
+    if not picks_greater and pred not in _LESS_EQ:
+        return None
+    if picks_greater == upper:
+        return None
+    return constant(b if a == x else a)
+
+
+def bound_value(op: ir.Operation) -> float:
+    """``c`` of a ``MAX_CONST``/``MIN_CONST`` generic."""
+    view = GenericView.of(op)
+    assert view is not None
+    c = _bound(view, True)
+    c = c if c is not None else _bound(view, False)
+    assert c is not None
+    return c
+
+
 class _Gelu(Recogniser):
     """GELU as frontends lower it: ``0.5*x*(1+erf(x/sqrt(2)))`` or the tanh approximation
     ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))``, in whatever op order.
@@ -316,10 +437,14 @@ BROADCAST_MUL = _Binary("broadcast_mul", ("arith.mulf",), broadcast=True, commut
 RELU = _Relu()
 CLAMP = _Clamp()
 GELU = _Gelu()
+SCALE = _Scale()
+MAX_CONST = _Bound("max_const", upper=False)
+MIN_CONST = _Bound("min_const", upper=True)
 
 # Tried in this order; the forms are disjoint, the order only saves time.
 ALL: tuple[Recogniser, ...] = (
-    BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, GELU
+    BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, SCALE,
+    MAX_CONST, MIN_CONST, GELU,
 )  # fmt: skip
 
 

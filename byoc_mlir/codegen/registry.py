@@ -22,6 +22,7 @@ _BUILTIN = {
     "testing_matmul": "byoc_mlir.codegen.testing:MATMUL_ONLY",
     "jsonrt": "byoc_mlir.codegen.jsonrt:BACKEND",
     "ccompiler": "byoc_mlir.codegen.ccompiler:BACKEND",
+    "dnnl": "byoc_mlir.codegen.dnnl:BACKEND",
 }
 
 

@@ -33,6 +33,8 @@ class OutlineOptions:
     """Clone every constant a region reads into it, however large."""
     clone_limit: int = 16
     """Non-splat constants with at most this many elements are cloned, larger ones passed."""
+    move_weights_for: frozenset[str] = frozenset()
+    """Backends whose regions get every constant moved in (`Backend.move_weights`)."""
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -214,6 +216,8 @@ def _outline_region(
 ) -> tuple[ir.Operation, ir.Operation]:
     members = [graph.ops[n] for n in region.nodes]
     inside = set(region.nodes)
+    if region.backend in options.move_weights_for and not options.move_weights:
+        options = OutlineOptions(True, options.clone_limit)
     clonable = graph_clonable(graph, options)
     inputs: list[ir.Value] = []
     input_index: dict[ir.Value, int] = {}

@@ -4,6 +4,8 @@ from byoc_mlir.passes.annotate import AnnotatePass
 from byoc_mlir.passes.apply_plan import ApplyPlanPass
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.composites import CompositesPass
+from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
+from byoc_mlir.passes.fold_constants import FoldConstantsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
@@ -21,6 +23,8 @@ PASSES: dict[str, type[ModulePass]] = {
         StripAssertsPass,
         FoldUnitBroadcastsPass,
         SplitBiasInitsPass,
+        FoldConstantsPass,
+        FoldBatchnormPass,
     )
 }
 """Every byoc pass by its command-line name."""
@@ -30,6 +34,8 @@ __all__ = [
     "AnnotatePass",
     "ApplyPlanPass",
     "CompositesPass",
+    "FoldBatchnormPass",
+    "FoldConstantsPass",
     "FoldUnitBroadcastsPass",
     "MergeRegionsPass",
     "ModulePass",

@@ -23,14 +23,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg
+from iree.compiler.dialects import linalg, tensor
 
 from byoc_mlir.dialects import byoc
 from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _FILL = linalg.FillOp.OPERATION_NAME
+_MOVES = frozenset(
+    {
+        _FILL,
+        tensor.ExpandShapeOp.OPERATION_NAME,
+        tensor.CollapseShapeOp.OPERATION_NAME,
+        tensor.PadOp.OPERATION_NAME,
+        linalg.TransposeOp.OPERATION_NAME,
+    }
+)
 FILL_ONLY = "dropped: region only fills a tensor the host reads (the host fills it in place)"
+MOVE_ONLY = (
+    "dropped: region only reshapes, pads or fills tensors the host reads (no compute "
+    "worth a boundary crossing)"
+)
 """Why a region of nothing but ``linalg.fill`` that only host ops read stays on the host:
 offloading it buys a boundary crossing and nothing else, and a filled init arriving from
 outside a dispatch can stop IREE from distributing its consumer (seen with a max-pooling
@@ -258,11 +271,12 @@ def plan_regions(
 
 
 def _drop_fills_for_the_host(graph: FunctionGraph, plan: RegionPlan) -> None:
-    """Puts regions of nothing but ``linalg.fill`` read only by host ops back on the host."""
+    """Puts regions of nothing but data movement (``linalg.fill``, reshapes, pads,
+    transposes) read only by host ops back on the host."""
     fill_only = [
         k
         for k, (_, nodes) in enumerate(plan.regions)
-        if all(graph.ops[n].name == _FILL for n in nodes)
+        if all(graph.ops[n].name in _MOVES for n in nodes)
     ]
     if not fill_only:
         return
@@ -276,8 +290,9 @@ def _drop_fills_for_the_host(graph: FunctionGraph, plan: RegionPlan) -> None:
         if any(c in placed and c not in nodes for n in nodes for c in consumers.get(n, ())):
             continue  # it feeds another region: the crossing happens either way
         del plan.regions[k]
+        fills = all(graph.ops[n].name == _FILL for n in nodes)
         for n in nodes:
-            plan.host[n] = FILL_ONLY
+            plan.host[n] = FILL_ONLY if fills else MOVE_ONLY
 
 
 def _merge_siblings(

@@ -19,11 +19,14 @@ class OutlinePass(ModulePass):
     """Options:
     move-weights: clone every constant a region reads into its function.
     clone-limit: constants with at most this many elements are cloned in.
+    weights-for: backends whose regions get every constant moved in.
     """
 
     NAME = "byoc-outline"
     move_weights: bool = False
     clone_limit: int = 16
+    weights_for: tuple[str, ...] = ()
 
     def run(self, module_op: ir.Operation, graphs: list[FunctionGraph]) -> None:
-        outline_module(module_op, OutlineOptions(self.move_weights, self.clone_limit), graphs)
+        options = OutlineOptions(self.move_weights, self.clone_limit, frozenset(self.weights_for))
+        outline_module(module_op, options, graphs)

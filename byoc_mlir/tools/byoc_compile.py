@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-merge-siblings", action="store_true", help="do not merge siblings")
     p.add_argument("--move-weights", action="store_true", help="clone weights into regions")
     p.add_argument(
+        "--no-fold-batchnorm",
+        action="store_true",
+        help="keep BatchNorm as its own ops (default: folded into the conv before it)",
+    )
+    p.add_argument(
         "--no-fallback",
         action="store_true",
         help="a region whose codegen fails is an error, not a host fallback (for CI)",
@@ -122,6 +127,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         progress=not args.quiet,
         plan=args.plan,
         save_plan=args.save_plan,
+        fold_batchnorm=not args.no_fold_batchnorm,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)

@@ -20,6 +20,8 @@ reference::
 | ``resnet50`` | onnx | ResNet-50 (the onnx package's model-zoo structure); slow |
 | ``bert_tiny`` | torch | HF ``transformers`` BERT, 2 layers, hidden 128, from a config; slow |
 | ``resnet18`` | torch | HF ``transformers`` ResNet-18 from a config; slow |
+| ``mobilenet_v2`` | torch | HF ``transformers`` MobileNetV2 (default config); slow |
+| ``bert_mini`` | torch | HF ``transformers`` BERT, 4 layers, hidden 256, seq 128; slow |
 
 torch, onnx, onnxruntime and transformers are imported only by the entries that use
 them (they are test dependencies, not the package's).
@@ -130,6 +132,17 @@ def _entries() -> dict[str, ZooEntry]:
             slow=True,
         ),
         ZooEntry("resnet18", "torch", "HF ResNet-18", hf_models.resnet18, 1e-4, slow=True),
+        ZooEntry(
+            "mobilenet_v2", "torch", "HF MobileNetV2", hf_models.mobilenet_v2, 1e-4, slow=True
+        ),
+        ZooEntry(
+            "bert_mini",
+            "torch",
+            "HF BERT 4 layers, hidden 256, seq 128",
+            hf_models.bert_mini,
+            1e-4,
+            slow=True,
+        ),
     ]
     return {e.name: e for e in entries}
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import ID2, ROW2, T44, VEC4, FuncBuilder, body_ops, functions, parse
+from conftest import (
+    ID2,
+    ROW2,
+    T44,
+    VEC4,
+    FuncBuilder,
+    body_ops,
+    functions,
+    parse,
+    tensor_shape,
+)
 from iree.compiler import ir
 
 from byoc_mlir.codegen.recognisers import (
@@ -18,8 +28,11 @@ from byoc_mlir.codegen.recognisers import (
     BIAS_ADD,
     CLAMP,
     GELU,
+    MAX_CONST,
+    MIN_CONST,
     MUL,
     RELU,
+    SCALE,
     SUB,
     recognise,
 )
@@ -131,7 +144,46 @@ INNER_CONSTANT: dict[str, tuple[Build, object]] = {
 }
 
 
+def _scalar_op(fb: FuncBuilder, x: str, body: list[str]) -> str:
+    """A one-input generic whose body lines use ``%i0`` and a function-level ``%c``."""
+    element = tensor_shape(fb.types[x])[1]
+    c = fb.constant(8.0, element)
+    lines = [line.replace("%c", c) for line in body]
+    return fb.generic([x], [*lines, f"linalg.yield %r : {element}"])
+
+
+def _bound_rank0(fb: FuncBuilder, x: str, pred: str, c: float) -> str:
+    """torch's clamp_min/clamp_max: ``select(cmpf(pred, x, c), x, c)``, ``c`` a rank-0
+    constant tensor input read through ``(d0, d1) -> ()``."""
+    k = fb._emit(fb._fresh("c"), "tensor<f32>", f"arith.constant dense<{c!r}> : tensor<f32>")
+    return fb.generic(
+        [x, k],
+        [
+            "%p = arith.cmpf " + pred + ", %i0, %i1 : f32",
+            "%r = arith.select %p, %i0, %i1 : f32",
+            "linalg.yield %r : f32",
+        ],
+        maps=[ID2, "affine_map<(d0, d1) -> ()>", ID2],
+    )
+
+
+BOUNDS_AND_SCALES: dict[str, tuple[Build, object]] = {
+    "scale_mul": (lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.mulf %i0, %c : f32"]), SCALE),
+    "scale_div": (lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.divf %i0, %c : f32"]), SCALE),
+    "max_const_maximumf": (
+        lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.maximumf %c, %i0 : f32"]),
+        MAX_CONST,
+    ),
+    "min_const_minimumf": (
+        lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.minimumf %i0, %c : f32"]),
+        MIN_CONST,
+    ),
+    "max_const_torch_rank0": (lambda fb, a, b, v: _bound_rank0(fb, a, "ogt", 0.0), MAX_CONST),
+    "min_const_torch_rank0": (lambda fb, a, b, v: _bound_rank0(fb, a, "olt", 6.0), MIN_CONST),
+}
+
 POSITIVE.update(INNER_CONSTANT)  # same checks as the outer-constant forms
+POSITIVE.update(BOUNDS_AND_SCALES)
 
 
 @pytest.mark.parametrize("case", sorted(POSITIVE))
@@ -214,15 +266,21 @@ NEAR_MISSES: dict[str, tuple[Build, object, object]] = {
         None,
     ),
     # relu with a nonzero constant, or the wrong comparison
-    "relu_max_with_one": (lambda fb, a, b, v: fb.relu(a, zero=1.0), RELU, None),
-    "relu_torch_with_one": (lambda fb, a, b, v: fb.relu(a, form="torch", zero=1.0), RELU, None),
-    "relu_torch_olt": (lambda fb, a, b, v: _relu_torch(fb, a, "olt"), RELU, None),
+    # max with a nonzero constant is not relu, but the general bound form
+    "relu_max_with_one": (lambda fb, a, b, v: fb.relu(a, zero=1.0), RELU, MAX_CONST),
+    "scale_by_tensor": (lambda fb, a, b, v: fb.binary("divf", a, b), SCALE, None),
+    "relu_torch_with_one": (
+        lambda fb, a, b, v: fb.relu(a, form="torch", zero=1.0),
+        RELU,
+        MAX_CONST,
+    ),
+    "relu_torch_olt": (lambda fb, a, b, v: _relu_torch(fb, a, "olt"), RELU, MIN_CONST),
     "relu_minimumf": (
         lambda fb, a, b, v: fb.generic(
             [a], _body(f"%r = arith.minimumf %i0, {fb.constant(0.0)} : f32")
         ),
         RELU,
-        None,
+        MIN_CONST,
     ),
     "relu_select_swapped": (lambda fb, a, b, v: _relu_torch(fb, a, "ugt", swap=True), RELU, None),
     # clamp near misses

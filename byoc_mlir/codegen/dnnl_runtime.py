@@ -1,0 +1,163 @@
+"""The run-time half of ``dnnl``: loads a region's oneDNN library and calls it.
+
+The payload (written by `byoc_mlir.codegen.dnnl`) is a zip holding ``region.so`` (the
+generated C built against libdnnl), ``region.c`` and ``dnnl_support.h`` (its source, for
+reading), ``weights.bin`` (the constants, read in place or prepacked at load) and
+``manifest.json`` (format, version, signature). `load` writes the library to a private
+temporary directory, opens it with ctypes and runs ``byoc_region_init`` once: oneDNN
+primitives are created and weights reordered then, not per call. The returned callable
+takes numpy arrays (read in place: no copy) and returns new arrays.
+
+This module needs numpy and the system's libdnnl only, not the compiler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from byoc_mlir.errors import ByocError
+
+FORMAT = "byoc_mlir.dnnl"
+VERSION = 1
+_ERROR_SIZE = 512
+
+
+class DnnlError(ByocError, ValueError):
+    """A region the dnnl backend cannot lower, build, load or run."""
+
+
+_PROFILE: dict[str, list[float]] = {}
+_LOCK = threading.Lock()
+
+
+def profile() -> dict[str, tuple[int, float]]:
+    """Per region served since the last `reset_profile`: (calls, seconds in oneDNN)."""
+    with _LOCK:
+        return {name: (int(c), s) for name, (c, s) in _PROFILE.items()}
+
+
+def reset_profile() -> None:
+    with _LOCK:
+        _PROFILE.clear()
+
+
+_TMP: Path | None = None
+
+
+def _library_dir() -> Path:
+    global _TMP
+    if _TMP is None:
+        _TMP = Path(tempfile.mkdtemp(prefix="byoc_dnnl_rt_"))
+        atexit.register(shutil.rmtree, _TMP, True)
+    return _TMP
+
+
+class Region:
+    """One loaded region: call it with numpy arrays, get its outputs."""
+
+    def __init__(self, payload: bytes):
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as z:
+                manifest = json.loads(z.read("manifest.json"))
+                library = z.read("region.so")
+                weights = z.read("weights.bin")
+        except (zipfile.BadZipFile, KeyError, ValueError) as err:
+            raise DnnlError(f"not a dnnl payload: {err}") from None
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise DnnlError(
+                f"payload format {manifest.get('format')} v{manifest.get('version')} "
+                f"(expected {FORMAT} v{VERSION}); recompile"
+            )
+        self.name: str = manifest["name"]
+        self.inputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["inputs"]]
+        self.outputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["outputs"]]
+        digest = hashlib.sha256(library).hexdigest()
+        path = _library_dir() / f"{digest}.so"
+        if not path.exists():
+            partial = path.with_suffix(".part")
+            partial.write_bytes(library)
+            partial.replace(path)
+        try:
+            self._lib = ctypes.CDLL(str(path))
+        except OSError as err:
+            raise DnnlError(f"{self.name}: cannot load its oneDNN library: {err}") from None
+        self._lib.byoc_region_init.restype = ctypes.c_void_p
+        self._lib.byoc_region_init.argtypes = [
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
+        ]  # fmt: skip
+        self._lib.byoc_region_free.restype = None
+        self._lib.byoc_region_free.argtypes = [ctypes.c_void_p]
+        self._lib.byoc_region_run.restype = ctypes.c_int
+        self._lib.byoc_region_run.argtypes = [
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+        ]  # fmt: skip
+        # The weights stay alive (and in place) as long as the region: constants that
+        # are not prepacked are read from this buffer at every call.
+        self._weights = np.frombuffer(bytearray(weights) or bytearray(64), dtype=np.uint8)
+        error = ctypes.create_string_buffer(_ERROR_SIZE)
+        handle = self._lib.byoc_region_init(
+            self._weights.ctypes.data, int(manifest.get("threads", 0)), error, _ERROR_SIZE
+        )
+        if not handle:
+            raise DnnlError(f"{self.name}: oneDNN refused the region: {error.value.decode()}")
+        self._handle: int | None = handle
+        self._error = error
+        n_in, n_out = len(self.inputs), len(self.outputs)
+        self._in_ptrs = (ctypes.c_void_p * max(n_in, 1))()
+        self._out_ptrs = (ctypes.c_void_p * max(n_out, 1))()
+
+    def close(self) -> None:
+        """Frees the oneDNN primitives and buffers (the region cannot be called again)."""
+        if self._handle:
+            self._lib.byoc_region_free(self._handle)
+            self._handle = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None):
+            self.close()
+
+    def __call__(self, *arrays: np.ndarray) -> Sequence[np.ndarray]:
+        if not self._handle:
+            raise DnnlError(f"{self.name} was closed")
+        if len(arrays) != len(self.inputs):
+            raise DnnlError(f"{self.name} takes {len(self.inputs)} inputs, got {len(arrays)}")
+        keep = []
+        for i, (a, (shape, _)) in enumerate(zip(arrays, self.inputs, strict=True)):
+            arr = np.ascontiguousarray(a, dtype=np.float32)
+            if arr.shape != shape:
+                raise DnnlError(f"{self.name}: input {i} has shape {arr.shape}, expected {shape}")
+            keep.append(arr)
+            self._in_ptrs[i] = arr.ctypes.data
+        outs = [np.empty(shape, np.float32) for shape, _ in self.outputs]
+        for o, arr in enumerate(outs):
+            self._out_ptrs[o] = arr.ctypes.data
+        start = time.perf_counter()
+        rc = self._lib.byoc_region_run(
+            self._handle, self._in_ptrs, self._out_ptrs, self._error, _ERROR_SIZE
+        )
+        elapsed = time.perf_counter() - start
+        if rc != 0:
+            raise DnnlError(f"{self.name}: oneDNN failed: {self._error.value.decode()}")
+        with _LOCK:
+            entry = _PROFILE.setdefault(self.name, [0, 0.0])
+            entry[0] += 1
+            entry[1] += elapsed
+        return outs
+
+
+def load(payload: bytes) -> Region:
+    """The backend's ``runtime`` factory: a payload -> a callable region."""
+    return Region(payload)
