@@ -327,6 +327,44 @@ static dnnl_primitive_desc_t bd_make(bd_region *R, const_dnnl_op_desc_t desc,
     return R->error[0] ? NULL : pd;
 }
 
+static int bd_is_input(const bd_region *R, int v) {
+    for (int i = 0; i < R->ninputs; ++i)
+        if (R->inputs[i] == R->values[v].mem) return 1;
+    return 0;
+}
+
+static void bd_attr_destroy_(dnnl_primitive_attr_t attr) {
+    if (attr) dnnl_primitive_attr_destroy(attr);
+}
+
+/* The convolution `desc` with its source in format `src_md` instead, if oneDNN runs that
+ * with a JIT kernel (not a reference one); NULL otherwise. Never records an error. */
+static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const dnnl_convolution_desc_t *desc,
+                                           const dnnl_memory_desc_t *src_md, const bd_post *posts,
+                                           int nposts, dnnl_primitive_t *prim) {
+    dnnl_convolution_desc_t d = *desc;
+    d.src_desc = *src_md;
+    int sum_value, sum_in_place;
+    char saved[sizeof(R->error)];
+    memcpy(saved, R->error, sizeof(saved));
+    dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    memcpy(R->error, saved, sizeof(saved));
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_create(&pd, &d, attr, R->eng, NULL) != dnnl_success) pd = NULL;
+    bd_attr_destroy_(attr);
+    if (pd && (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+               !impl || (strncmp(impl, "jit", 3) && strncmp(impl, "brg", 3)))) {
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (pd && dnnl_primitive_create(prim, pd) != dnnl_success) {
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    return pd;
+}
+
 /* The destination memory of a primitive; with a sum post-op, a step first copies the
  * summed value into it. */
 static void bd_destination(bd_region *R, int dst, const dnnl_memory_desc_t *md, int sum_value,
@@ -363,7 +401,13 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
     (void)groups;
     int sum_value, sum_in_place;
     dnnl_primitive_t prim;
-    dnnl_primitive_desc_t pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
+    /* A region input is read in its own (plain) layout when oneDNN has a fast kernel for
+     * it (the first conv of a network: 3 channels, NCHW): that saves a reorder per call. */
+    dnnl_primitive_desc_t pd = bd_is_input(R, src) ? bd_try_layout(R, &desc, &S->md, posts, nposts, &prim) : NULL;
+    if (pd == NULL)
+        pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
+    else
+        bd_attr_destroy_(bd_attr(R, posts, nposts, &sum_value, &sum_in_place));
     if (pd == NULL) return;
     int s = bd_as(R, src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
     dnnl_memory_t wmem = bd_prepack(R, w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
