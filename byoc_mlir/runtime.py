@@ -74,7 +74,13 @@ def _vendor_module(
             payload = (root / region.payload).read_bytes()
         except OSError as err:
             raise ByocError(f"bundle {root}: payload {region.payload} unreadable: {err}") from None
-        fn = backend.runtime(payload)
+        try:
+            fn = backend.runtime(payload)
+        except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
+            raise ByocError(
+                f"bundle {root}: payload {region.payload} of {backend_name} cannot be "
+                f"loaded: {err}"
+            ) from None
         iface.export(
             region.function,
             calling_convention(len(region.inputs), len(region.outputs)),

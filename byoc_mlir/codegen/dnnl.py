@@ -501,8 +501,9 @@ class _Program:
                 oid = self.ref(other, self.values[step.dst].perm, op)
             if oid is None or self.values[oid].defined >= step.index:
                 continue
-            if self.values[oid].dims != self.values[step.dst].dims:
-                continue
+            mine_v, other_v = self.values[step.dst], self.values[oid]
+            if other_v.dims != mine_v.dims or other_v.perm != mine_v.perm:
+                continue  # same logical dims read in another layout: a plain binary
             # In place when the summed tensor dies here: nothing reads it after the
             # producer (which must not read it either) and its buffer is its own.
             reads = [p for p in self.read_at.get(other, []) if p != self.position]
@@ -743,6 +744,7 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
         "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in region.inputs],
         "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in region.outputs],
         "library_sha256": hashlib.sha256(library).hexdigest(),
+        "weights_bytes": len(program.blob),
     }
     files = {
         "manifest.json": json.dumps(manifest, indent=1, sort_keys=True).encode(),

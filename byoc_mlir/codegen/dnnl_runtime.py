@@ -85,6 +85,15 @@ class Region:
         self.inputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["inputs"]]
         self.outputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["outputs"]]
         digest = hashlib.sha256(library).hexdigest()
+        # The library reads constants at fixed offsets of weights.bin: a damaged payload
+        # must be refused here, not crash the process later.
+        if digest != manifest.get("library_sha256"):
+            raise DnnlError(f"{self.name}: region.so does not match its manifest (damaged)")
+        if len(weights) != manifest.get("weights_bytes"):
+            raise DnnlError(
+                f"{self.name}: weights.bin has {len(weights)} bytes, the manifest says "
+                f"{manifest.get('weights_bytes')} (damaged)"
+            )
         path = _library_dir() / f"{digest}.so"
         if not path.exists():
             partial = path.with_suffix(".part")

@@ -26,6 +26,8 @@ _ACCUMULATING = frozenset(
         linalg.BatchMatmulOp,
         linalg.Conv2DNchwFchwOp,
         linalg.Conv2DNhwcHwcfOp,
+        linalg.DepthwiseConv2DNchwChwOp,
+        linalg.DepthwiseConv2DNhwcHwcOp,
     )
 )
 _BROADCAST = linalg.BroadcastOp.OPERATION_NAME

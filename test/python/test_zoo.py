@@ -1,8 +1,9 @@
-"""Every zoo model compiles host-only and with each reference backend, runs, and matches
-its framework's reference output within the entry's stated tolerance.
+"""Every zoo model compiles host-only, with each reference backend and with ``dnnl``
+(oneDNN), runs, and matches its framework's reference output within the entry's stated
+tolerance.
 
-The heavy entries (ResNet-50, BERT, ResNet-18) are marked slow and left out of the
-default run: ``python -m pytest -m slow test/python`` runs them.
+The heavy entries (ResNet-50, BERT, ResNet-18, MobileNetV2) are marked slow and left out
+of the default run: ``python -m pytest -m slow test/python`` runs them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from byoc_mlir import CompileOptions, compile, frontends, zoo
 
-BACKENDS = ["none", "ccompiler", "jsonrt"]
+BACKENDS = ["none", "ccompiler", "jsonrt", "dnnl"]
 OPTIONS = CompileOptions(cache_dir=None)
 
 
@@ -30,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
 
 
 def build(name: str, cache: dict[str, Built], tmp: pytest.TempPathFactory) -> Built:
-    """Builds an entry and runs its frontend once per test module (three backends use it)."""
+    """Builds an entry and runs its frontend once per test module (every backend uses it)."""
     if name not in cache:
         inst = zoo.get(name).build(tmp.mktemp(name))
         cache[name] = Built(inst, frontends.load(inst.model, inst.example_inputs))
