@@ -84,6 +84,9 @@ class CompileOptions:
             codegen fallback; atomically, once the bundle is published).
         fold_batchnorm: fold inference BatchNorm into the convolution before it (scaled
             weights and one bias add; see `byoc_mlir.passes.fold_batchnorm`).
+        torch_dialect: what a torch module is lowered to before IREE's input phase:
+            ``"linalg"`` (IREE's FX importer) or ``"tosa"`` (torch-mlir; needs
+            ``pip install torch-mlir``). Other models ignore it.
     """
 
     partition: PartitionOptions = field(default_factory=PartitionOptions)
@@ -96,6 +99,10 @@ class CompileOptions:
     plan: str | Path | None = None
     save_plan: str | Path | None = None
     fold_batchnorm: bool = True
+    torch_dialect: frontends.TorchDialect = "linalg"
+
+    def __post_init__(self) -> None:
+        frontends.check_torch_dialect(self.torch_dialect)
 
 
 def compile(  # noqa: A001 - the public name the design fixes
@@ -139,7 +146,7 @@ def compile(  # noqa: A001 - the public name the design fixes
         raise ByocError(
             "saving a placement plan needs a backend (a host-only build places nothing)"
         )
-    source, filename = _load(model, example_inputs)
+    source, filename = _load(model, example_inputs, options.torch_dialect)
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
     staging = _staging_dir(final)
     progress = Progress(options.progress, steps=3 if chosen else 2)
@@ -158,8 +165,12 @@ def compile(  # noqa: A001 - the public name the design fixes
     return Compiled(final)
 
 
-def _load(model: object, example_inputs: Sequence[Any] | None = None) -> tuple[str | bytes, str]:
-    source = frontends.load(model, example_inputs)
+def _load(
+    model: object,
+    example_inputs: Sequence[Any] | None = None,
+    torch_dialect: frontends.TorchDialect = "linalg",
+) -> tuple[str | bytes, str]:
+    source = frontends.load(model, example_inputs, torch_dialect=torch_dialect)
     return source.data, source.name
 
 

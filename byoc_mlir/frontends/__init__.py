@@ -3,16 +3,21 @@
     .mlir / .mlirbc        linalg, tosa or torch dialect, text or bytecode (as is)
     .onnx / onnx.ModelProto   IREE's ONNX importer (opset upgraded to 17 first)
     torch.nn.Module + example inputs   torch.export → IREE's FX importer → linalg
+                                       or (torch_dialect="tosa") → torch-mlir → TOSA
 
 Each loader returns a `Source`: MLIR text or bytecode plus a name for messages and
-locations. Modules built in another MLIR context travel as bytecode (a module from a
-foreign context must never reach the compiler API). The driver then runs
+locations. A module built in another context is printed there and handed over as that
+text (``get_asm(binary=True)`` is text as bytes, not bytecode); a module must never reach
+the compiler API itself. torch-mlir's TOSA comes from another MLIR build: it crosses as
+real bytecode (``write_bytecode``) and is reprinted in IREE's. The driver then runs
 ``iree-compile --compile-to=input`` on it, which normalises every dialect to
 linalg-on-tensors.
 
-torch and onnx are imported only when a model needs them: ``import byoc_mlir`` never
-imports either. A torch module is recognised without importing torch (if the caller
-holds one, torch is already loaded).
+`to_mlir` gives any of them as MLIR text, e.g. a torch module's TOSA for ``byoc-opt``.
+
+torch, torch-mlir and onnx are imported only when a model needs them: ``import
+byoc_mlir`` imports none of them. A torch module is recognised without importing torch
+(if the caller holds one, torch is already loaded).
 """
 
 from __future__ import annotations
@@ -21,14 +26,20 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from iree.compiler import ir
 
+from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
 
 SUFFIXES = (".mlir", ".mlirbc", ".onnx")
 """Model file suffixes `load` understands."""
+
+TorchDialect = Literal["linalg", "tosa"]
+"""What a torch module is lowered to: linalg (IREE's FX importer) or tosa (torch-mlir)."""
+
+TORCH_DIALECTS: tuple[str, ...] = get_args(TorchDialect)
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,12 @@ class Source:
     name: str
 
 
-def load(model: object, example_inputs: Sequence[Any] | None = None) -> Source:
+def load(
+    model: object,
+    example_inputs: Sequence[Any] | None = None,
+    *,
+    torch_dialect: TorchDialect = "linalg",
+) -> Source:
     """Turns any supported model into MLIR for the driver.
 
     Args:
@@ -52,6 +68,9 @@ def load(model: object, example_inputs: Sequence[Any] | None = None) -> Source:
             ``ir.Module``, an ``onnx.ModelProto``, or a ``torch.nn.Module``.
         example_inputs: for a torch module (required there): its positional inputs as
             torch tensors or numpy arrays. Not allowed for other models.
+        torch_dialect: for a torch module: ``"linalg"`` (IREE's FX importer) or
+            ``"tosa"`` (torch-mlir, which must be installed); both give the same
+            signature. Other models ignore it.
 
     Returns:
         The model as MLIR text or bytecode.
@@ -60,7 +79,12 @@ def load(model: object, example_inputs: Sequence[Any] | None = None) -> Source:
         ByocError: unsupported or unreadable input, or an import that fails; the message
             names the file and what was expected.
     """
+    check_torch_dialect(torch_dialect)
     if _is_torch_module(model):
+        if torch_dialect == "tosa":
+            from byoc_mlir.frontends.from_torch_tosa import load_torch_tosa
+
+            return load_torch_tosa(model, example_inputs)
         from byoc_mlir.frontends.from_torch import load_torch
 
         return load_torch(model, example_inputs)
@@ -84,6 +108,41 @@ def load(model: object, example_inputs: Sequence[Any] | None = None) -> Source:
         f"cannot compile {_describe(model)}: expected a model file (.mlir, .mlirbc, .onnx), "
         f"MLIR text or bytes, an ir.Module, an onnx.ModelProto or a torch.nn.Module"
     )
+
+
+def to_mlir(
+    model: object,
+    example_inputs: Sequence[Any] | None = None,
+    *,
+    torch_dialect: TorchDialect = "linalg",
+) -> str:
+    """A model as MLIR text (IREE's dialects, weights included), for lit and ``byoc-opt``.
+
+    For example a torch module's TOSA, to partition it on the command line::
+
+        Path("net.mlir").write_text(to_mlir(net, (x,), torch_dialect="tosa"))
+        # byoc-opt net.mlir --backend testing --partition
+
+    Args:
+        model, example_inputs, torch_dialect: as for `load`.
+
+    Returns:
+        The module in MLIR's pretty form. A torch module or an ONNX model comes out as
+        the frontend hands it to the driver (before IREE's input phase).
+    """
+    source = load(model, example_inputs, torch_dialect=torch_dialect)
+    module = _compat.parse_module(source.data, _compat.new_context(), source.name)
+    return module.operation.get_asm()
+
+
+def check_torch_dialect(value: object) -> None:
+    """Raises a `ByocError` unless ``value`` is one of `TORCH_DIALECTS`."""
+    if value not in TORCH_DIALECTS:
+        raise ByocError(
+            f"torch_dialect {value!r} is not supported (valid: "
+            f"{', '.join(repr(d) for d in TORCH_DIALECTS)}: 'linalg' through IREE's FX "
+            f"importer, 'tosa' through torch-mlir)"
+        )
 
 
 def load_file(path: Path) -> Source:
@@ -123,8 +182,9 @@ def first_line(err: BaseException) -> str:
     For a failed MLIR pass pipeline that is the first error diagnostic with its location
     (the exception's own first line only says "Failure while executing pass pipeline").
     """
+    # Duck-typed: torch-mlir's bindings raise their own MLIRError class.
     diagnostics = getattr(err, "error_diagnostics", None)
-    if isinstance(err, ir.MLIRError) and diagnostics:
+    if diagnostics:
         first = diagnostics[0]
         text = f"{first.location}: {first.message}"
     else:
@@ -139,4 +199,13 @@ def _describe(model: object) -> str:
     return f"a {type(model).__module__}.{type(model).__qualname__}"
 
 
-__all__ = ["SUFFIXES", "Source", "load", "load_file"]
+__all__ = [
+    "SUFFIXES",
+    "TORCH_DIALECTS",
+    "Source",
+    "TorchDialect",
+    "check_torch_dialect",
+    "load",
+    "load_file",
+    "to_mlir",
+]

@@ -4,7 +4,7 @@ What ``iree-import-onnx --opset-version 17`` does, in process: load (with extern
 from the model's directory), upgrade older opsets to `OPSET` (opset-9 MaxPool and
 friends do not lower otherwise), check, infer shapes with data propagation, import into
 a fresh MLIR context, verify, lower to linalg there (`TO_LINALG`) and hand over as
-bytecode. Lowering here rather than in IREE's input phase keeps the entry a plain
+text. Lowering here rather than in IREE's input phase keeps the entry a plain
 ``@main`` on tensors: IREE's torch input conversion would wrap it in its buffer-view ABI
 (``@graph$async`` with fences), which is not a partitionable signature.
 """

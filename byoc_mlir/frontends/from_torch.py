@@ -4,7 +4,7 @@
       → iree.compiler.extras.fx_importer.FxImporter (torch dialect, weights frozen in as
         dense_resource constants)
       → torch-backend-to-linalg-on-tensors pipeline (linalg, arith, tensor, math)
-      → bytecode (the importer's context is its own)
+      → printed (the importer's context is its own; ``get_asm(binary=True)`` is text)
 
 The module is exported in eval mode (inference: BatchNorm uses its running statistics,
 dropout is off) and put back in the mode it was in. The decomposition table is
@@ -74,7 +74,7 @@ DECOMPOSITIONS = (
 
 
 def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
-    """Exports ``module`` on ``example_inputs`` and lowers it to linalg (as bytecode).
+    """Exports ``module`` on ``example_inputs`` and lowers it to linalg (as MLIR text).
 
     Args:
         module: a ``torch.nn.Module``.
@@ -83,7 +83,45 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
     """
     import torch
 
-    name = f"<torch {type(module).__name__}>"
+    name = model_name(module)
+    program = export_program(module, example_inputs, _decomposition_table(torch))
+    from iree.compiler.extras.fx_importer import FxImporter
+
+    context = _compat.new_context()
+    try:
+        importer = FxImporter(context=context)
+        importer.import_frozen_program(program, func_name="main")
+        module_op = importer.module.operation
+        with context:
+            passmanager.PassManager.parse(TO_LINALG).run(module_op)
+    # The FX importers reject what they cannot import with assert (e.g. LSTM's
+    # heterogeneous weight lists) as well as with exceptions.
+    except (ir.MLIRError, NotImplementedError, ValueError, KeyError, AssertionError) as err:
+        raise ByocError(
+            f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
+        ) from None
+    return Source(module_op.get_asm(binary=True), name)
+
+
+def model_name(module: Any) -> str:
+    """How errors and locations name a torch module: ``<torch Net>``."""
+    return f"<torch {type(module).__name__}>"
+
+
+def export_program(
+    module: Any, example_inputs: Sequence[Any] | None, decompositions: dict[Any, Any]
+) -> Any:
+    """``torch.export`` in eval mode (the module's mode is restored), then decomposed.
+
+    Returns:
+        The decomposed ``torch.export.ExportedProgram``.
+
+    Raises:
+        ByocError: no example inputs, an input that is not a tensor, or a failed export.
+    """
+    import torch
+
+    name = model_name(module)
     if example_inputs is None:
         raise ByocError(
             f"{name}: a torch.nn.Module needs example inputs to be exported: "
@@ -96,25 +134,11 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
             program = torch.export.export(module, args, strict=False)
-            program = program.run_decompositions(_decomposition_table(torch))
+            return program.run_decompositions(decompositions)
     except Exception as err:  # noqa: BLE001 - export fails in many ways; all are the model's
         raise ByocError(f"{name}: torch.export failed: {first_line(err)}") from None
     finally:
         module.train(was_training)
-    from iree.compiler.extras.fx_importer import FxImporter
-
-    context = _compat.new_context()
-    try:
-        importer = FxImporter(context=context)
-        importer.import_frozen_program(program, func_name="main")
-        module_op = importer.module.operation
-        with context:
-            passmanager.PassManager.parse(TO_LINALG).run(module_op)
-    except (ir.MLIRError, NotImplementedError, ValueError, KeyError) as err:
-        raise ByocError(
-            f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
-        ) from None
-    return Source(module_op.get_asm(binary=True), name)
 
 
 def _as_tensors(torch: Any, inputs: Any, name: str) -> tuple[Any, ...]:

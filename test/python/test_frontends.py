@@ -1,10 +1,11 @@
-"""Frontends: a torch.nn.Module and an .onnx file compile, run and match their framework;
-bad inputs get a ByocError naming the file and what was expected; cf.assert is stripped;
-importing byoc_mlir imports neither torch nor onnx."""
+"""Frontends: a torch.nn.Module (through linalg or TOSA) and an .onnx file compile, run and
+match their framework; bad inputs get a ByocError naming the file and what was expected;
+cf.assert is stripped; importing byoc_mlir imports neither torch, torch-mlir nor onnx."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from byoc_mlir import ByocError, Compiled, CompileOptions, compile, frontends
+from byoc_mlir.frontends import from_torch_tosa
 
 OPTIONS = CompileOptions(cache_dir=None)
 
@@ -231,8 +233,205 @@ def test_unsupported_python_object_is_a_clear_error() -> None:
 def test_importing_byoc_mlir_imports_neither_torch_nor_onnx() -> None:
     code = (
         "import sys, byoc_mlir, byoc_mlir.frontends, byoc_mlir.zoo, byoc_mlir.driver\n"
-        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'transformers') "
+        "heavy = [m for m in ('torch', 'torch_mlir', 'onnx', 'onnxruntime', 'transformers') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- torch → TOSA (torch-mlir) ----------------------------------------------------------
+
+TOSA = CompileOptions(cache_dir=None, torch_dialect="tosa")
+
+
+class Mlp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class TwoHeads(nn.Module):
+    """Two inputs, two outputs: both routes must keep their order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tanh(self.fc(b)), self.fc(a).sum(-1)
+
+
+def torch_model(kind: str, net: ConvBnNet) -> tuple[nn.Module, tuple[np.ndarray, ...]]:
+    """A seeded model and example inputs: an MLP, the conv+BN+relu+pool+linear net, a
+    TransformerEncoderLayer (LayerNorm and softmax: the f64 traps) or TwoHeads."""
+    rng = np.random.default_rng(7)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model: nn.Module
+        if kind == "mlp":
+            model, shapes = Mlp(), [(2, 16)]
+        elif kind == "cnn":
+            model, shapes = net, [(2, 3, 8, 8)]
+        elif kind == "encoder":
+            model = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0,
+                                               batch_first=True)  # fmt: skip
+            shapes = [(2, 5, 16)]
+        else:
+            model, shapes = TwoHeads(), [(3, 8), (2, 8)]
+    return model, tuple(rng.standard_normal(s).astype(np.float32) for s in shapes)
+
+
+def torch_outputs(model: nn.Module, inputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(*(torch.from_numpy(x) for x in inputs))
+    model.train(was_training)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+@pytest.mark.parametrize("backend", ["none", "ccompiler", "jsonrt"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "encoder"])
+def test_torch_module_through_tosa_matches_torch(
+    kind: str, backend: str, net: ConvBnNet, tmp_path: Path
+) -> None:
+    model, inputs = torch_model(kind, net)
+    c = compile(model, [backend], example_inputs=inputs, out_dir=tmp_path / "b", options=TOSA)
+    np.testing.assert_allclose(c(*inputs)[0], torch_outputs(model, inputs)[0],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    # IREE's input phase turned TOSA's 3-D matmuls (the linalg route has 2-D ones) into
+    # linalg; that is what was partitioned.
+    assert "linalg.batch_matmul" in (c.bundle / "source.mlir").read_text()
+    if backend != "none":
+        offloaded = [r for r in c.report["regions"] if r["status"] == "offloaded"]
+        assert any("linalg.batch_matmul" in r["ops"] for r in offloaded), c.report["regions"]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "encoder", "two_heads"])
+def test_tosa_and_linalg_routes_give_the_same_signature(kind: str, net: ConvBnNet) -> None:
+    model, inputs = torch_model(kind, net)
+
+    def signature(dialect: frontends.TorchDialect) -> str:
+        text = frontends.to_mlir(model, inputs, torch_dialect=dialect)
+        return next(line for line in text.splitlines() if "func.func @main" in line)
+
+    assert signature("tosa") == signature("linalg")
+
+
+def test_two_heads_through_tosa_keeps_input_and_output_order(
+    net: ConvBnNet, tmp_path: Path
+) -> None:
+    model, inputs = torch_model("two_heads", net)
+    c = compile(model, ["none"], example_inputs=inputs, out_dir=tmp_path / "b", options=TOSA)
+    for got, want in zip(c(*inputs), torch_outputs(model, inputs), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+TOSA_PARTITION_CHECKS = """
+TOSA-LABEL: func.func @main(%arg0: tensor<2x16xf32>) -> tensor<2x4xf32>
+TOSA-NOT:   f64
+TOSA:       tosa.matmul
+TOSA-NEXT:  tosa.reshape
+TOSA-NEXT:  tosa.add
+TOSA-NEXT:  tosa.clamp
+TOSA:       tosa.matmul
+TOSA-NEXT:  tosa.reshape
+TOSA-NEXT:  tosa.add
+TOSA-NEXT:  return
+
+CHECK-LABEL: func.func @main(
+CHECK:       tosa.reshape {{.*}}byoc.reason = "rejected: testing: tosa.reshape is not supported"
+CHECK-NEXT:  [[MM:%.+]] = call @testing.main_0(
+CHECK-NEXT:  [[R:%.+]] = tosa.reshape [[MM]]
+CHECK-NEXT:  call @testing.main_1([[R]],
+CHECK-LABEL: func.func private @testing.main_0(
+CHECK-SAME:  byoc.target = "testing"
+CHECK-NEXT:    tosa.const
+CHECK-NEXT:    tosa.matmul
+CHECK-NEXT:    return
+CHECK-LABEL: func.func private @testing.main_1(
+CHECK-NEXT:    tosa.add
+CHECK-NEXT:    tosa.clamp
+CHECK-NEXT:    return
+"""
+"""An MLP's TOSA, and what ``byoc-opt --backend testing --partition`` makes of it: the
+matmuls and the bias-add+relu are offloaded; the reshapes around TOSA's 3-D matmul stay
+on the host and split what the linalg route keeps in one region."""
+
+
+def test_byoc_opt_partitions_a_torch_modules_tosa(net: ConvBnNet, tmp_path: Path) -> None:
+    model, inputs = torch_model("mlp", net)
+    path = tmp_path / "mlp.tosa.mlir"
+    path.write_text(frontends.to_mlir(model, inputs, torch_dialect="tosa"))
+    checks = tmp_path / "checks.txt"
+    checks.write_text(TOSA_PARTITION_CHECKS)
+    filecheck = shutil.which("filecheck") or shutil.which("FileCheck")
+    assert filecheck, "pip install filecheck"
+    subprocess.run([filecheck, str(checks), "--check-prefix=TOSA", "--input-file", str(path)],
+                   check=True)  # fmt: skip
+    partitioned = subprocess.run(
+        ["byoc-opt", str(path), "--backend", "testing", "--partition"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    subprocess.run([filecheck, str(checks)], input=partitioned.stdout, text=True, check=True)
+
+
+@pytest.mark.parametrize("value", ["stablehlo", "TOSA", None])
+def test_bad_torch_dialect_is_a_clear_error(value: object, net: ConvBnNet) -> None:
+    message = r"torch_dialect .* is not supported \(valid: 'linalg', 'tosa'"
+    with pytest.raises(ByocError, match=message):
+        CompileOptions(torch_dialect=value)  # type: ignore[arg-type]
+    with pytest.raises(ByocError, match=message):
+        frontends.load(net, [x_input()], torch_dialect=value)  # type: ignore[arg-type]
+
+
+def test_tosa_route_without_torch_mlir_says_how_to_install_it(
+    net: ConvBnNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch_mlir", None)  # import torch_mlir → ImportError
+    with pytest.raises(ByocError, match=r"<torch ConvBnNet>: torch_dialect='tosa' lowers "
+                       r"through torch-mlir, which is not installed: pip install "
+                       r"torch-mlir==20261001"):  # fmt: skip
+        frontends.load(net, [x_input()], torch_dialect="tosa")
+
+
+class Fmod(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fmod(x, 0.7)
+
+
+def test_op_tosa_cannot_express_is_a_clear_error() -> None:
+    with pytest.raises(ByocError, match=r"<torch Fmod>: torch-mlir could not lower the "
+                       r"exported program to TOSA: loc\(\".*test_frontends\.py\":\d+:\d+\)"
+                       r": failed to legalize operation 'torch\.aten\.fmod\.Scalar' that was "
+                       r"explicitly marked illegal \(torch_dialect='linalg' takes"):  # fmt: skip
+        frontends.load(Fmod(), [x_input()], torch_dialect="tosa")
+
+
+def test_tosa_route_needs_example_inputs(net: ConvBnNet) -> None:
+    with pytest.raises(ByocError, match=r"<torch ConvBnNet>: .*needs example inputs"):
+        compile(net, ["none"], options=TOSA)
+
+
+class _Unreadable:
+    """A module IREE cannot read in either form."""
+
+    def write_bytecode(self, file: object) -> None:
+        file.write(b"ML\xefR garbage")  # type: ignore[attr-defined]
+
+    def get_asm(self, print_generic_op_form: bool = False) -> str:
+        return '"tosa.no_such_op"() : () -> ()'
+
+
+def test_tosa_ir_iree_cannot_read_is_a_clear_error() -> None:
+    message = (
+        r"<torch X>: IREE cannot read torch-mlir's TOSA \(neither as bytecode nor in "
+        r"generic form: .*pip install torch-mlir"
+    )
+    with pytest.raises(ByocError, match=message):
+        from_torch_tosa._into_iree(_Unreadable(), "<torch X>")
