@@ -78,8 +78,7 @@ def _vendor_module(
             fn = backend.runtime(payload)
         except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
             raise ByocError(
-                f"bundle {root}: payload {region.payload} of {backend_name} cannot be "
-                f"loaded: {err}"
+                f"bundle {root}: payload {region.payload} of {backend_name} cannot be loaded: {err}"
             ) from None
         iface.export(
             region.function,

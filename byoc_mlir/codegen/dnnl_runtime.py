@@ -31,7 +31,7 @@ import numpy as np
 from byoc_mlir.errors import ByocError
 
 FORMAT = "byoc_mlir.dnnl"
-VERSION = 1
+VERSION = 2
 _ERROR_SIZE = 512
 
 

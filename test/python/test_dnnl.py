@@ -595,7 +595,7 @@ def test_payload_is_deterministic(tmp_path: Path) -> None:
     ]
     manifest = json.loads(files["manifest.json"])
     assert (manifest["format"], manifest["version"], manifest["name"]) == (
-        "byoc_mlir.dnnl", 1, "dnnl.main_0",
+        "byoc_mlir.dnnl", dnnl_runtime.VERSION, "dnnl.main_0",
     )  # fmt: skip
 
 
@@ -640,7 +640,12 @@ def _damaged_copy(bundle: Path, payload: bytes, tmp_path: Path) -> Path:
     [
         ("junk", r"not a dnnl payload: File is not a zip file"),
         ("library", r"dnnl.main_0: region.so does not match its manifest"),
-        ("version", r"payload format byoc_mlir.dnnl v99 \(expected byoc_mlir.dnnl v1\); recompile"),
+        (
+            "version",
+            r"payload format byoc_mlir.dnnl v99 \(expected byoc_mlir.dnnl v"
+            + str(dnnl_runtime.VERSION)
+            + r"\); recompile",
+        ),
     ],
 )
 def test_damaged_payload_is_a_clear_error_at_load(
