@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", help="comma-separated zoo entries (default: the light ones)")
     p.add_argument("--all", action="store_true", help="every zoo entry, the slow ones too")
-    p.add_argument("--backends", default="ccompiler,jsonrt", help="comma-separated backends")
+    p.add_argument("--backends", default="ccompiler,jsonrt,dnnl", help="comma-separated backends")
     args = p.parse_args(argv)
     if args.models:
         names = args.models.split(",")

@@ -50,20 +50,30 @@ from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, 
 from byoc_mlir.codegen.recognisers import (
     ADD,
     BIAS_ADD,
+    BROADCAST,
+    BROADCAST_DIV,
     BROADCAST_MUL,
     BROADCAST_SUB,
     CLAMP,
+    DIV,
+    EXP,
     GELU,
     MAX_CONST,
     MIN_CONST,
     MUL,
+    REDUCE_MAX,
+    REDUCE_SUM,
     RELU,
+    RSQRT,
     SCALE,
+    SHIFT,
     SUB,
     GenericView,
     _constant_value,
     bound_value,
+    reduction,
     scale_factor,
+    shift_amount,
 )
 
 __all__ = ["BACKEND", "DnnlError", "codegen", "load"]
@@ -123,6 +133,7 @@ class _Value:
     step: _Step | None = None  # the step whose destination it is (for post-ops)
     defined: int = -1  # index of the step defining it (-1: input or constant)
     owned: bool = False  # its buffer is its own (not an input, constant or view)
+    full: tuple[int, ...] | None = None  # a broadcast view: the logical dims it stands for
 
 
 def _dims(xs: Sequence[int]) -> str:
@@ -179,6 +190,7 @@ class _Program:
         self.decls: list[str] = []  # inputs and constants, before the steps
         self.blob = bytearray()
         self.const_ids: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+        self.materialised: dict[int, int] = {}
         self.kept: list[np.ndarray] = []
         self.fills: dict[ir.Value, float] = {}
         self.pads: dict[ir.Value, ir.Operation] = {}
@@ -205,7 +217,22 @@ class _Program:
         return DnnlError(f"{self.region.name}: {message}", location=where)
 
     def ref(self, v: ir.Value, perm: Sequence[int] | None = None, at: Any = None) -> int:
-        """The value id of ``v`` (an input or constant is declared on first use)."""
+        """The value id of ``v`` (an input or constant is declared on first use); a
+        broadcast view is materialised (see `ref_view` for readers that broadcast)."""
+        vid = self.ref_view(v, perm, at)
+        full = self.values[vid].full
+        if full is None:
+            return vid
+        materialised = self.materialised.get(vid)
+        if materialised is None:  # 0 + the view: oneDNN's binary broadcasts it
+            zeros = self.const(np.zeros(full, np.float32), _identity(len(full)))
+            materialised = self.materialised[vid] = self._new(full, _identity(len(full)))
+            args = [str(zeros), str(vid), "dnnl_binary_add"]
+            self._emit(_Step("bd_binary", materialised, args, posts=[], fusable=False))
+        return materialised
+
+    def ref_view(self, v: ir.Value, perm: Sequence[int] | None = None, at: Any = None) -> int:
+        """Like `ref`, but a broadcast view stays a view (dims of 1 where it broadcasts)."""
         known = self.ids.get(v)
         if known is not None:
             if perm is not None and self.values[known].perm != tuple(perm):
@@ -454,18 +481,49 @@ class _Program:
             if not (commutative and full[1]):
                 raise self._error("a broadcast first operand of a non-commutative op", op)
             ins, maps, full = ins[::-1], maps[::-1], full[::-1]
+        view0 = self.ids.get(ins[0])
+        if full[1] and commutative and view0 is not None and self.values[view0].full is not None:
+            ins, maps = ins[::-1], maps[::-1]  # the broadcast view goes second
         a = self.ref(ins[0], None, op)
         va = self.values[a]
         if alg == "dnnl_binary_add" and self._fold_add(op, ins, maps, full):
             return
         if full[1]:
-            b = self.ref(ins[1], va.perm, op)
+            b = self.ref_view(ins[1], va.perm, op)
+            if self.values[b].full is not None and va.perm != _identity(len(va.perm)):
+                b = self.ref(ins[1], va.perm, op)
         else:
             b = self._broadcast_operand(ins[1], maps[1], va)
+        if alg == "dnnl_binary_div" and self.values[b].dims != va.dims:
+            # oneDNN 2.6 has no JIT kernel for a broadcast divide (softmax's row sums):
+            # multiply by the reciprocal of the small operand instead
+            inverse = self._new(self.values[b].dims, self.values[b].perm)
+            args = [str(b), "dnnl_eltwise_pow", "1.0f", "-1.0f"]
+            b = self._emit(_Step("bd_eltwise", inverse, args, fusable=False))
+            alg = "dnnl_binary_mul"
+        vb = self.values[b]
+        if len(va.dims) > 3 and vb.dims == va.dims[:-1] + (1,) and va.perm == vb.perm:
+            # A per-row broadcast of rank > 3 (softmax over heads) has no JIT kernel in
+            # oneDNN 2.6, rank 3 has: run it on rank-3 views of both operands.
+            rows = math.prod(va.dims[:-2])
+            a = self._view(a, (rows, *va.dims[-2:]))
+            b = self._view(b, (rows, va.dims[-2], 1))
+            flat = self._new(self.values[a].dims, self.values[a].perm)
+            self._emit(_Step("bd_binary", flat, [str(a), str(b), alg], posts=[], fusable=False))
+            self._alias(op.results[0], self._view(flat, va.dims))
+            return
         dst = self._new(va.dims, va.perm)
         self._alias(
             op.results[0], self._emit(_Step("bd_binary", dst, [str(a), str(b), alg], posts=[]))
         )
+
+    def _view(self, src: int, dims: Sequence[int]) -> int:
+        """``src`` (made plain) viewed with other dims of the same size."""
+        self.values[src].owned = False
+        vid = self._new(dims, _identity(len(dims)))
+        self._emit(_Step("bd_reshape", vid, [str(src), str(len(dims)), _dims(dims)], fusable=False))
+        self.values[vid].owned = False
+        return vid
 
     def _fold_add(
         self, op: ir.Operation, ins: list[ir.Value], maps: list[list[int | None]], full: list[bool]
@@ -521,7 +579,8 @@ class _Program:
         if step is not None and step.posts is not None:
             last = step.posts[-1] if step.posts else None
             if post[0] == "BD_LINEAR" and last is not None and last[0] == "BD_LINEAR":
-                step.posts[-1] = ("BD_LINEAR", last[1] * post[1], last[2] * post[1], -1)
+                # a2 * (a1 * x + b1) + b2
+                step.posts[-1] = ("BD_LINEAR", last[1] * post[1], last[2] * post[1] + post[2], -1)
             elif (
                 post[0] == "BD_CLIP"
                 and last is not None
@@ -538,6 +597,54 @@ class _Program:
         dst = self._new(v.dims, v.perm)
         args = [str(src), alg, _float(alpha), _float(beta)]
         self._alias(op.results[0], self._emit(_Step("bd_eltwise", dst, args, fusable=False)))
+
+    def broadcast(self, op: ir.Operation) -> None:
+        """A broadcast copy becomes a view: the source with 1s on the new dims, which
+        binary ops read broadcasting (no copy); other readers materialise it."""
+        (x,) = ins_outs(op)[0]
+        (results,) = _map_results(op)[:1]
+        out = _shape(op.results[0])
+        if any(r is None for r in results) or results != sorted(results):  # type: ignore[type-var]
+            raise self._error("a broadcast that transposes or reads constant indices", op)
+        dims = [out[d] if d in results else 1 for d in range(len(out))]
+        src = self.ref(x, None, op)
+        self.values[src].owned = False
+        vid = self._new(dims, _identity(len(dims)))
+        self.values[vid].full = tuple(out)
+        self._emit(_Step("bd_reshape", vid, [str(src), str(len(dims)), _dims(dims)], fusable=False))
+        self.values[vid].owned = False
+        self._alias(op.results[0], vid)
+
+    def reduce(self, op: ir.Operation, alg: str, neutral: Callable[[float], bool]) -> None:
+        shape = reduction(op)
+        assert shape is not None
+        (x,) = ins_outs(op)[0]
+        init = ins_outs(op)[1][0]
+        combine = None
+        if not neutral(self.fills.get(init, math.nan)):
+            if init in self.fills:
+                raise self._error(f"{op.name} reduction from a non-neutral fill", op)
+            # an init computed elsewhere: reduce, then combine with it (exact)
+            combine = "dnnl_binary_add" if alg == "dnnl_reduction_sum" else "dnnl_binary_max"
+        src = self.ref(x, None, op)
+        full = self.values[src].dims
+        dims = [1 if d in shape.dims else n for d, n in enumerate(full)]
+        vid = self._new(dims, _identity(len(dims)))
+        self._emit(_Step("bd_reduce", vid, [str(src), alg, _dims(dims)], fusable=False))
+        out = _shape(op.results[0])
+        if tuple(out) != tuple(dims):  # the output drops the reduced dims: a view
+            view = self._new(out, _identity(len(out)))
+            self.values[vid].owned = False
+            self._emit(
+                _Step("bd_reshape", view, [str(vid), str(len(out)), _dims(out)], fusable=False)
+            )
+            vid = view
+        if combine is not None:
+            acc = self.ref(init, None, op)
+            total = self._new(self.values[acc].dims, self.values[acc].perm)
+            self._emit(_Step("bd_binary", total, [str(acc), str(vid), combine], posts=[]))
+            vid = total
+        self._alias(op.results[0], vid)
 
     def transpose(self, op: ir.Operation) -> None:
         perm = [int(x) for x in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
@@ -641,6 +748,11 @@ def _bound(upper: bool) -> Callable[[_Program, ir.Operation], None]:
     return lower
 
 
+def _shift(p: _Program, op: ir.Operation) -> None:
+    c = shift_amount(op)
+    p.eltwise(op, ("BD_LINEAR", 1.0, c, -1), "dnnl_eltwise_linear", 1.0, c)
+
+
 def _gelu(p: _Program, op: ir.Operation) -> None:
     view = GenericView.of(op)
     assert view is not None
@@ -683,6 +795,14 @@ _HANDLERS: dict[KindKey, Callable[[_Program, ir.Operation], None]] = {
     SCALE: _scale,
     MAX_CONST: _bound(False),
     MIN_CONST: _bound(True),
+    DIV: _binary("dnnl_binary_div", False),
+    BROADCAST_DIV: _binary("dnnl_binary_div", False),
+    SHIFT: _shift,
+    EXP: lambda p, op: p.eltwise(op, ("BD_EXP", 0.0, 0.0, -1), "dnnl_eltwise_exp", 0.0, 0.0),
+    RSQRT: lambda p, op: p.eltwise(op, ("BD_POW", 1.0, -0.5, -1), "dnnl_eltwise_pow", 1.0, -0.5),
+    BROADCAST: _Program.broadcast,
+    REDUCE_SUM: lambda p, op: p.reduce(op, "dnnl_reduction_sum", lambda v: v == 0.0),
+    REDUCE_MAX: lambda p, op: p.reduce(op, "dnnl_reduction_max", lambda v: v <= _LOWEST),
 }
 
 
@@ -852,6 +972,23 @@ def constant_pad(ctx: CheckContext) -> Reject | None:
     return None
 
 
+def _reduction_init(ctx: CheckContext) -> Reject | None:
+    if ctx.kind is REDUCE_MAX:
+        return _fill_init(ctx, lambda v: v <= _LOWEST, "-inf")
+    return _fill_init(ctx, lambda v: v == 0.0, "0")
+
+
+def _f32_input_and_value(ctx: CheckContext) -> Reject | None:
+    for v in (ctx.op.operands[0], ctx.op.results[0]):
+        t = v.type
+        if (
+            not (isinstance(t, ir.RankedTensorType) and t.has_static_shape)
+            or str(t.element_type) != "f32"
+        ):
+            return Reject(f"{t} (valid: statically shaped f32 tensors)")
+    return None
+
+
 def scalar_fill(ctx: CheckContext) -> Reject | None:
     if _constant_value(ins_outs(ctx.op)[0][0]) is None:
         return Reject("linalg.fill of a value computed at run time")
@@ -867,7 +1004,7 @@ POOLS: Sequence[Any] = (linalg.PoolingNchwMaxOp, linalg.PoolingNchwSumOp)
 MATMULS: Sequence[Any] = (linalg.MatmulOp, linalg.BatchMatmulOp)
 ELEMENTWISE = (
     ADD, SUB, MUL, BIAS_ADD, BROADCAST_SUB, BROADCAST_MUL, RELU, CLAMP, GELU, SCALE,
-    MAX_CONST, MIN_CONST,
+    MAX_CONST, MIN_CONST, DIV, BROADCAST_DIV, SHIFT, EXP, RSQRT, BROADCAST,
 )  # fmt: skip
 
 BACKEND.supports(*CONVS, check=all_of(f32_static, _constant_operand(1, "weights"), zero_init))
@@ -875,5 +1012,8 @@ BACKEND.supports(*POOLS, check=all_of(f32_static, neutral_pool_init))
 BACKEND.supports(*MATMULS, check=all_of(f32_static, zero_init, default_maps))
 BACKEND.supports(*ELEMENTWISE, check=f32_static)
 BACKEND.supports(linalg.FillOp, check=all_of(f32_static, scalar_fill))
+BACKEND.supports(REDUCE_SUM, check=all_of(f32_static, _reduction_init))
+# torch's max.dim has an (unused) i64 index output: check the value side only
+BACKEND.supports(REDUCE_MAX, check=all_of(_f32_input_and_value, _reduction_init))
 BACKEND.supports(tensor.PadOp, check=all_of(f32_static, constant_pad))
 BACKEND.supports(tensor.CollapseShapeOp, tensor.ExpandShapeOp, linalg.TransposeOp, check=f32_static)

@@ -31,7 +31,7 @@
 #define BD_MAX_ARGS 8
 #define BD_MAX_POSTS 8
 
-enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR };
+enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW };
 
 /* One post-op: an eltwise function, or `BD_SUM`: add the value `value`, which is
  * copied into the destination before the primitive runs, or (`alpha` != 0: the value
@@ -302,6 +302,8 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
             case BD_GELU_ERF: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_erf, 0.f, 0.f); break;
             case BD_GELU_TANH: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_tanh, 0.f, 0.f); break;
             case BD_LINEAR: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, p->alpha, p->beta); break;
+            case BD_EXP: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_exp, 0.f, 0.f); break;
+            case BD_POW: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_pow, p->alpha, p->beta); break;
             case BD_SUM:
                 *sum_value = p->value;
                 *sum_in_place = p->alpha != 0.f;
@@ -553,6 +555,29 @@ static void bd_reshape(bd_region *R, int dst, int src, int ndims, const dnnl_dim
     BD_TRY(R, bd_mem_create(R, &R->values[dst].mem, &R->values[dst].md, R->eng, handle));
 }
 
+/* A reduction (`alg`: sum or max) of `src` (made plain) to `dst_dims`: src's rank,
+ * 1 on the reduced dims. */
+static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
+                      const dnnl_dim_t *dst_dims) {
+    if (R->error[0]) return;
+    int p = bd_plain(R, src);
+    int nd = R->values[p].md.ndims;
+    dnnl_memory_desc_t md;
+    bd_md(R, &md, nd, dst_dims, bd_plain_tag(nd));
+    dnnl_reduction_desc_t desc;
+    BD_TRY(R, dnnl_reduction_desc_init(&desc, alg, &R->values[p].md, &md, 0.f, 0.f));
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    bd_create(R, &prim, &desc, NULL, &pd);
+    if (R->error[0]) return;
+    dnnl_primitive_desc_destroy(pd);
+    bd_alloc(R, dst, &md);
+    if (R->error[0]) return;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[p].mem},
+                               {DNNL_ARG_DST, R->values[dst].mem}};
+    bd_step_add(R, prim, 2, args);
+}
+
 /* A transpose: dst dim i is src dim perm[i] (linalg.transpose), one reorder into a
  * plain buffer viewed in src's dim order. */
 static void bd_transpose(bd_region *R, int dst, int src, const int *perm) {
@@ -595,8 +620,9 @@ static void bd_pad(bd_region *R, int dst, int src, const dnnl_dim_t *dst_dims,
 
 /* One call: binds the buffers, runs every step. Returns 0, or -1 with `R->error`. */
 static int bd_run(bd_region *R, void *const *inputs, void *const *outputs) {
-    for (int i = 0; i < R->ninputs; ++i)
-        if (dnnl_memory_set_data_handle(R->inputs[i], inputs[i]) != dnnl_success) return -1;
+    for (int i = 0; i < R->ninputs; ++i) /* an input no step reads has no memory */
+        if (R->inputs[i] && dnnl_memory_set_data_handle(R->inputs[i], inputs[i]) != dnnl_success)
+            return -1;
     for (int o = 0; o < R->noutputs; ++o)
         if (dnnl_memory_set_data_handle(R->outputs[o], outputs[o]) != dnnl_success) return -1;
     for (int k = 0; k < R->nsteps; ++k) {

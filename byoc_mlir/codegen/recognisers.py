@@ -15,7 +15,14 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
   division by the window size, attention's ``1/sqrt(d)``);
 - ``MAX_CONST``/``MIN_CONST``: ``max(x, c)``/``min(x, c)``, ``c`` a scalar constant or a
   rank-0 constant tensor input (torch's ``clamp_min``/``clamp_max``, ReLU6's halves), as
-  ``arith.maximumf``/``minimumf`` or ``cmpf`` + ``select``.
+  ``arith.maximumf``/``minimumf`` or ``cmpf`` + ``select``;
+- ``DIV``/``BROADCAST_DIV``: like ``SUB``/``BROADCAST_SUB`` for ``divf``; ``SHIFT``:
+  ``x + c`` or ``x - c`` with a scalar constant; ``EXP``, ``RSQRT``: one ``math`` op;
+  ``BROADCAST``: a copy of a broadcast input (LayerNorm's statistics, spread back);
+- ``REDUCE_SUM``/``REDUCE_MAX``: a sum or max over reduction dims of an identity-read
+  input into an output that drops them or keeps them as 1s (LayerNorm's and softmax's
+  reductions). ``REDUCE_MAX`` also matches torch's ``max.dim`` (value and index outputs)
+  when the index is never used.
 
 All require parallel iterators and one identity-mapped output; dtype is not a
 recogniser's business (backend checks decide that).
@@ -348,6 +355,144 @@ def bound_value(op: ir.Operation) -> float:
     return c
 
 
+class _Unary(Recogniser):
+    """One ``math``/``arith`` op of the (identity-read) input."""
+
+    def __init__(self, name: str, body_op: str):
+        self.name = name
+        self.body_op = body_op
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+            return False
+        if len(view.body) != 1 or view.body[0].name != self.body_op:
+            return False
+        op = view.body[0]
+        return view.yielded[0] == op.results[0] and list(op.operands) == [view.args[0]]
+
+
+class _Shift(Recogniser):
+    name = "shift"
+
+    def match_view(self, view: GenericView) -> bool:
+        return _shift(view) is not None
+
+
+def _shift(view: GenericView) -> float | None:
+    if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+        return None
+    if len(view.body) != 1 or view.yielded[0] != view.body[0].results[0]:
+        return None
+    op = view.body[0]
+    a, b = op.operands if op.name in ("arith.addf", "arith.subf") else (None, None)
+    x = view.args[0]
+    if op.name == "arith.addf" and (a == x or b == x):
+        return _constant_value(b if a == x else a)
+    if op.name == "arith.subf" and a == x:
+        c = _constant_value(b)
+        return -c if c is not None else None
+    return None
+
+
+def shift_amount(op: ir.Operation) -> float:
+    """``c`` of a ``SHIFT`` generic computing ``x + c`` (``-c`` for ``x - c``)."""
+    view = GenericView.of(op)
+    assert view is not None
+    c = _shift(view)
+    assert c is not None
+    return c
+
+
+class _Broadcast(Recogniser):
+    name = "broadcast"
+
+    def match_view(self, view: GenericView) -> bool:
+        return (
+            view.n_inputs == 1
+            and view.elementwise_shape_ok()
+            and view.is_broadcast(0)
+            and not view.body
+            and view.yielded[0] == view.args[0]
+        )
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A recognised reduction: the reduced loop dims, and whether the output keeps them
+    as unit dims (a constant-0 map result) or drops them."""
+
+    dims: tuple[int, ...]
+    keepdims: bool
+
+
+def reduction(op: ir.Operation) -> Reduction | None:
+    """The shape of a ``REDUCE_SUM``/``REDUCE_MAX`` generic (identity input map, output
+    map of the parallel dims in order, constant 0 in place of reduced ones or not)."""
+    attrs = op.operation.attributes
+    segs = attrs["operandSegmentSizes"]
+    if segs[0] != 1:
+        return None
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(attrs["indexing_maps"])]
+    iters = [str(it) for it in ir.ArrayAttr(attrs["iterator_types"])]
+    n = len(iters)
+    if maps[0] != ir.AffineMap.get_identity(n, context=maps[0].context):
+        return None
+    reduced = tuple(d for d, it in enumerate(iters) if it != _PARALLEL)
+    parallel = [d for d in range(n) if d not in reduced]
+    if not reduced or any(m != maps[1] for m in maps[2:]):
+        return None
+    results = list(maps[1].results)
+    dims = [ir.AffineDimExpr(e).position for e in results if isinstance(e, ir.AffineDimExpr)]
+    if dims != parallel:
+        return None
+    if len(results) == len(parallel):
+        return Reduction(reduced, keepdims=False)
+    keep = len(results) == n and all(
+        isinstance(results[d], ir.AffineConstantExpr) and results[d].value == 0 for d in reduced
+    )
+    return Reduction(reduced, keepdims=True) if keep else None
+
+
+class _Reduce(Recogniser):
+    def __init__(self, name: str, body_ops: tuple[str, ...]):
+        self.name = name
+        self.body_ops = body_ops
+
+    def matches(self, op: ir.Operation) -> bool:
+        if op.operation.name != GENERIC:
+            return False
+        view = GenericView.of(op)
+        if view is not None:
+            return self.match_view(view)
+        return self.name == "reduce_max" and _max_with_unused_index(op.operation)
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 1 or view.all_parallel or len(view.body) != 1:
+            return False
+        op = view.body[0]
+        if op.name not in self.body_ops or view.yielded[0] != op.results[0]:
+            return False
+        if set(op.operands) != {view.args[0], view.args[1]}:
+            return False
+        return reduction(view.op) is not None
+
+
+def _max_with_unused_index(op: ir.Operation) -> bool:
+    """torch's ``max.dim``: running max and its index; matches when the index is unused."""
+    segs = op.attributes["operandSegmentSizes"]
+    if segs[0] != 1 or segs[1] != 2 or any(True for _ in op.results[1].uses):
+        return False
+    if reduction(op) is None:
+        return False
+    block = op.regions[0].blocks[0]
+    ops = [o.operation for o in block.operations]
+    x, acc = block.arguments[0], block.arguments[1]
+    maxes = [o for o in ops if o.name in ("arith.maximumf", "arith.maxnumf")]
+    if len(maxes) != 1 or set(maxes[0].operands) != {x, acc}:
+        return False
+    return list(ops[-1].operands)[0] == maxes[0].results[0]
+
+
 class _Gelu(Recogniser):
     """GELU as frontends lower it: ``0.5*x*(1+erf(x/sqrt(2)))`` or the tanh approximation
     ``0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))``, in whatever op order.
@@ -440,11 +585,20 @@ GELU = _Gelu()
 SCALE = _Scale()
 MAX_CONST = _Bound("max_const", upper=False)
 MIN_CONST = _Bound("min_const", upper=True)
+DIV = _Binary("div", ("arith.divf",), broadcast=False, commutative=False)
+BROADCAST_DIV = _Binary("broadcast_div", ("arith.divf",), broadcast=True, commutative=False)
+SHIFT = _Shift()
+EXP = _Unary("exp", "math.exp")
+RSQRT = _Unary("rsqrt", "math.rsqrt")
+BROADCAST = _Broadcast()
+REDUCE_SUM = _Reduce("reduce_sum", ("arith.addf",))
+REDUCE_MAX = _Reduce("reduce_max", ("arith.maximumf", "arith.maxnumf"))
 
 # Tried in this order; the forms are disjoint, the order only saves time.
 ALL: tuple[Recogniser, ...] = (
     BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, SCALE,
-    MAX_CONST, MIN_CONST, GELU,
+    MAX_CONST, MIN_CONST, DIV, BROADCAST_DIV, SHIFT, EXP, RSQRT, BROADCAST,
+    REDUCE_SUM, REDUCE_MAX, GELU,
 )  # fmt: skip
 
 
@@ -452,7 +606,7 @@ def recognise(op: ir.Operation) -> Recogniser | None:
     """The recognised form of a ``linalg.generic``, or None."""
     view = GenericView.of(op)
     if view is None:
-        return None
+        return REDUCE_MAX if _max_with_unused_index(op.operation) else None
     for rec in ALL:
         if rec.match_view(view):
             return rec

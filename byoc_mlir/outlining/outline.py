@@ -38,6 +38,7 @@ class OutlineOptions:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_FILL = "linalg.fill"
 
 
 def sanitize(name: str) -> str:
@@ -169,6 +170,13 @@ def _outline_function(
     return made
 
 
+def _refillable(op: ir.Operation, graph: FunctionGraph) -> bool:
+    """A ``linalg.fill`` of a free value (constant) into a free init (``tensor.empty``)."""
+    if op.name != _FILL:
+        return False
+    return all(graph.free.get(v) is not None for v in op.operands)
+
+
 def _unique(name: str, symbols: set[str]) -> str:
     candidate, k = name, 1
     while candidate in symbols:
@@ -239,11 +247,22 @@ def _outline_region(
     outputs: list[ir.Value] = []
     external_uses: list[tuple[ir.Operation, int, int]] = []
     for member in members:
+        host_copy: ir.Operation | None = None
         for result in member.results:
             k = -1
-            for use in result.uses:
+            for use in list(result.uses):
                 user = graph.node_of(use.owner)
                 if user is not None and user in inside:
+                    continue
+                if _refillable(member, graph) and (user is None or graph.region_of(user) is None):
+                    # A fill of a constant is recomputed on the host rather than returned:
+                    # a crossing buys nothing, and IREE cannot compile some consumers
+                    # (pooling, batch_matmul) whose init arrives from outside a dispatch.
+                    if host_copy is None:
+                        host_copy = member.clone(ip=ir.InsertionPoint(member))
+                        byoc.clear_member(host_copy)
+                        byoc.clear(host_copy)
+                    use.owner.operands[use.operand_number] = host_copy.results[0]
                     continue
                 if k < 0:
                     k = len(outputs)

@@ -48,6 +48,45 @@ def _unit_positions(src: ir.Type, dst: ir.Type) -> list[int] | None:
     return [i for i, d in enumerate(dst.shape) if d == 1]
 
 
+def _collapse_unit_reads(op: ir.Operation, i: int, amap: ir.AffineMap) -> ir.AffineMap | None:
+    """For an operand read with constant-0 results on its unit dims (ONNX/torch keepdim
+    forms: ``tensor<1x4x128x1>`` through ``(d0, d1, d2, d3) -> (d0, d1, d2, 0)``): inserts
+    a ``tensor.collapse_shape`` dropping those dims and returns the map without them."""
+    operand = op.operands[i]
+    t = operand.type
+    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
+        return None
+    results = list(amap.results)
+    units = [
+        k for k, e in enumerate(results) if isinstance(e, ir.AffineConstantExpr) and e.value == 0
+    ]
+    kept = [k for k in range(len(results)) if k not in units]
+    if not units or not kept or any(t.shape[k] != 1 for k in units):
+        return None
+    if not all(isinstance(results[k], ir.AffineDimExpr) for k in kept):
+        return None
+    groups: list[list[int]] = []
+    for k in range(len(results)):  # a unit dim joins the group of the kept dim before it
+        if k in kept or not groups:
+            groups.append([k])
+        else:
+            groups[-1].append(k)
+    if groups[0][0] in units:  # leading unit dims: merge into the first kept dim's group
+        first = groups.pop(0)
+        groups[0] = first + groups[0]
+    i64 = ir.IntegerType.get_signless(64)
+    reassociation = ir.ArrayAttr.get(
+        [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, k) for k in g]) for g in groups]
+    )
+    shape = [t.shape[k] for k in kept]
+    with ir.InsertionPoint(op), op.location:
+        collapse = tensor.CollapseShapeOp(
+            ir.RankedTensorType.get(shape, t.element_type), operand, reassociation
+        )
+    op.operands[i] = collapse.result
+    return ir.AffineMap.get(amap.n_dims, amap.n_symbols, [results[k] for k in kept])
+
+
 def fold_unit_broadcasts(graph: FunctionGraph) -> int:
     """Rewrites the generics of one function; returns how many operands were folded."""
     folded = 0
@@ -61,6 +100,11 @@ def fold_unit_broadcasts(graph: FunctionGraph) -> int:
         for i in range(n_in):
             producer = op.operands[i].owner
             if not isinstance(producer, ir.OpView) or producer.operation.name != _EXPAND:
+                collapsed = _collapse_unit_reads(op, i, maps[i])
+                if collapsed is not None:
+                    maps[i] = collapsed
+                    changed = True
+                    folded += 1
                 continue
             expand = producer.operation
             src = expand.operands[0]

@@ -252,7 +252,7 @@ def test_ops_joined_and_split_by_labels(tmp_path: Path) -> None:
             "removed",
             "main#9",
             "last",
-            "is linalg.generic -> tensor<4x4xf32> in the plan but "
+            "is linalg.generic (generic:exp) -> tensor<4x4xf32> in the plan but "
             "linalg.generic (generic:mul) -> tensor<4x4xf32> in the model",
         ),
         (

@@ -27,6 +27,7 @@ from byoc_mlir.codegen.recognisers import (
     ALL,
     BIAS_ADD,
     CLAMP,
+    DIV,
     GELU,
     MAX_CONST,
     MIN_CONST,
@@ -199,7 +200,7 @@ def test_form_is_recognised(case: str) -> None:
 
 NEAR_MISSES: dict[str, tuple[Build, object, object]] = {
     # wrong body op
-    "add_with_divf": (lambda fb, a, b, v: fb.binary("divf", a, b), ADD, None),
+    "add_with_divf": (lambda fb, a, b, v: fb.binary("divf", a, b), ADD, DIV),
     "mul_with_addf_is_add": (lambda fb, a, b, v: fb.add(a, b), MUL, ADD),
     "add_with_extra_op": (
         lambda fb, a, b, v: fb.generic(
@@ -268,7 +269,7 @@ NEAR_MISSES: dict[str, tuple[Build, object, object]] = {
     # relu with a nonzero constant, or the wrong comparison
     # max with a nonzero constant is not relu, but the general bound form
     "relu_max_with_one": (lambda fb, a, b, v: fb.relu(a, zero=1.0), RELU, MAX_CONST),
-    "scale_by_tensor": (lambda fb, a, b, v: fb.binary("divf", a, b), SCALE, None),
+    "scale_by_tensor": (lambda fb, a, b, v: fb.binary("divf", a, b), SCALE, DIV),
     "relu_torch_with_one": (
         lambda fb, a, b, v: fb.relu(a, form="torch", zero=1.0),
         RELU,

@@ -113,7 +113,7 @@ func.func @reject_dynamic(%a: tensor<?x8xf32>, %b: tensor<8x4xf32>, %c: tensor<?
 #map = affine_map<(d0) -> (d0)>
 // CHECK-LABEL: func.func @reject_transcendental
 // CHECK:       [[T:%.+]] = linalg.generic {{.*}} ins(%arg0 : {{.*}} attrs = {byoc.accept = [], byoc.reject = {testing = "linalg.generic computing math.tanh is not supported"}}
-// CHECK:       linalg.generic {{.*}} ins([[T]] : {{.*}} attrs = {byoc.accept = [], byoc.reject = {testing = "linalg.generic computing math.exp is not supported"}}
+// CHECK:       linalg.generic {{.*}} ins([[T]] : {{.*}} attrs = {byoc.accept = [], byoc.reject = {testing = "generic:exp is not supported"}}
 func.func @reject_transcendental(%a: tensor<16xf32>) -> tensor<16xf32> {
   %e = tensor.empty() : tensor<16xf32>
   %t = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]} ins(%a : tensor<16xf32>) outs(%e : tensor<16xf32>) {

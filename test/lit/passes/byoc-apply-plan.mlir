@@ -65,7 +65,7 @@
 // REFUSED-NEXT: note: set its "backend" to null (the host) or to a backend that accepts it
 
 // The model changed (the mul became a div): the plan is stale; the first differing op is named.
-// STALE: .changed.mlir:[[# @LINE + 31]]:8: error: placement plan {{.*}}.json is stale (it does not match this model): main#5 is linalg.generic (generic:mul) -> tensor<4x16xf32> in the plan but linalg.generic -> tensor<4x16xf32> in the model
+// STALE: .changed.mlir:[[# @LINE + 31]]:8: error: placement plan {{.*}}.json is stale (it does not match this model): main#5 is linalg.generic (generic:mul) -> tensor<4x16xf32> in the plan but linalg.generic (generic:div) -> tensor<4x16xf32> in the model
 // STALE-NEXT: note: save a new plan for this model with --save-plan
 
 // VERSION: .v2.json: error: placement plan version 2 is not supported (valid: 1)

@@ -141,7 +141,7 @@ func.func @diamond(%x: tensor<16xf32>) -> tensor<16xf32> {
 // CHECK:       [[A1:%.+]] = linalg.generic {{.*}} ins(%arg0, %arg0 : {{.*}}byoc.region = 0 : i64, byoc.target = "testing"}
 // CHECK:       [[B0:%.+]] = linalg.generic {{.*}} ins(%arg1, %arg1 : {{.*}}byoc.region = 1 : i64, byoc.target = "testing"}
 // CHECK:       [[H1:%.+]] = linalg.generic {{.*}} ins([[A1]] : {{.*}}byoc.reason = "rejected: testing: linalg.generic computing math.tanh is not supported"
-// CHECK:       [[H2:%.+]] = linalg.generic {{.*}} ins([[B0]] : {{.*}}byoc.reason = "rejected: testing: linalg.generic computing math.exp is not supported"
+// CHECK:       [[H2:%.+]] = linalg.generic {{.*}} ins([[B0]] : {{.*}}byoc.reason = "rejected: testing: generic:exp is not supported"
 // CHECK:       linalg.generic {{.*}} ins([[H1]], [[B0]] : {{.*}}byoc.region = 1 : i64, byoc.target = "testing"}
 // CHECK:       linalg.generic
 // CHECK-NOT:   byoc.region = 0
