@@ -99,21 +99,25 @@ def fold_unit_broadcasts(graph: FunctionGraph) -> int:
         changed = False
         for i in range(n_in):
             producer = op.operands[i].owner
-            if not isinstance(producer, ir.OpView) or producer.operation.name != _EXPAND:
+            expand = producer.operation if isinstance(producer, ir.OpView) else None
+            units = None
+            if expand is not None and expand.name == _EXPAND:
+                src = expand.operands[0]
+                units = _unit_positions(src.type, expand.results[0].type)
+            results = list(maps[i].results)
+            if (
+                expand is None
+                or units is None
+                or not all(
+                    isinstance(results[u], ir.AffineConstantExpr) and results[u].value == 0
+                    for u in units
+                )
+            ):
                 collapsed = _collapse_unit_reads(op, i, maps[i])
                 if collapsed is not None:
                     maps[i] = collapsed
                     changed = True
                     folded += 1
-                continue
-            expand = producer.operation
-            src = expand.operands[0]
-            units = _unit_positions(src.type, expand.results[0].type)
-            results = list(maps[i].results)
-            if units is None or not all(
-                isinstance(results[u], ir.AffineConstantExpr) and results[u].value == 0
-                for u in units
-            ):
                 continue
             kept = [e for k, e in enumerate(results) if k not in units]
             maps[i] = ir.AffineMap.get(maps[i].n_dims, maps[i].n_symbols, kept)

@@ -572,6 +572,32 @@ def test_injected_build_failure_falls_back_one_region(
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
 
 
+class NormAttention(nn.Module):
+    """LayerNorm, then softmax attention scores over 2 heads (rank-4 rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(32)
+        self.q = nn.Linear(32, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.q(self.ln(x)).reshape(1, 16, 2, 16).transpose(1, 2)
+        return torch.softmax(h @ h.transpose(-1, -2) / 4.0, dim=-1)
+
+
+def test_layernorm_and_softmax_run_in_the_region(tmp_path: Path) -> None:
+    """Decomposed LayerNorm and softmax (reductions, exp, rsqrt, broadcasts) stay in one
+    dnnl region: nothing but the frontend's integer bookkeeping is left on the host."""
+    model = seeded(NormAttention()).eval()
+    x = randn(1, 16, 32)
+    c = build(model, x, out_dir=tmp_path / "b")
+    assert list(regions(c)) == ["dnnl.main_0"]
+    assert {h["op"] for h in c.report["host_ops"]} <= {"linalg.fill"}  # i64 index init
+    calls = region_calls(c)
+    assert {"bd_reduce", "bd_matmul", "bd_binary"} <= fns(calls)
+    np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
+
+
 # --- the payload ------------------------------------------------------------------------------
 
 

@@ -26,14 +26,20 @@ from byoc_mlir.codegen.recognisers import (
     ADD,
     ALL,
     BIAS_ADD,
+    BROADCAST,
     CLAMP,
     DIV,
+    EXP,
     GELU,
     MAX_CONST,
     MIN_CONST,
     MUL,
+    REDUCE_MAX,
+    REDUCE_SUM,
     RELU,
+    RSQRT,
     SCALE,
+    SHIFT,
     SUB,
     recognise,
 )
@@ -183,7 +189,44 @@ BOUNDS_AND_SCALES: dict[str, tuple[Build, object]] = {
     "min_const_torch_rank0": (lambda fb, a, b, v: _bound_rank0(fb, a, "olt", 6.0), MIN_CONST),
 }
 
+
+def _reduce(fb: FuncBuilder, x: str, op: str, init: float, keepdims: bool) -> str:
+    """A row reduction of a 4x4 tensor: ``op`` of the input and the accumulator."""
+    out = "tensor<4x1xf32>" if keepdims else "tensor<4xf32>"
+    out_map = "affine_map<(d0, d1) -> (d0, 0)>" if keepdims else "affine_map<(d0, d1) -> (d0)>"
+    c = fb.constant(init)
+    acc = fb._emit(fb._fresh(), out, f"tensor.empty() : {out}")
+    filled = fb._emit(fb._fresh(), out, f"linalg.fill ins({c} : f32) outs({acc} : {out}) -> {out}")
+    iters = '"parallel", "reduction"'
+    return fb._emit(
+        fb._fresh(),
+        out,
+        f"linalg.generic {{indexing_maps = [{ID2}, {out_map}], iterator_types = [{iters}]}}"
+        f" ins({x} : {fb.types[x]}) outs({filled} : {out}) {{\n"
+        f"  ^bb0(%i: f32, %o: f32):\n    %r = arith.{op} %i, %o : f32\n"
+        f"    linalg.yield %r : f32\n  }} -> {out}",
+    )
+
+
+SOFTMAX_AND_NORM: dict[str, tuple[Build, object]] = {
+    "div": (lambda fb, a, b, v: fb.binary("divf", a, b), DIV),
+    "shift_add": (lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.addf %i0, %c : f32"]), SHIFT),
+    "shift_sub": (lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.subf %i0, %c : f32"]), SHIFT),
+    "exp": (lambda fb, a, b, v: fb.exp(a), EXP),
+    "rsqrt": (lambda fb, a, b, v: fb.unary("math.rsqrt", a), RSQRT),
+    "broadcast_copy": (
+        lambda fb, a, b, v: fb.generic(
+            [v], ["linalg.yield %i0 : f32"], maps=[ROW2, ID2], out_type=T44
+        ),
+        BROADCAST,
+    ),
+    "reduce_sum": (lambda fb, a, b, v: _reduce(fb, a, "addf", 0.0, False), REDUCE_SUM),
+    "reduce_sum_keepdims": (lambda fb, a, b, v: _reduce(fb, a, "addf", 0.0, True), REDUCE_SUM),
+    "reduce_max": (lambda fb, a, b, v: _reduce(fb, a, "maximumf", -1000.5, False), REDUCE_MAX),
+}
+
 POSITIVE.update(INNER_CONSTANT)  # same checks as the outer-constant forms
+POSITIVE.update(SOFTMAX_AND_NORM)
 POSITIVE.update(BOUNDS_AND_SCALES)
 
 

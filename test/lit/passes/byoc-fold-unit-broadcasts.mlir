@@ -54,3 +54,35 @@ func.func @not_constant(%x: tensor<4x1xf32>, %v: tensor<4xf32>) -> tensor<4x1xf3
   } -> tensor<4x1xf32>
   return %y : tensor<4x1xf32>
 }
+
+// -----
+
+// ONNX/torch keepdim forms read a tensor with unit dims through constant-0 map results
+// (softmax's row sums, attention masks): the operand is collapsed to drop those dims and
+// the map reads it as a plain broadcast (BROADCAST_SUB, BIAS_ADD recognise that).
+// CHECK-DAG: #[[ROWS:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[MASK:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d3)>
+// CHECK-LABEL: func.func @keepdim
+// CHECK: %[[R:.+]] = tensor.collapse_shape %arg1 {{\[}}[0], [1], [2, 3]] : tensor<1x4x8x1xf32> into tensor<1x4x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[ROWS]], #{{.+}}]
+// CHECK-SAME: ins(%arg0, %[[R]] : tensor<1x4x8x8xf32>, tensor<1x4x8xf32>)
+// CHECK: %[[M:.+]] = tensor.collapse_shape %arg2 {{\[}}[0, 1, 2], [3]] : tensor<1x1x1x8xf32> into tensor<1x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[MASK]], #{{.+}}]
+// CHECK-SAME: tensor<1x8xf32>
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#kd = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, 0)>
+#mk = affine_map<(d0, d1, d2, d3) -> (d0, 0, 0, d3)>
+func.func @keepdim(%x: tensor<1x4x8x8xf32>, %m: tensor<1x4x8x1xf32>, %k: tensor<1x1x1x8xf32>) -> tensor<1x4x8x8xf32> {
+  %e = tensor.empty() : tensor<1x4x8x8xf32>
+  %0 = linalg.generic {indexing_maps = [#id, #kd, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %m : tensor<1x4x8x8xf32>, tensor<1x4x8x1xf32>) outs(%e : tensor<1x4x8x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %r = arith.subf %a, %b : f32
+    linalg.yield %r : f32
+  } -> tensor<1x4x8x8xf32>
+  %1 = linalg.generic {indexing_maps = [#id, #mk, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%0, %k : tensor<1x4x8x8xf32>, tensor<1x1x1x8xf32>) outs(%e : tensor<1x4x8x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %r = arith.addf %a, %b : f32
+    linalg.yield %r : f32
+  } -> tensor<1x4x8x8xf32>
+  return %1 : tensor<1x4x8x8xf32>
+}
