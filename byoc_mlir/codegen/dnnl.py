@@ -117,7 +117,7 @@ class _Step:
         args = [str(self.dst), *self.args]
         if self.fn in ("bd_conv", "bd_matmul"):
             args.insert(3 if self.fn == "bd_conv" else 4, str(self.bias))
-        posts = [p for p in self.posts or [] if p != ("BD_LINEAR", 1.0, 0.0, -1)]
+        posts = [p for p in self.posts or [] if not _identity_post(p)]
         if self.posts is not None and posts:
             rendered = ", ".join(f"{{{k}, {_float(a)}, {_float(b)}, {v}}}" for k, a, b, v in posts)
             args += [f"POSTS({rendered})", str(len(posts))]
@@ -138,6 +138,12 @@ class _Value:
 
 def _dims(xs: Sequence[int]) -> str:
     return f"DIMS({', '.join(str(int(x)) for x in xs)})"
+
+
+def _identity_post(post: Post) -> bool:
+    """``1·x + 0`` (an average pool's window size times a division by it)."""
+    kind, alpha, beta, _ = post
+    return kind == "BD_LINEAR" and math.isclose(alpha, 1.0, rel_tol=1e-6) and beta == 0.0
 
 
 def _float(x: float) -> str:

@@ -57,6 +57,7 @@ typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     bd_value *values;
+    int *reordered_from; /* per value: 1 + the value it is a reordered copy of, or 0 */
     int nvalues, capacity;
     bd_step *steps;
     int nsteps, step_capacity;
@@ -120,6 +121,7 @@ static void bd_free(bd_region *R) {
     free(R->mems);
     free(R->steps);
     free(R->values);
+    free(R->reordered_from);
     free(R->inputs);
     free(R->outputs);
     free(R);
@@ -139,6 +141,7 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     if (threads > 0) omp_set_num_threads(threads);
     R->capacity = 2 * nvalues + 64; /* room for reorder temporaries */
     R->values = (bd_value *)calloc((size_t)R->capacity, sizeof(bd_value));
+    R->reordered_from = (int *)calloc((size_t)R->capacity, sizeof(int));
     R->nvalues = nvalues;
     R->step_capacity = 64;
     R->steps = (bd_step *)calloc((size_t)R->step_capacity, sizeof(bd_step));
@@ -148,7 +151,7 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     R->noutputs = noutputs;
     R->weights = (const char *)weights;
     R->activation_tag = activation_tag;
-    if (!R->values || !R->steps || !R->inputs || !R->outputs) {
+    if (!R->values || !R->reordered_from || !R->steps || !R->inputs || !R->outputs) {
         bd_fail(R, "out of memory");
         return R;
     }
@@ -216,10 +219,15 @@ static void bd_reorder_step(bd_region *R, dnnl_memory_t src, const dnnl_memory_d
 static int bd_as(bd_region *R, int v, const dnnl_memory_desc_t *md) {
     if (R->error[0]) return v;
     if (dnnl_memory_desc_equal(&R->values[v].md, md)) return v;
+    /* Values are immutable: a second reader wanting the same format shares the copy. */
+    for (int t = 0; t < R->nvalues; ++t)
+        if (R->reordered_from[t] == v + 1 && dnnl_memory_desc_equal(&R->values[t].md, md))
+            return t;
     int t = bd_temp(R);
     bd_alloc(R, t, md);
     if (R->error[0]) return v;
     bd_reorder_step(R, R->values[v].mem, &R->values[v].md, R->values[t].mem, md);
+    R->reordered_from[t] = v + 1;
     return t;
 }
 
@@ -339,6 +347,10 @@ static void bd_attr_destroy_(dnnl_primitive_attr_t attr) {
     if (attr) dnnl_primitive_attr_destroy(attr);
 }
 
+static dnnl_primitive_desc_t bd_try_layout_(bd_region *R, const dnnl_convolution_desc_t *desc,
+                                            const bd_post *posts, int nposts,
+                                            dnnl_primitive_t *prim);
+
 /* The convolution `desc` with its source in format `src_md` instead, if oneDNN runs that
  * with a JIT kernel (not a reference one); NULL otherwise. Never records an error. */
 static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const dnnl_convolution_desc_t *desc,
@@ -346,6 +358,20 @@ static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const dnnl_convolution_
                                            int nposts, dnnl_primitive_t *prim) {
     dnnl_convolution_desc_t d = *desc;
     d.src_desc = *src_md;
+    if (R->activation_tag == dnnl_format_tag_any && d.dst_desc.ndims == 4) {
+        /* the destination in NHWC, the layout brgconv uses downstream, if fast */
+        dnnl_convolution_desc_t nhwc = d;
+        dnnl_memory_desc_init_by_tag(&nhwc.dst_desc, 4, d.dst_desc.dims, dnnl_f32, dnnl_nhwc);
+        dnnl_primitive_desc_t pd = bd_try_layout_(R, &nhwc, posts, nposts, prim);
+        if (pd) return pd;
+    }
+    return bd_try_layout_(R, &d, posts, nposts, prim);
+}
+
+static dnnl_primitive_desc_t bd_try_layout_(bd_region *R, const dnnl_convolution_desc_t *desc,
+                                            const bd_post *posts, int nposts,
+                                            dnnl_primitive_t *prim) {
+    dnnl_convolution_desc_t d = *desc;
     int sum_value, sum_in_place;
     char saved[sizeof(R->error)];
     memcpy(saved, R->error, sizeof(saved));
