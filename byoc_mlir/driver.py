@@ -42,6 +42,7 @@ from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
+from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
@@ -51,7 +52,7 @@ from byoc_mlir.passes.strip_asserts import strip_asserts
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
-from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, Compiled, spec_json
+from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, PARAMETERS, Compiled, spec_json
 
 BEST_CPU_FLAGS = (
     "--iree-hal-target-device=local",
@@ -87,6 +88,12 @@ class CompileOptions:
         torch_dialect: what a torch module is lowered to before IREE's input phase:
             ``"linalg"`` (IREE's FX importer) or ``"tosa"`` (torch-mlir; needs
             ``pip install torch-mlir``). Other models ignore it.
+        externalize_params: for an ONNX model: initializers with at least this many
+            elements go to the bundle's parameter file ``params.irpa``, read at run
+            time, instead of inside the MLIR and the vmfb (0: keep them in). Backends
+            that prepack weights (``dnnl``) cannot take convolutions reading them.
+        parameters: a parameter file (``.irpa``, scope ``model``) that an ``.mlir`` model's
+            ``#stream.parameter.named`` globals read; copied into the bundle.
     """
 
     partition: PartitionOptions = field(default_factory=PartitionOptions)
@@ -100,9 +107,16 @@ class CompileOptions:
     save_plan: str | Path | None = None
     fold_batchnorm: bool = True
     torch_dialect: frontends.TorchDialect = "linalg"
+    externalize_params: int = 0
+    parameters: str | Path | None = None
 
     def __post_init__(self) -> None:
         frontends.check_torch_dialect(self.torch_dialect)
+        if self.externalize_params < 0:
+            raise ByocError(
+                f"externalize_params={self.externalize_params} (valid: 0 to keep weights "
+                f"in the model, or a positive element count)"
+            )
 
 
 def compile(  # noqa: A001 - the public name the design fixes
@@ -146,12 +160,25 @@ def compile(  # noqa: A001 - the public name the design fixes
         raise ByocError(
             "saving a placement plan needs a backend (a host-only build places nothing)"
         )
-    source, filename = _load(model, example_inputs, options.torch_dialect)
+    if options.externalize_params and options.parameters is not None:
+        raise ByocError("give externalize_params (ONNX) or parameters (a file), not both")
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
     staging = _staging_dir(final)
     progress = Progress(options.progress, steps=3 if chosen else 2)
     try:
-        plan = _build_bundle(source, filename, chosen, options, staging, progress)
+        loaded = frontends.load(
+            model,
+            example_inputs,
+            torch_dialect=options.torch_dialect,
+            externalize_params=options.externalize_params,
+            params_path=staging / PARAMETERS,
+        )
+        parameters = loaded.parameters
+        if options.parameters is not None:
+            parameters = _copy_parameters(Path(options.parameters), staging / PARAMETERS)
+        plan = _build_bundle(
+            loaded.data, loaded.name, chosen, options, staging, progress, parameters
+        )
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
         host_mlir.write_text(host_mlir.read_text().replace(str(staging), str(final)))
@@ -165,13 +192,12 @@ def compile(  # noqa: A001 - the public name the design fixes
     return Compiled(final)
 
 
-def _load(
-    model: object,
-    example_inputs: Sequence[Any] | None = None,
-    torch_dialect: frontends.TorchDialect = "linalg",
-) -> tuple[str | bytes, str]:
-    source = frontends.load(model, example_inputs, torch_dialect=torch_dialect)
-    return source.data, source.name
+def _copy_parameters(given: Path, dest: Path) -> Path:
+    try:
+        shutil.copyfile(given, dest)
+    except OSError as err:
+        raise ByocError(f"cannot read the parameter file {given}: {err.strerror}") from None
+    return dest
 
 
 def _iree(source: str | bytes, args: Sequence[str], what: str) -> bytes:
@@ -189,6 +215,7 @@ def _build_bundle(
     options: CompileOptions,
     bundle: Path,
     progress: Progress | None = None,
+    parameters: Path | None = None,
 ) -> Plan | None:
     """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
     progress = progress or Progress(False, 0)
@@ -243,6 +270,8 @@ def _build_bundle(
         "iree_flags": flags,
         "source": "source.mlir",
     }
+    if parameters is not None:
+        manifest["parameters"] = {"file": parameters.name, "scope": PARAMS_SCOPE}
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return plan
 

@@ -19,8 +19,16 @@ from iree.compiler.dialects import arith, tensor, tosa
 from byoc_mlir import _compat
 from byoc_mlir.dialects import byoc
 
+GLOBAL_LOAD = "util.global.load"
+"""A weight read from a global (an externalised parameter): free like a constant, but
+always passed to regions as an argument (its value is not in the IR)."""
 FREE_OPS = frozenset(
-    {arith.ConstantOp.OPERATION_NAME, tensor.EmptyOp.OPERATION_NAME, tosa.ConstOp.OPERATION_NAME}
+    {
+        arith.ConstantOp.OPERATION_NAME,
+        tensor.EmptyOp.OPERATION_NAME,
+        tosa.ConstOp.OPERATION_NAME,
+        GLOBAL_LOAD,
+    }
 )
 ARG = -1
 """Producer index of function arguments and free ops in `FunctionGraph.producer`."""

@@ -24,6 +24,8 @@ from byoc_mlir.codegen.hook import TensorSpec
 from byoc_mlir.errors import ByocError
 
 MANIFEST = "bundle.json"
+PARAMETERS = "params.irpa"
+"""The bundle's parameter file, when the model's weights are read at run time."""
 BUNDLE_VERSION = 1
 
 _HAL_ELEMENT_TYPES = {
@@ -186,12 +188,24 @@ class Compiled:
         ]
         vmfb = (self.bundle / manifest["module"]).read_bytes()
         main = rt.VmModule.copy_buffer(instance, vmfb)
+        if "parameters" in manifest:  # weights read from the bundle's .irpa at run time
+            vendor.insert(0, self._parameters_module(rt, instance, manifest["parameters"]))
         try:
             self._context = rt.SystemContext(vm_modules=[*vendor, main], config=self._config)
         except RuntimeError as err:
             raise ByocError(f"cannot load {self.bundle}: {err}") from None
         self._fn = self._context.modules.module[self.entry]
         _LIVE.add(self)
+
+    def _parameters_module(self, rt: Any, instance: Any, entry: dict[str, Any]) -> Any:
+        path = self.bundle / entry["file"]
+        index = rt.ParameterIndex()
+        try:
+            index.load(str(path))
+        except (OSError, RuntimeError, ValueError) as err:
+            raise ByocError(f"bundle {self.bundle}: parameter file {path.name}: {err}") from None
+        provider = index.create_provider(scope=entry["scope"])
+        return rt.create_io_parameters_module(instance, provider)
 
     def close(self) -> None:
         """Releases the runtime context (the object cannot be called afterwards)."""

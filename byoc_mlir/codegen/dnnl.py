@@ -75,6 +75,7 @@ from byoc_mlir.codegen.recognisers import (
     scale_factor,
     shift_amount,
 )
+from byoc_mlir.graph import GLOBAL_LOAD
 
 __all__ = ["BACKEND", "DnnlError", "codegen", "load"]
 
@@ -905,8 +906,15 @@ f32_static = tensor_types(("f32",), static=True)
 
 def _constant_operand(index: int, what: str) -> Callable[[CheckContext], Reject | None]:
     def check(ctx: CheckContext) -> Reject | None:
-        if _is_constant(ctx.op.operands[index]):
+        v = ctx.op.operands[index]
+        if _is_constant(v):
             return None
+        owner = v.owner
+        if isinstance(owner, ir.OpView) and owner.operation.name == GLOBAL_LOAD:
+            return Reject(
+                f"{what} read from a parameter file at run time (oneDNN prepacks weights "
+                f"at compile time: keep them in the model, no --externalize-params)"
+            )
         return Reject(f"{what} computed at run time (oneDNN prepacks constant weights)")
 
     check.__name__ = f"constant_{what.replace(' ', '_')}"

@@ -53,6 +53,9 @@ class Source:
 
     data: str | bytes
     name: str
+    parameters: Path | None = None
+    """A parameter file (``.irpa``) the module's ``util.global`` weights are read from at
+    run time (ONNX models imported with ``externalize_params``)."""
 
 
 def load(
@@ -60,6 +63,8 @@ def load(
     example_inputs: Sequence[Any] | None = None,
     *,
     torch_dialect: TorchDialect = "linalg",
+    externalize_params: int = 0,
+    params_path: Path | None = None,
 ) -> Source:
     """Turns any supported model into MLIR for the driver.
 
@@ -71,6 +76,9 @@ def load(
         torch_dialect: for a torch module: ``"linalg"`` (IREE's FX importer) or
             ``"tosa"`` (torch-mlir, which must be installed); both give the same
             signature. Other models ignore it.
+        externalize_params: for an ONNX model: initializers with at least this many
+            elements are written to the parameter file ``params_path`` (required then)
+            and read at run time instead of travelling inside the MLIR; 0 keeps them in.
 
     Returns:
         The model as MLIR text or bytecode.
@@ -92,16 +100,17 @@ def load(
         raise ByocError(
             f"example_inputs are only for torch.nn.Module models, not {_describe(model)}"
         )
+    params = _params(externalize_params, params_path)
     if _is_onnx_proto(model):
         from byoc_mlir.frontends.from_onnx import load_onnx_proto
 
-        return load_onnx_proto(model, "<onnx.ModelProto>")
+        return load_onnx_proto(model, "<onnx.ModelProto>", params=params)
     if isinstance(model, ir.Module):
         return Source(model.operation.get_asm(binary=True), "<module>")
     if isinstance(model, bytes):
         return Source(model, "<bytes>")
     if isinstance(model, Path) or (isinstance(model, str) and _looks_like_path(model)):
-        return load_file(Path(model))
+        return load_file(Path(model), params)
     if isinstance(model, str):
         return Source(model, "<string>")
     raise ByocError(
@@ -145,12 +154,24 @@ def check_torch_dialect(value: object) -> None:
         )
 
 
-def load_file(path: Path) -> Source:
-    """Loads a model file by its suffix (``.mlir``, ``.mlirbc``, ``.onnx``)."""
+def _params(threshold: int, path: Path | None) -> tuple[int, Path] | None:
+    if not threshold:
+        return None
+    if threshold < 0 or path is None:
+        raise ByocError(
+            f"externalize_params={threshold}: give a positive element count and a parameter "
+            f"file path"
+        )
+    return threshold, path
+
+
+def load_file(path: Path, params: tuple[int, Path] | None = None) -> Source:
+    """Loads a model file by its suffix (``.mlir``, ``.mlirbc``, ``.onnx``); ``params``
+    (element threshold, parameter file) externalises an ONNX model's big weights."""
     if path.suffix == ".onnx":
         from byoc_mlir.frontends.from_onnx import load_onnx
 
-        return load_onnx(path)
+        return load_onnx(path, params=params)
     if path.suffix in (".mlir", ".mlirbc"):
         from byoc_mlir.frontends.from_mlir import load_mlir
 

@@ -29,8 +29,24 @@ TO_LINALG = (
 )
 """``torch.operator "onnx.*"`` → torch backend contract → linalg-on-tensors."""
 
+TO_LINALG_WITH_GLOBALS = (
+    "builtin.module(torch-onnx-to-torch-backend-pipeline,"
+    "func.func(torch-restructure-non-constant-axes,torch-fuse-quantized-ops,"
+    "convert-torch-to-tmtensor,canonicalize,convert-torch-to-linalg,canonicalize,"
+    "convert-torch-to-scf,convert-torch-to-arith,convert-torch-to-tensor),"
+    "convert-torch-conversion-to-mlprogram,"
+    "func.func(memref-expand,canonicalize,resolve-shaped-type-result-dims,cse),"
+    "torch-func-backend-type-conversion,"
+    "func.func(canonicalize,torch-finalizing-backend-type-conversion))"
+)
+"""`TO_LINALG` without its last step, the linalg-on-tensors contract check, which
+refuses the ``util.global`` weights of an externalised model (IREE compiles them)."""
 
-def load_onnx(path: Path, opset: int = OPSET) -> Source:
+PARAMS_SCOPE = "model"
+"""The scope of externalised ONNX weights in the parameter file (``model::name``)."""
+
+
+def load_onnx(path: Path, opset: int = OPSET, params: tuple[int, Path] | None = None) -> Source:
     """Loads an ``.onnx`` file (external data files are looked up beside it)."""
     onnx = _onnx()
     if not path.is_file():
@@ -42,11 +58,23 @@ def load_onnx(path: Path, opset: int = OPSET) -> Source:
             f"{path} is not an ONNX model (expected a serialised onnx.ModelProto): "
             f"{first_line(err)}"
         ) from None
-    return load_onnx_proto(model, str(path), opset)
+    return load_onnx_proto(model, str(path), opset, params, data_dir=path.parent)
 
 
-def load_onnx_proto(model: Any, name: str, opset: int = OPSET) -> Source:
-    """Imports an in-memory ``onnx.ModelProto``; ``name`` appears in errors."""
+def load_onnx_proto(
+    model: Any,
+    name: str,
+    opset: int = OPSET,
+    params: tuple[int, Path] | None = None,
+    data_dir: Path | None = None,
+) -> Source:
+    """Imports an in-memory ``onnx.ModelProto``; ``name`` appears in errors.
+
+    With ``params`` (element threshold, file), initializers of at least that many
+    elements are written to the ``.irpa`` parameter file and become ``util.global``s
+    read from it at run time (scope `PARAMS_SCOPE`), as ``iree-import-onnx
+    --externalize-params`` does.
+    """
     onnx = _onnx()
     if not model.HasField("graph") or not len(model.graph.node):
         raise ByocError(f"{name}: the ONNX model has no graph (expected at least one node)")
@@ -70,19 +98,45 @@ def load_onnx_proto(model: Any, name: str, opset: int = OPSET) -> Source:
     try:
         info = onnx_importer.ModelInfo(model)
         module_op = info.create_module(context=context).operation
-        onnx_importer.NodeImporter.define_function(info.main_graph, module_op).import_all()
+        if params is None:
+            onnx_importer.NodeImporter.define_function(info.main_graph, module_op).import_all()
+        else:
+            importer = _externalizing_importer(info, module_op, params, data_dir)
+            importer.import_all()
+            importer.save_params()
         module_op.verify()
     except (onnx_importer.OnnxImportError, ir.MLIRError, ValueError) as err:
         raise ByocError(f"{name}: IREE's ONNX importer failed: {first_line(err)}") from None
     try:
         with context:
-            passmanager.PassManager.parse(TO_LINALG).run(module_op)
+            pipeline = TO_LINALG if params is None else TO_LINALG_WITH_GLOBALS
+            passmanager.PassManager.parse(pipeline).run(module_op)
     except ir.MLIRError as err:
         raise ByocError(
             f"{name}: lowering the imported ONNX model to linalg failed: {first_line(err)}"
         ) from None
     _name_entry_main(module_op)
-    return Source(module_op.get_asm(binary=True), name)
+    return Source(module_op.get_asm(binary=True), name, params[1] if params else None)
+
+
+def _externalizing_importer(
+    info: Any, module_op: ir.Operation, params: tuple[int, Path], data_dir: Path | None
+) -> Any:
+    from iree.compiler.tools.import_onnx.importer_externalization_overrides import (
+        IREENodeImporter,
+        ParamData,
+    )
+
+    threshold, path = params
+    data = ParamData(
+        param_bit_threshold=None,
+        num_elements_threshold=threshold,
+        params_scope=PARAMS_SCOPE,
+        data_dir=str(data_dir or Path.cwd()),
+        param_path=str(path),
+        input_index_threshold=None,
+    )
+    return IREENodeImporter.define_function(info.main_graph, module_op, data)
 
 
 def _name_entry_main(module_op: ir.Operation) -> None:

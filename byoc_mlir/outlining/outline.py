@@ -24,7 +24,7 @@ from iree.compiler import ir
 from byoc_mlir import _compat
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import ARG, FunctionGraph, function_graphs
+from byoc_mlir.graph import ARG, GLOBAL_LOAD, FunctionGraph, function_graphs
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,8 @@ def _unique(name: str, symbols: set[str]) -> str:
 
 
 def _clonable(op: ir.Operation, options: OutlineOptions) -> bool:
+    if op.name == GLOBAL_LOAD:
+        return False  # a parameter: its value is not in the IR, the region receives it
     if options.move_weights or op.name != "arith.constant" and op.name != "tosa.const":
         return True
     attr = op.attributes["value" if "value" in op.attributes else "values"]

@@ -61,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep BatchNorm as its own ops (default: folded into the conv before it)",
     )
     p.add_argument(
+        "--externalize-params",
+        type=int,
+        default=0,
+        metavar="N",
+        help="ONNX: weights with at least N elements go to the bundle's params.irpa, read "
+        "at run time (default 0: weights stay inside the module)",
+    )
+    p.add_argument(
+        "--parameters",
+        type=Path,
+        metavar="FILE",
+        help="the .irpa parameter file (scope 'model') an .mlir model's weights are read from",
+    )
+    p.add_argument(
         "--no-fallback",
         action="store_true",
         help="a region whose codegen fails is an error, not a host fallback (for CI)",
@@ -128,6 +142,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         plan=args.plan,
         save_plan=args.save_plan,
         fold_batchnorm=not args.no_fold_batchnorm,
+        externalize_params=args.externalize_params,
+        parameters=args.parameters,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)

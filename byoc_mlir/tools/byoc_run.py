@@ -66,7 +66,12 @@ def host_reference(compiled: Compiled) -> Compiled:
     manifest = compiled.manifest
     source = compiled.bundle / manifest["source"]
     work = Path(tempfile.mkdtemp(prefix="byoc_check_"))
-    options = CompileOptions(cache_dir=None, iree_flags=tuple(manifest["iree_flags"]))
+    parameters = manifest.get("parameters")
+    options = CompileOptions(
+        cache_dir=None,
+        iree_flags=tuple(manifest["iree_flags"]),
+        parameters=compiled.bundle / parameters["file"] if parameters else None,
+    )
     return compile(source.read_bytes(), ["none"], out_dir=work / "host", options=options)
 
 

@@ -130,6 +130,50 @@ def test_onnx_file_compiles_with_byoc_compile_and_matches_onnxruntime(tmp_path: 
     c.close()
 
 
+def test_externalized_onnx_weights_are_read_from_the_bundle_at_run_time(tmp_path: Path) -> None:
+    """--externalize-params: big initializers go to the bundle's params.irpa (not into the
+    MLIR or the vmfb), the bundle runs and checks from anywhere, and a backend that
+    prepacks weights (dnnl) refuses the convolutions reading them, saying why."""
+    path = tmp_path / "tiny.onnx"
+    onnx.save(tiny_onnx(opset=13), str(path))
+    x = x_input(3)
+    expected = onnxruntime_outputs(path, x)
+    inline = compile(path, ["ccompiler"], out_dir=tmp_path / "inline", options=OPTIONS)
+    external = tmp_path / "external"
+    run = subprocess.run(
+        ["byoc-compile", str(path), "--backend", "ccompiler", "-o", str(external),
+         "--no-cache", "--quiet", "--externalize-params", "100"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((external / "bundle.json").read_text())
+    assert manifest["parameters"] == {"file": "params.irpa", "scope": "model"}
+    # w (216 elements) and fw (640) are externalised; b and fb (8, 5) stay inline
+    assert (external / "params.irpa").stat().st_size > (216 + 640) * 4
+    vmfb = (external / "module.vmfb").stat().st_size
+    assert vmfb < (inline.bundle / "module.vmfb").stat().st_size
+    assert "#stream.parameter.named" in (external / "source.mlir").read_text()
+    moved = tmp_path / "moved"
+    external.rename(moved)
+    c = Compiled(moved)
+    np.testing.assert_allclose(c(x)[0], expected, rtol=1e-5, atol=1e-5)
+    check = subprocess.run(["byoc-run", str(moved), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0 and "ok at" in check.stdout, check.stdout + check.stderr
+    options = CompileOptions(cache_dir=None, externalize_params=100)
+    d = compile(path, ["dnnl"], out_dir=tmp_path / "dnnl", options=options)
+    reasons = {h["op"]: h["reason"] for h in d.report["host_ops"]}
+    assert "read from a parameter file" in reasons["linalg.conv_2d_nchw_fchw"]
+    np.testing.assert_allclose(d(x)[0], expected, rtol=1e-5, atol=1e-5)
+    for bundle in (c, d, inline):
+        bundle.close()
+
+
+def test_externalize_params_needs_a_positive_count() -> None:
+    with pytest.raises(ByocError, match="externalize_params=-1"):
+        CompileOptions(externalize_params=-1)
+
+
 def test_onnx_model_proto_compiles_from_python(tmp_path: Path) -> None:
     model = tiny_onnx(opset=13)
     c = compile(model, ["jsonrt"], out_dir=tmp_path / "b", options=OPTIONS)
