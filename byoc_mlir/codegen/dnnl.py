@@ -91,6 +91,7 @@ _MATMUL = linalg.MatmulOp.OPERATION_NAME
 _BATCH_MATMUL = linalg.BatchMatmulOp.OPERATION_NAME
 _COLLAPSE = tensor.CollapseShapeOp.OPERATION_NAME
 _TRANSPOSE = linalg.TransposeOp.OPERATION_NAME
+_CONCAT = tensor.ConcatOp.OPERATION_NAME
 _EXPAND = tensor.ExpandShapeOp.OPERATION_NAME
 _NHWC_PERM = (0, 3, 1, 2)  # dnnl's logical (N, C, H, W) from linalg's NHWC dims
 _LOWEST = -3.0e38  # a max-pool pad value at or below this is "minus infinity"
@@ -653,6 +654,18 @@ class _Program:
             vid = total
         self._alias(op.results[0], vid)
 
+    def concat(self, op: ir.Operation) -> None:
+        dim = ir.IntegerAttr(op.attributes["dim"]).value
+        srcs = [self.ref(v, None, op) for v in op.operands]
+        perm = self.values[srcs[0]].perm
+        if any(self.values[s].perm != perm for s in srcs):
+            raise self._error("a concat of tensors in different layouts", op)
+        shape = _shape(op.results[0])
+        dst = self._new([shape[p] for p in perm], perm)
+        ids = ", ".join(str(s) for s in srcs)
+        args = [str(list(perm).index(dim)), str(len(srcs)), f"(const int[]){{{ids}}}"]
+        self._alias(op.results[0], self._emit(_Step("bd_concat", dst, args, fusable=False)))
+
     def transpose(self, op: ir.Operation) -> None:
         perm = [int(x) for x in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
         src = self.ref(op.operands[0], None, op)  # (input, init): no operand segments
@@ -789,6 +802,7 @@ _HANDLERS: dict[KindKey, Callable[[_Program, ir.Operation], None]] = {
     _BATCH_MATMUL: _Program.matmul,
     _COLLAPSE: _Program.reshape,
     _TRANSPOSE: _Program.transpose,
+    _CONCAT: _Program.concat,
     _EXPAND: _Program.reshape,
     ADD: _binary("dnnl_binary_add", True),
     BIAS_ADD: _binary("dnnl_binary_add", True),
@@ -1003,6 +1017,12 @@ def _f32_input_and_value(ctx: CheckContext) -> Reject | None:
     return None
 
 
+def few_inputs(ctx: CheckContext) -> Reject | None:
+    if len(ctx.op.operands) >= 15:
+        return Reject(f"concat of {len(ctx.op.operands)} tensors (at most 14)")
+    return None
+
+
 def scalar_fill(ctx: CheckContext) -> Reject | None:
     if _constant_value(ins_outs(ctx.op)[0][0]) is None:
         return Reject("linalg.fill of a value computed at run time")
@@ -1031,3 +1051,4 @@ BACKEND.supports(REDUCE_SUM, check=all_of(f32_static, _reduction_init))
 BACKEND.supports(REDUCE_MAX, check=all_of(_f32_input_and_value, _reduction_init))
 BACKEND.supports(tensor.PadOp, check=all_of(f32_static, constant_pad))
 BACKEND.supports(tensor.CollapseShapeOp, tensor.ExpandShapeOp, linalg.TransposeOp, check=f32_static)
+BACKEND.supports(tensor.ConcatOp, check=all_of(f32_static, few_inputs))

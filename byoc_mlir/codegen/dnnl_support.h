@@ -28,7 +28,7 @@
 
 #define DIMS(...) ((const dnnl_dim_t[]){__VA_ARGS__})
 #define POSTS(...) ((const bd_post[]){__VA_ARGS__})
-#define BD_MAX_ARGS 8
+#define BD_MAX_ARGS 16
 #define BD_MAX_POSTS 8
 
 enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW };
@@ -602,6 +602,33 @@ static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[p].mem},
                                {DNNL_ARG_DST, R->values[dst].mem}};
     bd_step_add(R, prim, 2, args);
+}
+
+/* Concatenation of `n` values (n < BD_MAX_ARGS) along logical dim `axis`; the result
+ * takes the format oneDNN picks from the sources (e.g. NHWC after NHWC convs). */
+static void bd_concat(bd_region *R, int dst, int axis, int n, const int *srcs) {
+    if (R->error[0]) return;
+    if (n < 1 || n >= BD_MAX_ARGS) {
+        bd_fail(R, "concat of too many tensors");
+        return;
+    }
+    dnnl_memory_desc_t mds[BD_MAX_ARGS];
+    for (int i = 0; i < n; ++i) mds[i] = R->values[srcs[i]].md;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    BD_TRY(R, dnnl_concat_primitive_desc_create(&pd, NULL, n, axis, mds, NULL, R->eng));
+    BD_TRY(R, dnnl_primitive_create(&prim, pd));
+    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+    dnnl_primitive_desc_destroy(pd);
+    if (R->error[0]) return;
+    dnnl_exec_arg_t args[BD_MAX_ARGS];
+    for (int i = 0; i < n; ++i) {
+        args[i].arg = DNNL_ARG_MULTIPLE_SRC + i;
+        args[i].memory = R->values[srcs[i]].mem;
+    }
+    args[n].arg = DNNL_ARG_DST;
+    args[n].memory = R->values[dst].mem;
+    bd_step_add(R, prim, n + 1, args);
 }
 
 /* A transpose: dst dim i is src dim perm[i] (linalg.transpose), one reorder into a

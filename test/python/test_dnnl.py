@@ -572,6 +572,30 @@ def test_injected_build_failure_falls_back_one_region(
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
 
 
+class Fire(nn.Module):
+    """SqueezeNet's fire module: squeeze, then two expand convs concatenated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(8, 4, 1)
+        self.e1 = nn.Conv2d(4, 8, 1)
+        self.e3 = nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.e1(s)), torch.relu(self.e3(s))], dim=1)
+
+
+def test_concat_keeps_a_fire_module_in_one_region(tmp_path: Path) -> None:
+    model = seeded(Fire()).eval()
+    x = randn(1, 8, 10, 10)
+    c = build(model, x, out_dir=tmp_path / "b")
+    assert list(regions(c)) == ["dnnl.main_0"] and c.report["host_ops"] == []
+    (concat,) = only(region_calls(c), "bd_concat")
+    assert concat.head[1:3] == ["1", "2"]  # channel axis, two inputs
+    np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
+
+
 class NormAttention(nn.Module):
     """LayerNorm, then softmax attention scores over 2 heads (rank-4 rows)."""
 
