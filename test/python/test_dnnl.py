@@ -449,7 +449,7 @@ def test_unknown_layout_falls_back_and_still_runs(tmp_path: Path) -> None:
     x = randn(1, 3, 10, 10)
     c = build(model, x, out_dir=tmp_path / "b", backend_options={"dnnl": {"layout": "bogus"}})
     (region,) = c.report["regions"]
-    reason = "fallback: codegen failed: backend option layout='bogus' (valid: any, nhwc)"
+    reason = "fallback: codegen failed: backend option layout='bogus' (valid: any, nhwc, blocked)"
     assert region["status"] == reason
     assert region["route"] is None and region["artifact"] is None
     assert {h["reason"] for h in c.report["host_ops"]} == {reason}
