@@ -384,9 +384,11 @@ class _Program:
                 pad_l, pad_r = [low[i] for i in spatial], [high[i] for i in spatial]
         src = self.ref(x, perm, op)
         weights = self.region.constants.get(w)
-        if weights is None:
-            raise self._error("convolution weights must be constants", op)
-        if op.name == _NCHW:
+        if weights is None and op.name == _DEPTHWISE:
+            raise self._error("depthwise convolution weights must be constants", op)
+        if weights is None:  # weights at run time: reordered per call (see bd_weights)
+            wid = self.ref(w, _identity(4) if op.name == _NCHW else (3, 2, 0, 1), op)
+        elif op.name == _NCHW:
             wid = self.const(weights, _identity(4))
         elif op.name == _NHWC:
             wid = self.const(weights, (3, 2, 0, 1))  # HWCF -> logical OIHW
@@ -1043,7 +1045,8 @@ ELEMENTWISE = (
     MAX_CONST, MIN_CONST, DIV, BROADCAST_DIV, SHIFT, EXP, RSQRT, BROADCAST,
 )  # fmt: skip
 
-BACKEND.supports(*CONVS, check=all_of(f32_static, _constant_operand(1, "weights"), zero_init))
+BACKEND.supports(*CONVS, check=all_of(f32_static, zero_init))
+BACKEND.supports(linalg.DepthwiseConv2DNchwChwOp, check=_constant_operand(1, "weights"))
 BACKEND.supports(*POOLS, check=all_of(f32_static, neutral_pool_init))
 BACKEND.supports(*MATMULS, check=all_of(f32_static, zero_init, default_maps))
 BACKEND.supports(*ELEMENTWISE, check=f32_static)

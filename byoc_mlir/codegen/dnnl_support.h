@@ -58,6 +58,7 @@ typedef struct {
     dnnl_stream_t strm;
     bd_value *values;
     int *reordered_from; /* per value: 1 + the value it is a reordered copy of, or 0 */
+    char *constant;      /* per value: 1 for a constant of the weights blob */
     int nvalues, capacity;
     bd_step *steps;
     int nsteps, step_capacity;
@@ -122,6 +123,7 @@ static void bd_free(bd_region *R) {
     free(R->steps);
     free(R->values);
     free(R->reordered_from);
+    free(R->constant);
     free(R->inputs);
     free(R->outputs);
     free(R);
@@ -142,6 +144,7 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     R->capacity = 2 * nvalues + 64; /* room for reorder temporaries */
     R->values = (bd_value *)calloc((size_t)R->capacity, sizeof(bd_value));
     R->reordered_from = (int *)calloc((size_t)R->capacity, sizeof(int));
+    R->constant = (char *)calloc((size_t)R->capacity, 1);
     R->nvalues = nvalues;
     R->step_capacity = 64;
     R->steps = (bd_step *)calloc((size_t)R->step_capacity, sizeof(bd_step));
@@ -151,7 +154,8 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     R->noutputs = noutputs;
     R->weights = (const char *)weights;
     R->activation_tag = activation_tag;
-    if (!R->values || !R->reordered_from || !R->steps || !R->inputs || !R->outputs) {
+    if (!R->values || !R->reordered_from || !R->constant || !R->steps || !R->inputs ||
+        !R->outputs) {
         bd_fail(R, "out of memory");
         return R;
     }
@@ -248,12 +252,23 @@ static void bd_input(bd_region *R, int i, int v, int ndims, const dnnl_dim_t *di
 }
 
 /* A constant: `bytes_offset` into the weights blob, read in place (never written). */
+static dnnl_memory_t bd_prepack(bd_region *R, int v, const dnnl_memory_desc_t *md);
+
 static void bd_const(bd_region *R, int v, int ndims, const dnnl_dim_t *dims,
                      dnnl_format_tag_t tag, long bytes_offset) {
     if (R->error[0]) return;
     bd_md(R, &R->values[v].md, ndims, dims, tag);
     BD_TRY(R, bd_mem_create(R, &R->values[v].mem, &R->values[v].md, R->eng,
                                  (void *)(R->weights + bytes_offset)));
+    R->constant[v] = 1;
+}
+
+/* Weights in format `md`: a constant is reordered once, now; weights that arrive at run
+ * time (a region input: function arguments, parameter files) are reordered per call. */
+static dnnl_memory_t bd_weights(bd_region *R, int w, const dnnl_memory_desc_t *md) {
+    if (R->constant[w]) return bd_prepack(R, w, md);
+    int t = bd_as(R, w, md);
+    return R->error[0] ? NULL : R->values[t].mem;
 }
 
 /* Region output `o`: value `v` written in format `tag` into the caller's buffer. */
@@ -438,7 +453,7 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
         bd_attr_destroy_(bd_attr(R, posts, nposts, &sum_value, &sum_in_place));
     if (pd == NULL) return;
     int s = bd_as(R, src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
-    dnnl_memory_t wmem = bd_prepack(R, w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    dnnl_memory_t wmem = bd_weights(R, w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
     bd_destination(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), sum_value, sum_in_place);
     dnnl_primitive_desc_destroy(pd);
     if (R->error[0]) return;

@@ -572,6 +572,21 @@ def test_injected_build_failure_falls_back_one_region(
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
 
 
+def test_weights_given_at_run_time_are_reordered_per_call(tmp_path: Path) -> None:
+    """examples/cnn.mlir takes its conv weights as arguments: dnnl cannot prepack them
+    at load, so it reorders them at each call (bd_weights) and still runs every op."""
+    example = Path(__file__).parents[2] / "examples" / "cnn.mlir"
+    options = CompileOptions(cache_dir=None, fallback=False)
+    c = compile(example, ["dnnl"], out_dir=tmp_path / "dnnl", options=options)
+    host = compile(example, ["none"], out_dir=tmp_path / "host", options=options)
+    assert c.report["host_ops"] == []
+    convs = only(region_calls(c), "bd_conv")
+    inputs = {call.head[1] for call in only(region_calls(c), "bd_input")}  # value ids
+    assert len(convs) == 2 and all(conv.head[2] in inputs for conv in convs)
+    args = c.random_inputs(seed=3)
+    np.testing.assert_allclose(c(*args)[0], host(*args)[0], rtol=1e-4, atol=1e-4)
+
+
 class Fire(nn.Module):
     """SqueezeNet's fire module: squeeze, then two expand convs concatenated."""
 
