@@ -550,7 +550,8 @@ class _Program:
                 return False
             channel = 1 if step.fn == "bd_conv" else len(_shape(out)) - 1
             perm = self.values[step.dst].perm
-            if [r for r in maps[1]] != [perm[channel]] or vector.size != step_channels(self, step):
+            channels = self.values[step.dst].dims[1 if step.fn == "bd_conv" else -1]
+            if maps[1] != [perm[channel]] or vector.size != channels:
                 return False
             if step.fn not in ("bd_conv", "bd_matmul"):
                 return False
@@ -692,7 +693,8 @@ class _Program:
 
     # --- C -------------------------------------------------------------------------------
 
-    def source(self, threads: int) -> str:
+    def source(self) -> str:
+        """The region's C file (threads come at load, from the manifest)."""
         r = self.region
         outputs = []
         for o, (v, spec) in enumerate(zip(r.results, r.outputs, strict=True)):
@@ -737,13 +739,7 @@ class _Program:
             "}",
             "",
         ]
-        del threads
         return "\n".join(lines)
-
-
-def step_channels(program: _Program, step: _Step) -> int:
-    value = program.values[step.dst]
-    return value.dims[1] if step.fn == "bd_conv" else value.dims[-1]
 
 
 def _binary(alg: str, commutative: bool) -> Callable[[_Program, ir.Operation], None]:
@@ -878,7 +874,7 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
         raise DnnlError(f"backend option layout={layout!r} (valid: {', '.join(_LAYOUT_TAGS)})")
     program = _Program(region, layout)
     program.lower()
-    source = program.source(options.threads)
+    source = program.source()
     with tempfile.TemporaryDirectory(prefix="byoc_dnnl_") as tmp:
         library = compile_library(source, Path(tmp)).read_bytes()
     manifest = {
