@@ -42,8 +42,9 @@ import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
+from byoc_mlir import _compat
 from byoc_mlir.codegen import build
-from byoc_mlir.codegen.backend import Backend, CheckContext, KindKey, Reject
+from byoc_mlir.codegen.backend import Backend, CheckContext, KindKey, Reject, classify
 from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
 from byoc_mlir.codegen.dnnl_runtime import FORMAT, VERSION, DnnlError, load
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, TensorSpec
@@ -201,6 +202,7 @@ class _Program:
         self.blob = bytearray()
         self.const_ids: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
         self.materialised: dict[int, int] = {}
+        self.skip: set[int] = set()  # ops already lowered as part of a larger primitive
         self.kept: list[np.ndarray] = []
         self.fills: dict[ir.Value, float] = {}
         self.pads: dict[ir.Value, ir.Operation] = {}
@@ -316,6 +318,8 @@ class _Program:
     def lower(self) -> None:
         for position, rop in enumerate(self.region.ops):
             self.position = position
+            if self.skip and _compat.op_key(rop.op) in self.skip:
+                continue  # folded into an earlier oneDNN primitive (softmax)
             handler = _HANDLERS.get(rop.kind)
             if handler is None:
                 raise self._error(f"cannot lower {rop.kind_name}", rop.op)
@@ -628,9 +632,63 @@ class _Program:
         self.values[vid].owned = False
         self._alias(op.results[0], vid)
 
+    def _single_user(self, v: ir.Value) -> ir.Operation | None:
+        users = [u.owner for u in v.uses]
+        if len(users) != 1:
+            return None
+        user = users[0]
+        return user.operation if isinstance(user, ir.OpView) else user
+
+    def _through_reshapes(self, v: ir.Value, hops: list[ir.Operation]) -> ir.Value:
+        """``v`` followed through single-use reshapes (collected in ``hops``)."""
+        while True:
+            user = self._single_user(v)
+            if user is None or user.name not in (_EXPAND, _COLLAPSE):
+                return v
+            hops.append(user)
+            v = user.results[0]
+
+    def _softmax(self, op: ir.Operation) -> bool:
+        """At softmax's max reduction: if the decomposed chain follows (x - max(x), exp,
+        its sum, the division; reshapes between), emits one oneDNN softmax for it."""
+        x = op.operands[0]
+        shape = reduction(op)
+        rank = len(_shape(x))
+        if shape is None or shape.dims != (rank - 1,):
+            return False
+        hops: list[ir.Operation] = []
+        m = self._through_reshapes(op.results[0], hops)
+        sub = self._single_user(m)
+        if sub is None or classify(sub) is not BROADCAST_SUB or list(sub.operands[:2]) != [x, m]:
+            return False
+        exp = self._single_user(sub.results[0])
+        if exp is None or classify(exp) is not EXP:
+            return False
+        users = [u.owner.operation for u in exp.results[0].uses]
+        total = next((u for u in users if classify(u) is REDUCE_SUM), None)
+        div = next((u for u in users if classify(u) is BROADCAST_DIV), None)
+        if len(users) != 2 or total is None or div is None:
+            return False
+        total_shape = reduction(total)
+        if total_shape is None or total_shape.dims != (rank - 1,):
+            return False
+        s = self._through_reshapes(total.results[0], hops)
+        if list(div.operands[:2]) != [exp.results[0], s]:
+            return False
+        src = self.ref(x, None, op)
+        if self.values[src].perm != _identity(rank):
+            return False
+        dst = self._new(self.values[src].dims, self.values[src].perm)
+        self._emit(_Step("bd_softmax", dst, [str(src), str(rank - 1)], fusable=False))
+        self._alias(div.results[0], dst)
+        self.skip.update(_compat.op_key(o) for o in (sub, exp, total, div, *hops))
+        return True
+
     def reduce(self, op: ir.Operation, alg: str, neutral: Callable[[float], bool]) -> None:
         shape = reduction(op)
         assert shape is not None
+        if alg == "dnnl_reduction_max" and self._softmax(op):
+            return
         (x,) = ins_outs(op)[0]
         init = ins_outs(op)[1][0]
         combine = None

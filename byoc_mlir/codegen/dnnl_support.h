@@ -619,6 +619,25 @@ static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     bd_step_add(R, prim, 2, args);
 }
 
+/* Softmax of `src` along logical dim `axis` (recognised from its decomposed form). */
+static void bd_softmax(bd_region *R, int dst, int src, int axis) {
+    if (R->error[0]) return;
+    dnnl_softmax_v2_desc_t desc;
+    const dnnl_memory_desc_t *md = &R->values[src].md;
+    BD_TRY(R, dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference,
+                                                dnnl_softmax_accurate, md, md, axis));
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    bd_create(R, &prim, &desc, NULL, &pd);
+    if (R->error[0]) return;
+    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+    dnnl_primitive_desc_destroy(pd);
+    if (R->error[0]) return;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
+                               {DNNL_ARG_DST, R->values[dst].mem}};
+    bd_step_add(R, prim, 2, args);
+}
+
 /* Concatenation of `n` values (n < BD_MAX_ARGS) along logical dim `axis`; the result
  * takes the format oneDNN picks from the sources (e.g. NHWC after NHWC convs). */
 static void bd_concat(bd_region *R, int dst, int axis, int n, const int *srcs) {

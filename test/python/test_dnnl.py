@@ -633,7 +633,9 @@ def test_layernorm_and_softmax_run_in_the_region(tmp_path: Path) -> None:
     assert list(regions(c)) == ["dnnl.main_0"]
     assert {h["op"] for h in c.report["host_ops"]} <= {"linalg.fill"}  # i64 index init
     calls = region_calls(c)
-    assert {"bd_reduce", "bd_matmul", "bd_binary"} <= fns(calls)
+    assert {"bd_reduce", "bd_matmul", "bd_binary"} <= fns(calls)  # LayerNorm's pieces
+    (softmax,) = only(calls, "bd_softmax")  # the decomposed softmax, as one primitive
+    assert softmax.head[2] == "3"  # over the last dim of (1, heads, rows, cols)
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
 
 
