@@ -496,6 +496,20 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     bd_step_add(R, prim, 2, args);
 }
 
+/* A step of a one-source primitive (`desc`, no post-ops) writing a new value `dst`. */
+static void bd_src_dst_step(bd_region *R, int dst, int src, const_dnnl_op_desc_t desc) {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    bd_create(R, &prim, desc, NULL, &pd);
+    if (R->error[0]) return;
+    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+    dnnl_primitive_desc_destroy(pd);
+    if (R->error[0]) return;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
+                               {DNNL_ARG_DST, R->values[dst].mem}};
+    bd_step_add(R, prim, 2, args);
+}
+
 /* Elementwise `alg(alpha, beta)` of `src`, in `src`'s format. */
 static void bd_eltwise(bd_region *R, int dst, int src, dnnl_alg_kind_t alg, float alpha,
                        float beta) {
@@ -503,15 +517,7 @@ static void bd_eltwise(bd_region *R, int dst, int src, dnnl_alg_kind_t alg, floa
     dnnl_eltwise_desc_t desc;
     BD_TRY(R, dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg,
                                              &R->values[src].md, alpha, beta));
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    bd_create(R, &prim, &desc, NULL, &pd);
-    if (R->error[0]) return;
-    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 2, args);
+    bd_src_dst_step(R, dst, src, &desc);
 }
 
 /* `a alg b` (add, sub, mul, div); `b` may broadcast (dims of 1). The result takes
@@ -626,16 +632,7 @@ static void bd_softmax(bd_region *R, int dst, int src, int axis) {
     const dnnl_memory_desc_t *md = &R->values[src].md;
     BD_TRY(R, dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference,
                                                 dnnl_softmax_accurate, md, md, axis));
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    bd_create(R, &prim, &desc, NULL, &pd);
-    if (R->error[0]) return;
-    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 2, args);
+    bd_src_dst_step(R, dst, src, &desc);
 }
 
 /* Concatenation of `n` values (n < BD_MAX_ARGS) along logical dim `axis`; the result
