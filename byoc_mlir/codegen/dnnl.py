@@ -684,10 +684,89 @@ class _Program:
         self.skip.update(_compat.op_key(o) for o in (sub, exp, total, div, *hops))
         return True
 
+    def _user_of_kind(self, v: ir.Value, kind: KindKey) -> ir.Operation | None:
+        user = self._single_user(v)
+        return user if user is not None and classify(user) is kind else None
+
+    def _mean_of(self, op: ir.Operation, n: int, hops: list[ir.Operation]) -> ir.Operation | None:
+        """``sum / n`` spread back to full shape: the BROADCAST after the SCALE after ``op``
+        (a last-dim REDUCE_SUM), reshapes between; None if the chain differs."""
+        scale = self._user_of_kind(op.results[0], SCALE)
+        if scale is None or not math.isclose(scale_factor(scale) * n, 1.0, rel_tol=1e-5):
+            return None
+        hops.append(scale)
+        return self._user_of_kind(self._through_reshapes(scale.results[0], hops), BROADCAST)
+
+    def _layernorm(self, op: ir.Operation) -> bool:
+        """At LayerNorm's first sum: if the decomposed chain follows (mean, centre, the
+        variance's square/sum/scale, + eps, rsqrt, normalise; then optionally a constant
+        per-channel scale and shift), emits one oneDNN layer normalisation for it."""
+        x = op.operands[0]
+        rank = len(_shape(x))
+        n = _shape(x)[-1]
+        shape = reduction(op)
+        if shape is None or shape.dims != (rank - 1,):
+            return False
+        hops: list[ir.Operation] = []
+        mean = self._mean_of(op, n, hops)
+        if mean is None:
+            return False
+        centre = self._user_of_kind(mean.results[0], SUB)
+        if centre is None or list(centre.operands[:2]) != [x, mean.results[0]]:
+            return False
+        d = centre.results[0]
+        users = list({_compat.op_key(o): o for o in (u.owner.operation for u in d.uses)}.values())
+        square = next((u for u in users if list(u.operands[:2]) == [d, d]), None)
+        norm = next((u for u in users if u is not square), None)
+        if len(users) != 2 or square is None or classify(square) is not MUL:
+            return False
+        total = self._user_of_kind(square.results[0], REDUCE_SUM)
+        if total is None or reduction(total) != shape:
+            return False
+        scale = self._user_of_kind(total.results[0], SCALE)
+        if scale is None or not math.isclose(scale_factor(scale) * n, 1.0, rel_tol=1e-5):
+            return False
+        shift = self._user_of_kind(scale.results[0], SHIFT)
+        rsqrt = self._user_of_kind(shift.results[0], RSQRT) if shift is not None else None
+        if shift is None or rsqrt is None or shift_amount(shift) <= 0:
+            return False
+        eps = shift_amount(shift)
+        hops += [scale, shift]
+        spread = self._user_of_kind(self._through_reshapes(rsqrt.results[0], hops), BROADCAST)
+        if spread is None or norm is None or classify(norm) is not MUL:
+            return False
+        if set(norm.operands[:2]) != {d, spread.results[0]}:
+            return False
+        src = self.ref(x, None, op)
+        if self.values[src].perm != _identity(rank):
+            return False
+        chain = [op, mean, centre, square, total, rsqrt, spread, norm, *hops]
+        out = norm.results[0]
+        vectors = {}
+        for kind, key in ((BROADCAST_MUL, "scale"), (BIAS_ADD, "shift")):
+            user = self._user_of_kind(out, kind)
+            vector = self.region.constants.get(user.operands[1]) if user is not None else None
+            if user is None or vector is None or vector.shape != (n,):
+                break
+            if user.operands[0] != out or _map_results(user)[1] != [rank - 1]:
+                break
+            vectors[key] = self.const(np.ascontiguousarray(vector), (0,))
+            chain.append(user)
+            out = user.results[0]
+        dst = self._new(self.values[src].dims, self.values[src].perm)
+        args = [str(src), _float(eps)]
+        args += [str(vectors.get("scale", -1)), str(vectors.get("shift", -1))]
+        self._emit(_Step("bd_layernorm", dst, args, fusable=False))
+        self._alias(out, dst)
+        self.skip.update(_compat.op_key(o) for o in chain if o is not op)
+        return True
+
     def reduce(self, op: ir.Operation, alg: str, neutral: Callable[[float], bool]) -> None:
         shape = reduction(op)
         assert shape is not None
         if alg == "dnnl_reduction_max" and self._softmax(op):
+            return
+        if alg == "dnnl_reduction_sum" and self._layernorm(op):
             return
         (x,) = ins_outs(op)[0]
         init = ins_outs(op)[1][0]

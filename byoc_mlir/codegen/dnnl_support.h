@@ -635,6 +635,46 @@ static void bd_softmax(bd_region *R, int dst, int src, int axis) {
     bd_src_dst_step(R, dst, src, &desc);
 }
 
+/* Layer normalisation of `src` over its last dim, `eps` inside the square root, with
+ * optional constant `scale` and `shift` vectors (-1: none); recognised from its
+ * decomposed form. Mean and variance are computed per call (scratch outputs). */
+static void bd_layernorm(bd_region *R, int dst, int src, float eps, int scale, int shift) {
+    if (R->error[0]) return;
+    const dnnl_memory_desc_t *md = &R->values[src].md;
+    unsigned flags = (scale >= 0 ? dnnl_use_scale : 0) | (shift >= 0 ? dnnl_use_shift : 0);
+    dnnl_layer_normalization_desc_t desc;
+    BD_TRY(R, dnnl_layer_normalization_forward_desc_init(&desc, dnnl_forward_inference, md,
+                                                         NULL, eps, flags));
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    bd_create(R, &prim, &desc, NULL, &pd);
+    if (R->error[0]) return;
+    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, R->values[src].mem},
+                               {DNNL_ARG_DST, R->values[dst].mem}};
+    int nargs = 2;
+    const int stat_args[2] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+    for (int k = 0; k < 2; ++k) { /* inference may still write the statistics */
+        const dnnl_memory_desc_t *stat = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 1 + k);
+        if (stat == NULL || stat->ndims == 0) continue;
+        int t = bd_temp(R);
+        bd_alloc(R, t, stat);
+        args[nargs].arg = stat_args[k];
+        args[nargs++].memory = R->values[t].mem;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (R->error[0]) return;
+    if (scale >= 0) {
+        args[nargs].arg = DNNL_ARG_SCALE;
+        args[nargs++].memory = R->values[scale].mem;
+    }
+    if (shift >= 0) {
+        args[nargs].arg = DNNL_ARG_SHIFT;
+        args[nargs++].memory = R->values[shift].mem;
+    }
+    bd_step_add(R, prim, nargs, args);
+}
+
 /* Concatenation of `n` values (n < BD_MAX_ARGS) along logical dim `axis`; the result
  * takes the format oneDNN picks from the sources (e.g. NHWC after NHWC convs). */
 static void bd_concat(bd_region *R, int dst, int axis, int n, const int *srcs) {

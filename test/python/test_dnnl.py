@@ -625,17 +625,20 @@ class NormAttention(nn.Module):
 
 
 def test_layernorm_and_softmax_run_in_the_region(tmp_path: Path) -> None:
-    """Decomposed LayerNorm and softmax (reductions, exp, rsqrt, broadcasts) stay in one
-    dnnl region: nothing but the frontend's integer bookkeeping is left on the host."""
+    """Decomposed LayerNorm and softmax (reductions, exp, rsqrt, broadcasts) are
+    recognised as oneDNN's layer normalisation and softmax, in one dnnl region: nothing
+    but the frontend's integer bookkeeping is left on the host."""
     model = seeded(NormAttention()).eval()
     x = randn(1, 16, 32)
     c = build(model, x, out_dir=tmp_path / "b")
     assert list(regions(c)) == ["dnnl.main_0"]
     assert {h["op"] for h in c.report["host_ops"]} <= {"linalg.fill"}  # i64 index init
     calls = region_calls(c)
-    assert {"bd_reduce", "bd_matmul", "bd_binary"} <= fns(calls)  # LayerNorm's pieces
+    (norm,) = only(calls, "bd_layernorm")  # the decomposed LayerNorm, as one primitive
+    assert norm.head[3] != "-1" and norm.head[4] != "-1"  # with its weight and bias
     (softmax,) = only(calls, "bd_softmax")  # the decomposed softmax, as one primitive
     assert softmax.head[2] == "3"  # over the last dim of (1, heads, rows, cols)
+    assert "bd_reduce" not in fns(calls)
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
 
 
