@@ -269,3 +269,31 @@ def _describe(op: ir.Operation, kind: KindKey) -> str:
     if isinstance(kind, str) and kind == recognisers.GENERIC:
         return f"linalg.generic computing {recognisers.describe_body(op)}"
     return kind_name(kind)
+
+
+def bias_epilogues(
+    backend: Backend,
+    kind: object,
+    prefix: str,
+    activations: Sequence[tuple[object, str]] = (),
+    check: Check | None = None,
+    *,
+    match: str | None = None,
+    suffix: str = "",
+) -> None:
+    """Declares the usual epilogue composites of ``kind`` (a conv or matmul):
+    ``{prefix}_bias{suffix}`` = ``BIAS_ADD(kind, ANY)`` (benefit 2) and, per (activation
+    kind, name), ``{prefix}_bias_{name}{suffix}`` = ``act(BIAS_ADD(kind, ANY))`` (benefit
+    3). Checks find the ``kind`` op as ``ctx.matches[match]`` (default: ``prefix``)."""
+    bias = recognisers.BIAS_ADD
+    match = match or prefix
+    for act, act_name in activations:
+        backend.composite(
+            f"{prefix}_bias_{act_name}{suffix}",
+            op(act, op(bias, op(kind, name=match), ANY)),
+            benefit=3,
+            check=check,
+        )
+    backend.composite(
+        f"{prefix}_bias{suffix}", op(bias, op(kind, name=match), ANY), benefit=2, check=check
+    )

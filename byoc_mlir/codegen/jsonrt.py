@@ -23,7 +23,13 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
 from iree.compiler.dialects import math as math_d
 
-from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, KindKey, Reject, op
+from byoc_mlir.codegen.backend import (
+    Backend,
+    CheckContext,
+    KindKey,
+    Reject,
+    bias_epilogues,
+)
 from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, TensorSpec
 from byoc_mlir.codegen.jsonrt_runtime import FORMAT, VERSION, JsonrtError, load
@@ -366,29 +372,8 @@ BACKEND.supports(linalg.FillOp, check=constant_fill_value)
 
 for conv in CONVS:
     suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
-    BACKEND.composite(
-        f"conv2d_bias_relu_{suffix}",
-        op(RELU, op(BIAS_ADD, op(conv, name="conv"), ANY)),
-        benefit=3,
-        check=f32_static,
-    )
-    BACKEND.composite(
-        f"conv2d_bias_{suffix}",
-        op(BIAS_ADD, op(conv, name="conv"), ANY),
-        benefit=2,
-        check=f32_static,
+    bias_epilogues(
+        BACKEND, conv, "conv2d", [(RELU, "relu")], f32_static, match="conv", suffix=f"_{suffix}"
     )
 f32_matmul = all_of(f32_static, einsum_maps)
-for act, act_name in ((RELU, "relu"), (GELU, "gelu")):
-    BACKEND.composite(
-        f"matmul_bias_{act_name}",
-        op(act, op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY)),
-        benefit=3,
-        check=f32_matmul,
-    )
-BACKEND.composite(
-    "matmul_bias",
-    op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY),
-    benefit=2,
-    check=f32_matmul,
-)
+bias_epilogues(BACKEND, linalg.MatmulOp, "matmul", [(RELU, "relu"), (GELU, "gelu")], f32_matmul)

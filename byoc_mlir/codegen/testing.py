@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from iree.compiler.dialects import linalg, tosa
 
-from byoc_mlir.codegen.backend import ANY, Backend, op
+from byoc_mlir.codegen.backend import ANY, Backend, bias_epilogues, op
 from byoc_mlir.codegen.checks import tensor_types
 from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
 
@@ -42,30 +42,10 @@ BACKEND.supports(
 
 for conv in CONVS:
     suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
-    BACKEND.composite(
-        f"conv2d_bias_relu_{suffix}",
-        op(RELU, op(BIAS_ADD, op(conv, name="conv"), ANY)),
-        benefit=3,
-        check=f32_static,
+    bias_epilogues(
+        BACKEND, conv, "conv2d", [(RELU, "relu")], f32_static, match="conv", suffix=f"_{suffix}"
     )
-    BACKEND.composite(
-        f"conv2d_bias_{suffix}",
-        op(BIAS_ADD, op(conv, name="conv"), ANY),
-        benefit=2,
-        check=f32_static,
-    )
-BACKEND.composite(
-    "matmul_bias_relu",
-    op(RELU, op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY)),
-    benefit=3,
-    check=f32_static,
-)
-BACKEND.composite(
-    "matmul_bias",
-    op(BIAS_ADD, op(linalg.MatmulOp, name="matmul"), ANY),
-    benefit=2,
-    check=f32_static,
-)
+bias_epilogues(BACKEND, linalg.MatmulOp, "matmul", [(RELU, "relu")], f32_static)
 BACKEND.composite(
     "tosa_conv2d_clamp",
     op(tosa.ClampOp, op(tosa.Conv2DOp, name="conv")),
