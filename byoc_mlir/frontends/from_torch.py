@@ -87,16 +87,11 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
     program = export_program(module, example_inputs, _decomposition_table(torch))
     from iree.compiler.extras.fx_importer import FxImporter
 
-    context = _compat.new_context()
     try:
-        importer = FxImporter(context=context)
-        importer.import_frozen_program(program, func_name="main")
-        module_op = importer.module.operation
-        with context:
+        module_op = import_program(program, FxImporter, _compat.new_context())
+        with module_op.context:
             passmanager.PassManager.parse(TO_LINALG).run(module_op)
-    # The FX importers reject what they cannot import with assert (e.g. LSTM's
-    # heterogeneous weight lists) as well as with exceptions.
-    except (ir.MLIRError, NotImplementedError, ValueError, KeyError, AssertionError) as err:
+    except (ir.MLIRError, *IMPORT_ERRORS) as err:
         raise ByocError(
             f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
         ) from None
@@ -106,6 +101,19 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
 def model_name(module: Any) -> str:
     """How errors and locations name a torch module: ``<torch Net>``."""
     return f"<torch {type(module).__name__}>"
+
+
+IMPORT_ERRORS = (NotImplementedError, ValueError, KeyError, AssertionError)
+"""What the FX importers raise on a program they cannot import besides MLIR errors: they
+reject some with assert (e.g. LSTM's heterogeneous weight lists), some with exceptions."""
+
+
+def import_program(program: Any, importer_class: Any, context: Any) -> Any:
+    """``program`` (an exported program) imported as ``@main`` into ``context`` by an FX
+    importer (IREE's or torch-mlir's: each lives in its own MLIR bindings)."""
+    importer = importer_class(context=context)
+    importer.import_frozen_program(program, func_name="main")
+    return importer.module.operation
 
 
 def export_program(

@@ -37,7 +37,12 @@ from iree.compiler import ir
 from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import Source, first_line
-from byoc_mlir.frontends.from_torch import export_program, model_name
+from byoc_mlir.frontends.from_torch import (
+    IMPORT_ERRORS,
+    export_program,
+    import_program,
+    model_name,
+)
 
 TORCH_MLIR = "torch-mlir==20261001"
 """The torch-mlir build this route is tested with (it works beside torch 2.13)."""
@@ -85,14 +90,10 @@ def load_torch_tosa(module: Any, example_inputs: Sequence[Any] | None) -> Source
     context = tm_ir.Context()
     torch_dialect.register_dialect(context)
     try:
-        importer = FxImporter(context=context)
-        importer.import_frozen_program(program, func_name="main")
-        foreign = importer.module.operation
+        foreign = import_program(program, FxImporter, context)
         with context:
             tm_passmanager.PassManager.parse(TO_TOSA).run(foreign)
-    # The FX importers reject what they cannot import with assert (e.g. LSTM's
-    # heterogeneous weight lists) as well as with exceptions.
-    except (tm_ir.MLIRError, NotImplementedError, ValueError, KeyError, AssertionError) as err:
+    except (tm_ir.MLIRError, *IMPORT_ERRORS) as err:
         raise ByocError(
             f"{name}: torch-mlir could not lower the exported program to TOSA: "
             f"{_reason(err)} "
