@@ -552,12 +552,11 @@ class _Program:
             vector = self.region.constants.get(ins[1])
             if step is None or vector is None or step.bias >= 0 or step.posts:
                 return False
-            channel = 1 if step.fn == "bd_conv" else len(_shape(out)) - 1
-            perm = self.values[step.dst].perm
-            channels = self.values[step.dst].dims[1 if step.fn == "bd_conv" else -1]
-            if maps[1] != [perm[channel]] or vector.size != channels:
-                return False
             if step.fn not in ("bd_conv", "bd_matmul"):
+                return False
+            dst = self.values[step.dst]
+            channel = 1 if step.fn == "bd_conv" else len(dst.dims) - 1  # oneDNN's dim
+            if maps[1] != [dst.perm[channel]] or vector.size != dst.dims[channel]:
                 return False
             flat = vector.reshape(-1)
             if step.fn == "bd_conv":
