@@ -47,24 +47,32 @@ def strip_asserts(module_op: ir.Operation) -> int:
         return ir.WalkResult.ADVANCE
 
     module_op.walk(collect)
-    for op in asserts:  # collected first: erased ops' handles dangle
-        condition = op.operands[0]
+    # Every op to erase is decided before the first erase: an erased op's handle (and its
+    # operands') dangle, and one condition can feed several asserts or reach a producer
+    # along two paths (``andi %c, %c``).
+    doomed = _dead_conditions(asserts)
+    for op in asserts:
         op.erase()
-        _erase_if_dead(condition)
+    for op in doomed:  # users before producers
+        op.erase()
     return len(asserts)
 
 
-def _erase_if_dead(value: ir.Value) -> None:
-    """Erases the pure ``arith`` op defining ``value`` if nothing uses it, transitively."""
-    owner = value.owner
-    if not isinstance(owner, ir.Operation | ir.OpView):
-        return  # a block argument
-    op = owner.operation
-    if not op.name.startswith("arith.") or op.regions:
-        return
-    if any(True for r in op.results for _ in r.uses):
-        return
-    operands = list(op.operands)
-    op.erase()
-    for operand in operands:
-        _erase_if_dead(operand)
+def _dead_conditions(asserts: list[ir.Operation]) -> list[ir.Operation]:
+    """The pure ``arith`` ops used only by ``asserts`` or by each other, users first."""
+    dying: set[ir.Operation] = set(asserts)
+    order: list[ir.Operation] = []
+    work = [operand for op in asserts for operand in op.operands]
+    while work:
+        owner = work.pop().owner
+        if not isinstance(owner, ir.Operation | ir.OpView):
+            continue  # a block argument
+        op = owner.operation
+        if op in dying or not op.name.startswith("arith.") or op.regions:
+            continue
+        if not all(use.owner in dying for r in op.results for use in r.uses):
+            continue  # still used; it may die later once its other users are known to
+        dying.add(op)
+        order.append(op)
+        work.extend(op.operands)
+    return order

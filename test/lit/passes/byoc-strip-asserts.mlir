@@ -76,3 +76,34 @@ func.func @no_asserts(%x: f32) -> f32 {
   %a = arith.addf %x, %x : f32
   return %a : f32
 }
+
+// -----
+
+// One condition feeding two asserts and reaching its producer along two paths (ONNX
+// ReduceSum/ReduceMean with keepdims lower this way): every dead op is decided before the
+// first erase, so nothing erased is touched again (the bindings segfault, they do not raise).
+
+// CHECK-LABEL: func.func @shared_condition
+// CHECK-NEXT:  return %arg0 : i32
+func.func @shared_condition(%a: i32, %b: i32) -> i32 {
+  %c = arith.cmpi eq, %a, %b : i32
+  %d = arith.andi %c, %c : i1
+  cf.assert %d, "one"
+  cf.assert %c, "two"
+  %e = arith.xori %d, %c : i1
+  cf.assert %e, "three"
+  return %a : i32
+}
+
+// -----
+
+// A condition something else still reads stays.
+
+// CHECK-LABEL: func.func @condition_still_used
+// CHECK-NEXT:  [[C:%.+]] = arith.cmpi eq
+// CHECK-NEXT:  return [[C]] : i1
+func.func @condition_still_used(%a: i32, %b: i32) -> i1 {
+  %c = arith.cmpi eq, %a, %b : i32
+  cf.assert %c, "kept"
+  return %c : i1
+}
