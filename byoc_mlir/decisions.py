@@ -98,6 +98,8 @@ class DecisionLog:
     ops: list[OpRecord] = field(default_factory=list)
     """Every compute op (when captured by the pipeline): the graph behind reports,
     pictures and placement plans."""
+    notes: list[str] = field(default_factory=list)
+    """What the build changed that the user asked for (``f64 demoted to f32``)."""
 
     @staticmethod
     def from_module(module_op: ir.Operation) -> DecisionLog:
@@ -164,6 +166,8 @@ class DecisionLog:
         }
         if self.ops:
             data["ops"] = [asdict(o) for o in self.ops]
+        if self.notes:
+            data["notes"] = list(self.notes)
         data["summary"] = report.summarize(data)
         return data
 

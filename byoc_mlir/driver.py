@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from iree.compiler import CompilerToolError, compile_str, ir
 
-from byoc_mlir import _compat, frontends
+from byoc_mlir import _compat, dtypes, frontends
 from byoc_mlir.codegen import build, linked, registry, runtime_route
 from byoc_mlir.codegen.backend import Backend
 from byoc_mlir.codegen.cache import ArtifactCache, cache_key, default_root
@@ -46,6 +46,7 @@ from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
+from byoc_mlir.passes.fold_scalar_casts import fold_scalar_casts
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import strip_asserts
@@ -65,6 +66,7 @@ BEST_CPU_FLAGS = (
 """IREE at its best on this CPU: the baseline every speed-up is measured against."""
 
 HOST_ONLY = "none"
+DEMOTE_F64 = "--iree-input-demote-f64-to-f32"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,15 @@ class CompileOptions:
     torch_dialect: frontends.TorchDialect = "linalg"
     externalize_params: int = 0
     parameters: str | Path | None = None
+    demote_f64: bool = False
+
+    @property
+    def phase_flags(self) -> list[str]:
+        """`iree_flags` for both IREE phases, with f64 demotion as `demote_f64` says
+        (IREE demotes by default) unless the flags already decide it."""
+        if any(f.startswith(DEMOTE_F64) for f in self.iree_flags):
+            return list(self.iree_flags)
+        return [*self.iree_flags, f"{DEMOTE_F64}={str(self.demote_f64).lower()}"]
 
     def __post_init__(self) -> None:
         frontends.check_torch_dialect(self.torch_dialect)
@@ -163,7 +174,12 @@ def compile(  # noqa: A001 - the public name the design fixes
     if options.externalize_params and options.parameters is not None:
         raise ByocError("give externalize_params (ONNX) or parameters (a file), not both")
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
-    staging = _staging_dir(final)
+    try:
+        staging = _staging_dir(final)
+    except BaseException:
+        if out_dir is None:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
     progress = Progress(options.progress, steps=3 if chosen else 2)
     try:
         loaded = frontends.load(
@@ -177,7 +193,14 @@ def compile(  # noqa: A001 - the public name the design fixes
         if options.parameters is not None:
             parameters = _copy_parameters(Path(options.parameters), staging / PARAMETERS)
         plan = _build_bundle(
-            loaded.data, loaded.name, chosen, options, staging, progress, parameters
+            loaded.data,
+            loaded.name,
+            chosen,
+            options,
+            staging,
+            progress,
+            parameters,
+            loaded.signature,
         )
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
@@ -186,10 +209,17 @@ def compile(  # noqa: A001 - the public name the design fixes
             write_atomic(Path(options.save_plan), plan.dumps())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if out_dir is None:
+            shutil.rmtree(final, ignore_errors=True)
         raise
     finally:
         progress.close()
-    return Compiled(final)
+    try:
+        return Compiled(final, owned=out_dir is None)
+    except BaseException:
+        if out_dir is None:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
 
 
 def _copy_parameters(given: Path, dest: Path) -> Path:
@@ -216,10 +246,11 @@ def _build_bundle(
     bundle: Path,
     progress: Progress | None = None,
     parameters: Path | None = None,
+    declared: frontends.Signature | None = None,
 ) -> Plan | None:
     """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
     progress = progress or Progress(False, 0)
-    flags = list(options.iree_flags)
+    flags = options.phase_flags
     progress.begin("import")
     input_text = _iree(source, ["--compile-to=input", *flags], f"import {filename}")
     text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
@@ -229,13 +260,18 @@ def _build_bundle(
     module_op = module.operation
     with context:
         strip_asserts(module_op)  # frontends' runtime checks (one per BatchNorm): host-only
+        fold_scalar_casts(module_op)  # torch's f64 eps truncated to f32 in generic bodies
         SplitBiasInitsPass().apply(module_op)  # conv/matmul bias inits -> bias adds
         FoldUnitBroadcastsPass().apply(module_op)  # per-channel vectors read directly
         FoldConstantsPass().apply(module_op)  # Linear's weight transposes, BatchNorm's rsqrt
         if options.fold_batchnorm:
             FoldBatchnormPass().apply(module_op)  # conv -> BatchNorm: scaled conv + bias
     entry, inputs, outputs = _entry_signature(module_op)
-    log = DecisionLog()
+    notes: list[str] = []
+    if declared is not None:
+        inputs = _as_declared(inputs, declared[0], notes)
+        outputs = _as_declared(outputs, declared[1], notes)
+    log = DecisionLog(notes=notes)
     served: list[dict[str, Any]] = []
     originals: dict[str, str] = {}
     plan: Plan | None = None
@@ -248,6 +284,7 @@ def _build_bundle(
                 plan = Plan.from_records(records, [b.name for b in backends])
             log = DecisionLog.from_module(module_op)
             log.ops = records
+            log.notes = notes
             # Regions outlined but still host code: what `byoc-run --per-region` compares
             # each offloaded region against.
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
@@ -296,6 +333,24 @@ def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], li
             str(func.location),
         ) from None
     return _compat.symbol_name(func), inputs, outputs
+
+
+def _as_declared(
+    specs: list[TensorSpec], declared: Sequence[str | None], notes: list[str]
+) -> list[TensorSpec]:
+    """The signature in the model's own element types (``ui8`` where linalg says ``i8``)."""
+    if len(declared) != len(specs):
+        return specs  # the input phase reshaped the signature; trust the MLIR
+    out = []
+    for spec, name in zip(specs, declared, strict=True):
+        if name is not None and dtypes.storage(name) == spec.dtype and name in dtypes.NUMPY:
+            spec = TensorSpec(spec.shape, name)
+        elif name == "f64" and spec.dtype == "f32":
+            note = "f64 demoted to f32 (demote_f64): the signature takes and returns f32"
+            if note not in notes:
+                notes.append(note)
+        out.append(spec)
+    return out
 
 
 def _outlined(module_op: ir.Operation) -> list[ir.Operation]:
@@ -465,7 +520,7 @@ def _compile_host(
     module_op: ir.Operation, log: DecisionLog, options: CompileOptions, originals: dict[str, str]
 ) -> bytes:
     """Compiles the host remainder; a region IREE cannot link falls back, then retry."""
-    flags = ["--compile-from=input", *options.iree_flags]
+    flags = ["--compile-from=input", *options.phase_flags]
     try:
         return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
     except ByocError as err:

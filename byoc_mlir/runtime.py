@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import shutil
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from byoc_mlir import dtypes
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import TensorSpec
 from byoc_mlir.errors import ByocError
@@ -109,7 +111,7 @@ def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
         results = fn(*arrays)
         views = []
         for res, spec, et in zip(results, out_specs, element_types, strict=True):
-            arr = np.ascontiguousarray(res, dtype=spec.numpy_dtype).reshape(spec.shape)
+            arr = _c_array(res, spec.numpy_dtype).reshape(spec.shape)
             views.append(
                 device.allocator.allocate_buffer_copy(
                     memory_type=rt.MemoryType.DEVICE_LOCAL,
@@ -124,6 +126,13 @@ def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
         return views[0].ref if len(views) == 1 else tuple(v.ref for v in views)
 
     return call
+
+
+def _c_array(value: Any, dtype: np.dtype) -> np.ndarray:
+    """``value`` as a C-contiguous array of ``dtype``, rank kept (0-d stays 0-d, which
+    ``np.ascontiguousarray`` would make 1-d)."""
+    arr = np.asarray(value, dtype=dtype)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
 _LIVE: weakref.WeakSet[Compiled] = weakref.WeakSet()
@@ -147,10 +156,14 @@ class Compiled:
         inputs / outputs: the entry function's signature.
     """
 
-    def __init__(self, bundle: str | Path, driver: str = "local-task"):
+    def __init__(self, bundle: str | Path, driver: str = "local-task", *, owned: bool = False):
+        """Loads ``bundle``; with ``owned`` the directory is deleted by `close` (or when
+        this object is collected, or at exit): `compile` without an output directory."""
         import iree.runtime as rt
 
         self.bundle = Path(bundle)
+        if owned:
+            self._remove = weakref.finalize(self, shutil.rmtree, str(self.bundle), True)
         manifest_path = self.bundle / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text())
@@ -208,10 +221,13 @@ class Compiled:
         return rt.create_io_parameters_module(instance, provider)
 
     def close(self) -> None:
-        """Releases the runtime context (the object cannot be called afterwards)."""
+        """Releases the runtime context (the object cannot be called afterwards) and
+        deletes the bundle if this object owns it."""
         for name in ("_fn", "_context", "_config"):
             if hasattr(self, name):
                 delattr(self, name)
+        if hasattr(self, "_remove"):
+            self._remove()
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """Runs the entry function; returns one array per output (copies, safe to keep)."""
@@ -219,24 +235,27 @@ class Compiled:
             raise ByocError(f"{self.entry} takes {len(self.inputs)} inputs, got {len(arrays)}")
         args = []
         for i, (a, spec) in enumerate(zip(arrays, self.inputs, strict=True)):
-            arr = np.ascontiguousarray(a, dtype=spec.numpy_dtype)
+            arr = _c_array(a, spec.numpy_dtype)
             if arr.shape != spec.shape:
                 raise ByocError(
                     f"input {i} of {self.entry} has shape {arr.shape}, expected {spec.shape}"
                 )
-            args.append(arr)
+            args.append(dtypes.to_iree(arr, spec.dtype))
         result = self._fn(*args)
         results = result if isinstance(result, tuple | list) else [result]
         # np.asarray on an IREE result is a view that does not keep the device buffer
         # alive: copy, so outputs stay valid after later calls.
-        return [np.asarray(r).copy() for r in results]
+        return [
+            dtypes.from_iree(np.asarray(r).copy(), spec.dtype)
+            for r, spec in zip(results, self.outputs, strict=True)
+        ]
 
     def random_inputs(self, seed: int = 0) -> list[np.ndarray]:
         """Seeded random inputs matching the signature (normal floats, small ints)."""
         rng = np.random.default_rng(seed)
         out = []
         for spec in self.inputs:
-            if spec.dtype.startswith("f"):
+            if spec.dtype in dtypes.FLOATS:
                 out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
             else:
                 out.append(rng.integers(0, 8, size=spec.shape).astype(spec.numpy_dtype))

@@ -13,18 +13,16 @@ This module needs numpy and the system's libdnnl only, not the compiler.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import hashlib
 import io
 import json
-import shutil
+import os
 import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -54,15 +52,26 @@ def reset_profile() -> None:
         _PROFILE.clear()
 
 
-_TMP: Path | None = None
+_LIBRARIES: dict[str, ctypes.CDLL] = {}
 
 
-def _library_dir() -> Path:
-    global _TMP
-    if _TMP is None:
-        _TMP = Path(tempfile.mkdtemp(prefix="byoc_dnnl_rt_"))
-        atexit.register(shutil.rmtree, _TMP, True)
-    return _TMP
+def _load_library(library: bytes, digest: str) -> ctypes.CDLL:
+    """dlopens ``library`` once per process (regions keep their state in handles).
+
+    The file exists only between its write and the dlopen: the loaded mapping keeps the
+    contents, so nothing is left on disk however the process ends afterwards. The name
+    carries the digest, because the dynamic loader matches an already loaded library by
+    its file name (a reused name would give back another region's code).
+    """
+    if digest not in _LIBRARIES:
+        fd, path = tempfile.mkstemp(prefix=f"byoc_dnnl_{os.getpid()}_{digest[:32]}_", suffix=".so")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(library)
+            _LIBRARIES[digest] = ctypes.CDLL(path)
+        finally:
+            os.unlink(path)
+    return _LIBRARIES[digest]
 
 
 class Region:
@@ -94,13 +103,8 @@ class Region:
                 f"{self.name}: weights.bin has {len(weights)} bytes, the manifest says "
                 f"{manifest.get('weights_bytes')} (damaged)"
             )
-        path = _library_dir() / f"{digest}.so"
-        if not path.exists():
-            partial = path.with_suffix(".part")
-            partial.write_bytes(library)
-            partial.replace(path)
         try:
-            self._lib = ctypes.CDLL(str(path))
+            self._lib = _load_library(library, digest)
         except OSError as err:
             raise DnnlError(f"{self.name}: cannot load its oneDNN library: {err}") from None
         self._lib.byoc_region_init.restype = ctypes.c_void_p

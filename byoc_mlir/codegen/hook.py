@@ -41,21 +41,11 @@ from typing import Any, Literal
 import numpy as np
 from iree.compiler import ir
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, dtypes
 from byoc_mlir.codegen.backend import KindKey, classify, kind_name
 from byoc_mlir.dialects import byoc
 from byoc_mlir.graph import is_free
 
-_NUMPY_DTYPES = {
-    "f32": np.float32,
-    "f64": np.float64,
-    "f16": np.float16,
-    "i8": np.int8,
-    "i16": np.int16,
-    "i32": np.int32,
-    "i64": np.int64,
-    "i1": np.bool_,
-}
 _C_TYPES = {
     "f32": "float",
     "f64": "double",
@@ -81,9 +71,7 @@ class TensorSpec:
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        if self.dtype not in _NUMPY_DTYPES:
-            raise ValueError(f"element type {self.dtype} has no numpy equivalent")
-        return np.dtype(_NUMPY_DTYPES[self.dtype])
+        return dtypes.numpy_dtype(self.dtype)
 
     @property
     def c_type(self) -> str:

@@ -22,6 +22,7 @@ byoc_mlir`` imports none of them. A torch module is recognised without importing
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,37 @@ class Source:
     parameters: Path | None = None
     """A parameter file (``.irpa``) the module's ``util.global`` weights are read from at
     run time (ONNX models imported with ``externalize_params``)."""
+    signature: Signature | None = None
+    """The entry's element types as the model declared them (``ui8``, ``bf16``), before
+    lowering to linalg made unsigned integers signless; None where the MLIR says it all."""
+
+
+Signature = tuple[tuple[str | None, ...], tuple[str | None, ...]]
+"""Declared element types of the entry's (inputs, results); None for a non-tensor."""
+
+_VTENSOR = re.compile(r"^!torch\.vtensor<\[[^\]]*\],(\w+)>$")
+
+
+def torch_signature(module_op: ir.Operation) -> Signature | None:
+    """The element types the public entry of a torch-dialect module declares.
+
+    Read before lowering: ``!torch.vtensor<[4],ui8>`` says unsigned, the linalg it
+    becomes (``tensor<4xi8>``) does not.
+    """
+    from byoc_mlir import dtypes
+
+    for op in _compat.module_body(module_op).operations:
+        op = op.operation
+        if op.name != "func.func" or not _compat.is_public(op) or not len(op.regions[0].blocks):
+            continue
+        ftype = _compat.function_type(op)
+
+        def declared(types: Sequence[ir.Type]) -> tuple[str | None, ...]:
+            found = [_VTENSOR.match(str(t)) for t in types]
+            return tuple(dtypes.from_torch(m.group(1)) if m else None for m in found)
+
+        return declared(ftype.inputs), declared(ftype.results)
+    return None
 
 
 def load(

@@ -19,7 +19,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line
+from byoc_mlir.frontends import Source, first_line, torch_signature
 
 BYTECODE_MAGIC = b"ML\xefR"
 
@@ -60,6 +60,7 @@ def _lower_torch(source: Source, path: Path) -> Source:
         return source
     from_onnx_import = any("torch.onnx_meta.opset_version" in f.attributes for f in torch_funcs)
     pipeline = from_onnx.TO_LINALG if from_onnx_import else from_torch.TO_LINALG
+    signature = torch_signature(module.operation)
     try:
         with context:
             passmanager.PassManager.parse(pipeline).run(module.operation)
@@ -67,4 +68,4 @@ def _lower_torch(source: Source, path: Path) -> Source:
         raise ByocError(
             f"{path}: lowering its torch dialect to linalg failed: {first_line(err)}"
         ) from None
-    return Source(module.operation.get_asm(binary=True), str(path))
+    return Source(module.operation.get_asm(binary=True), str(path), signature=signature)

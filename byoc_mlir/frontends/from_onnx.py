@@ -18,7 +18,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line
+from byoc_mlir.frontends import Source, first_line, torch_signature
 
 OPSET = 17
 """Models with an older default-domain opset are upgraded to this one before import."""
@@ -105,6 +105,7 @@ def load_onnx_proto(
             importer.import_all()
             importer.save_params()
         module_op.verify()
+        signature = torch_signature(module_op)
     except (onnx_importer.OnnxImportError, ir.MLIRError, ValueError) as err:
         raise ByocError(f"{name}: IREE's ONNX importer failed: {first_line(err)}") from None
     try:
@@ -116,7 +117,7 @@ def load_onnx_proto(
             f"{name}: lowering the imported ONNX model to linalg failed: {first_line(err)}"
         ) from None
     _name_entry_main(module_op)
-    return Source(module_op.get_asm(binary=True), name, params[1] if params else None)
+    return Source(module_op.get_asm(binary=True), name, params[1] if params else None, signature)
 
 
 def _externalizing_importer(

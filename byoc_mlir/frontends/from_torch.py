@@ -22,7 +22,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line
+from byoc_mlir.frontends import Source, first_line, torch_signature
 
 TO_LINALG = (
     "builtin.module(func.func(torch-match-quantized-custom-ops),"
@@ -89,13 +89,14 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
 
     try:
         module_op = import_program(program, FxImporter, _compat.new_context())
+        signature = torch_signature(module_op)
         with module_op.context:
             passmanager.PassManager.parse(TO_LINALG).run(module_op)
     except (ir.MLIRError, *IMPORT_ERRORS) as err:
         raise ByocError(
             f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
         ) from None
-    return Source(module_op.get_asm(binary=True), name)
+    return Source(module_op.get_asm(binary=True), name, signature=signature)
 
 
 def model_name(module: Any) -> str:

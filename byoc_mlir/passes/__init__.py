@@ -6,6 +6,7 @@ from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.composites import CompositesPass
 from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
+from byoc_mlir.passes.fold_scalar_casts import FoldScalarCastsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
@@ -21,6 +22,7 @@ PASSES: dict[str, type[ModulePass]] = {
         OutlinePass,
         ApplyPlanPass,
         StripAssertsPass,
+        FoldScalarCastsPass,
         FoldUnitBroadcastsPass,
         SplitBiasInitsPass,
         FoldConstantsPass,
@@ -36,6 +38,7 @@ __all__ = [
     "CompositesPass",
     "FoldBatchnormPass",
     "FoldConstantsPass",
+    "FoldScalarCastsPass",
     "FoldUnitBroadcastsPass",
     "MergeRegionsPass",
     "ModulePass",

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from byoc_mlir import dtypes
 from byoc_mlir.errors import ByocError
 from byoc_mlir.runtime import Compiled
 from byoc_mlir.tools.common import run_tool
@@ -55,7 +55,7 @@ def _load_inputs(compiled: Compiled, files: Sequence[Path], seed: int) -> list[n
             raise ByocError(f"cannot read {path} as .npy: {err}") from None
         if arr.shape != spec.shape:
             raise ByocError(f"{path}: shape {arr.shape}, expected {spec.shape} ({spec.mlir})")
-        arrays.append(arr.astype(spec.numpy_dtype, copy=False))
+        arrays.append(arr.astype(spec.numpy_dtype, copy=False))  # 0-d stays 0-d
     return arrays
 
 
@@ -65,14 +65,21 @@ def host_reference(compiled: Compiled) -> Compiled:
 
     manifest = compiled.manifest
     source = compiled.bundle / manifest["source"]
-    work = Path(tempfile.mkdtemp(prefix="byoc_check_"))
     parameters = manifest.get("parameters")
     options = CompileOptions(
         cache_dir=None,
         iree_flags=tuple(manifest["iree_flags"]),
         parameters=compiled.bundle / parameters["file"] if parameters else None,
     )
-    return compile(source.read_bytes(), ["none"], out_dir=work / "host", options=options)
+    # No output directory: the reference owns a temporary bundle, deleted when closed.
+    reference = compile(source.read_bytes(), ["none"], options=options)
+    # source.mlir is after import, where unsigned integers are signless (``i8``): read the
+    # reference's arrays as the bundle declares them (``ui8``), so the two compare.
+    if [dtypes.storage(s.dtype) for s in compiled.inputs + compiled.outputs] == [
+        s.dtype for s in reference.inputs + reference.outputs
+    ]:
+        reference.inputs, reference.outputs = compiled.inputs, compiled.outputs
+    return reference
 
 
 def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list) -> int:
@@ -115,7 +122,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, args.output / f"output_{k}.npy")
     code = 0
     if args.check:
-        reference = host_reference(compiled)(*inputs)
+        host = host_reference(compiled)
+        reference = host(*inputs)
+        host.close()
         report = []
         for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
             diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
