@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a region whose codegen fails is an error, not a host fallback (for CI)",
     )
+    p.add_argument(
+        "--demote-f64",
+        action="store_true",
+        help="compute f64 in f32 (the signature becomes f32; the report notes it)",
+    )
     p.add_argument("--no-cache", action="store_true", help="do not use the artifact cache")
     p.add_argument("--cache-dir", type=Path, default=None, help=f"default: {default_root()}")
     p.add_argument(
@@ -144,6 +149,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         fold_batchnorm=not args.no_fold_batchnorm,
         externalize_params=args.externalize_params,
         parameters=args.parameters,
+        demote_f64=args.demote_f64,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)
