@@ -43,13 +43,8 @@ from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
+from byoc_mlir.normalise import normalise
 from byoc_mlir.outlining import inline_region
-from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
-from byoc_mlir.passes.fold_constants import FoldConstantsPass
-from byoc_mlir.passes.fold_scalar_casts import fold_scalar_casts
-from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
-from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
-from byoc_mlir.passes.strip_asserts import strip_asserts
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
@@ -256,18 +251,10 @@ def _build_bundle(
     text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
     (bundle / "source.mlir").write_text(text)
     context = _compat.new_context()
-    module = _compat.parse_module(text, context, filename)
-    module_op = module.operation
-    with context:
-        strip_asserts(module_op)  # frontends' runtime checks (one per BatchNorm): host-only
-        fold_scalar_casts(module_op)  # torch's f64 eps truncated to f32 in generic bodies
-        SplitBiasInitsPass().apply(module_op)  # conv/matmul bias inits -> bias adds
-        FoldUnitBroadcastsPass().apply(module_op)  # per-channel vectors read directly
-        FoldConstantsPass().apply(module_op)  # Linear's weight transposes, BatchNorm's rsqrt
-        if options.fold_batchnorm:
-            FoldBatchnormPass().apply(module_op)  # conv -> BatchNorm: scaled conv + bias
-    entry, inputs, outputs = _entry_signature(module_op)
     notes: list[str] = []
+    module = normalise(text, context, filename, options.fold_batchnorm, notes)
+    module_op = module.operation
+    entry, inputs, outputs = _entry_signature(module_op)
     if declared is not None:
         inputs = _as_declared(inputs, declared[0], notes)
         outputs = _as_declared(outputs, declared[1], notes)

@@ -150,7 +150,7 @@ class Region:
         keep = []
         for i, (a, (shape, dtype)) in enumerate(zip(arrays, self.inputs, strict=True)):
             # Only f32 inputs are read (others, e.g. an unused i64 index init, are not).
-            arr = np.ascontiguousarray(a, dtype=np.float32) if dtype == "f32" else np.asarray(a)
+            arr = np.asarray(a, dtype=np.float32, order="C") if dtype == "f32" else np.asarray(a)
             if arr.shape != shape:
                 raise DnnlError(f"{self.name}: input {i} has shape {arr.shape}, expected {shape}")
             keep.append(arr)

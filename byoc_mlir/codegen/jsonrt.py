@@ -61,7 +61,7 @@ _DEFAULT_MAPS = {  # the maps of a matmul / batch_matmul without ``indexing_maps
 
 def encode_constant(array: np.ndarray) -> dict[str, Any]:
     """A weight as JSON: ``splat`` when all elements are equal, else base64 raw bytes."""
-    data = np.ascontiguousarray(array, dtype="<f4")
+    data = np.asarray(array, dtype="<f4", order="C")  # rank 0 stays rank 0
     entry: dict[str, Any] = {"shape": list(data.shape), "dtype": "f32"}
     flat = data.reshape(-1)
     if flat.size and bool(np.all(flat == flat[0])) and not math.isnan(float(flat[0])):

@@ -336,7 +336,7 @@ class Program:
         )
         if borrowed:
             return np.array(value, dtype=np.float32, order="C", copy=True)
-        return np.ascontiguousarray(value, dtype=np.float32)
+        return np.asarray(value, dtype=np.float32, order="C")
 
 
 def _shape(spec: Mapping[str, Any]) -> tuple[int, ...]:

@@ -265,7 +265,7 @@ def _bias_add(
     n_in = int(last.attributes["operandSegmentSizes"][0])
     with last.location, ir.InsertionPoint(last):
         bias_type = ir.RankedTensorType.get([out_type.shape[channel]], f)
-        values = np.ascontiguousarray(shift.astype(DTYPES[str(f)]))
+        values = np.asarray(shift.astype(DTYPES[str(f)]), order="C")
         bias = arith.ConstantOp(bias_type, ir.DenseElementsAttr.get(values, type=f)).result
         add = linalg.GenericOp(
             result_tensors=[out_type],

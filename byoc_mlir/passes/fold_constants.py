@@ -153,7 +153,7 @@ class _Folder:
         return None if result is None else np.broadcast_to(result, shape)
 
     def _replace(self, op: ir.Operation, array: np.ndarray, out_type: ir.RankedTensorType) -> None:
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # keeps rank 0 (ascontiguousarray: 1-d)
         with op.location, ir.InsertionPoint(op):
             attr = ir.DenseElementsAttr.get(array, type=out_type.element_type)
             const = arith.ConstantOp(out_type, attr).operation

@@ -224,3 +224,27 @@ func.func @growing_broadcast() -> tensor<4x2xf32> {
   } -> tensor<4x2xf32>
   return %y : tensor<4x2xf32>
 }
+
+// -----
+
+// A rank-0 result stays rank 0 (ONNX Gelu's sqrt(2)): folding it to tensor<1xf32> left a
+// generic whose operand rank no longer matched its indexing map.
+// CHECK-LABEL: func.func @rank_zero
+// CHECK:       [[C:%.+]] = arith.constant dense<1.41421354> : tensor<f32>
+// CHECK:       linalg.generic {{.*}} ins(%arg0, [[C]] : tensor<3xf32>, tensor<f32>)
+func.func @rank_zero(%x: tensor<3xf32>) -> tensor<3xf32> {
+  %two = arith.constant dense<2.0> : tensor<f32>
+  %e0 = tensor.empty() : tensor<f32>
+  %s = linalg.generic {indexing_maps = [affine_map<() -> ()>, affine_map<() -> ()>], iterator_types = []} ins(%two : tensor<f32>) outs(%e0 : tensor<f32>) {
+  ^bb0(%in: f32, %out: f32):
+    %r = math.sqrt %in : f32
+    linalg.yield %r : f32
+  } -> tensor<f32>
+  %e = tensor.empty() : tensor<3xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> ()>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%x, %s : tensor<3xf32>, tensor<f32>) outs(%e : tensor<3xf32>) {
+  ^bb0(%in: f32, %d: f32, %out: f32):
+    %q = arith.divf %in, %d : f32
+    linalg.yield %q : f32
+  } -> tensor<3xf32>
+  return %y : tensor<3xf32>
+}
