@@ -36,9 +36,17 @@ FLAVORS = {FUNC.func: FUNC, UTIL.func: UTIL}
 CALL_OPS = frozenset({FUNC.call, UTIL.call})
 
 
-def new_context() -> ir.Context:
-    """Returns a context with every dialect IREE's bindings register (linalg, tosa, util...)."""
-    return ir.Context()
+def new_context(multithreaded: bool = True) -> ir.Context:
+    """Returns a context with every dialect IREE's bindings register (linalg, tosa, util...).
+
+    ``multithreaded=False`` for a context in a forked child (`byoc_mlir.isolate`): the
+    thread pool it would share was started in the parent, and its threads do not exist
+    after ``fork`` (a pass waiting on them waits forever).
+    """
+    context = ir.Context()
+    if not multithreaded:
+        context.enable_multithreading(False)
+    return context
 
 
 def parse_module(text: str | bytes, context: ir.Context, filename: str = "-") -> ir.Module:

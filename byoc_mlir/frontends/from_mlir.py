@@ -17,7 +17,7 @@ from pathlib import Path
 
 from iree.compiler import ir, passmanager
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, isolate
 from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import Source, first_line, torch_signature
 
@@ -42,13 +42,14 @@ def load_mlir(path: Path) -> Source:
             ) from None
     if b"torch" not in data:  # cheap: only a module that mentions torch is parsed here
         return source
-    return _lower_torch(source, path)
+    # torch-mlir's lowering runs in process and can crash on odd input: isolate it.
+    return isolate.run(lambda: _lower_torch(source, path), f"{path}: lowering torch dialect")
 
 
 def _lower_torch(source: Source, path: Path) -> Source:
     from byoc_mlir.frontends import from_onnx, from_torch
 
-    context = _compat.new_context()
+    context = _compat.new_context(multithreaded=False)  # in a forked child
     module = _compat.parse_file(path, context)  # file locations: reports point here
     funcs = [
         op.operation

@@ -16,7 +16,7 @@ from typing import Any
 
 from iree.compiler import ir, passmanager
 
-from byoc_mlir import _compat
+from byoc_mlir import _compat, isolate
 from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import Source, first_line, torch_signature
 
@@ -87,14 +87,32 @@ def load_onnx_proto(
                 f"{name}: cannot upgrade the ONNX model from opset {current} to {opset}: "
                 f"{first_line(err)}"
             ) from None
+        # The converter keeps the old IR version, under which every initializer must
+        # also be a graph input; the initializers it adds (Pad's pads...) are not.
+        model.ir_version = max(
+            model.ir_version,
+            onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True),
+        )
     try:
         onnx.checker.check_model(model)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as err:  # noqa: BLE001
         raise ByocError(f"{name}: invalid ONNX model: {first_line(err)}") from None
+    # IREE's importer and its torch lowering run in process through the bindings, and
+    # some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an error.
+    return isolate.run(
+        lambda: _import(model, name, params, data_dir),
+        f"{name}: IREE's ONNX import and lowering to linalg",
+    )
+
+
+def _import(
+    model: Any, name: str, params: tuple[int, Path] | None, data_dir: Path | None
+) -> Source:
+    """Imports a checked, shape-inferred model and lowers it to linalg (in the child)."""
     from iree.compiler.extras import onnx_importer
 
-    context = _compat.new_context()
+    context = _compat.new_context(multithreaded=False)  # in a forked child
     try:
         info = onnx_importer.ModelInfo(model)
         module_op = info.create_module(context=context).operation
