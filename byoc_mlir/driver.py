@@ -107,6 +107,7 @@ class CompileOptions:
     externalize_params: int = 0
     parameters: str | Path | None = None
     demote_f64: bool = False
+    bind_inputs: Mapping[str, Any] | None = None
 
     @property
     def phase_flags(self) -> list[str]:
@@ -183,6 +184,7 @@ def compile(  # noqa: A001 - the public name the design fixes
             torch_dialect=options.torch_dialect,
             externalize_params=options.externalize_params,
             params_path=staging / PARAMETERS,
+            bind_inputs=options.bind_inputs,
         )
         parameters = loaded.parameters
         if options.parameters is not None:
@@ -196,6 +198,7 @@ def compile(  # noqa: A001 - the public name the design fixes
             progress,
             parameters,
             loaded.signature,
+            loaded.notes,
         )
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
@@ -242,6 +245,7 @@ def _build_bundle(
     progress: Progress | None = None,
     parameters: Path | None = None,
     declared: frontends.Signature | None = None,
+    notes_in: Sequence[str] = (),
 ) -> Plan | None:
     """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
     progress = progress or Progress(False, 0)
@@ -251,7 +255,7 @@ def _build_bundle(
     text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
     (bundle / "source.mlir").write_text(text)
     context = _compat.new_context()
-    notes: list[str] = []
+    notes: list[str] = list(notes_in)
     module = normalise(text, context, filename, options.fold_batchnorm, notes)
     module_op = module.operation
     entry, inputs, outputs = _entry_signature(module_op)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -57,6 +57,8 @@ class Source:
     parameters: Path | None = None
     """A parameter file (``.irpa``) the module's ``util.global`` weights are read from at
     run time (ONNX models imported with ``externalize_params``)."""
+    notes: tuple[str, ...] = ()
+    """What the frontend rewrote to get the model in (for the report's notes)."""
     signature: Signature | None = None
     """The entry's element types as the model declared them (``ui8``, ``bf16``), before
     lowering to linalg made unsigned integers signless; None where the MLIR says it all."""
@@ -97,6 +99,7 @@ def load(
     torch_dialect: TorchDialect = "linalg",
     externalize_params: int = 0,
     params_path: Path | None = None,
+    bind_inputs: Mapping[str, Any] | None = None,
 ) -> Source:
     """Turns any supported model into MLIR for the driver.
 
@@ -111,6 +114,9 @@ def load(
         externalize_params: for an ONNX model: initializers with at least this many
             elements are written to the parameter file ``params_path`` (required then)
             and read at run time instead of travelling inside the MLIR; 0 keeps them in.
+        bind_inputs: for an ONNX model: graph inputs fixed to these values (they become
+            initializers and leave the signature), e.g. the ``axes`` or ``shape``
+            operands the lowering needs constant.
 
     Returns:
         The model as MLIR text or bytecode.
@@ -136,13 +142,15 @@ def load(
     if _is_onnx_proto(model):
         from byoc_mlir.frontends.from_onnx import load_onnx_proto
 
-        return load_onnx_proto(model, "<onnx.ModelProto>", params=params)
+        return load_onnx_proto(model, "<onnx.ModelProto>", params=params, bind=bind_inputs)
+    if bind_inputs and not (isinstance(model, str | Path) and str(model).endswith(".onnx")):
+        raise ByocError(f"bind_inputs is only for ONNX models, not {_describe(model)}")
     if isinstance(model, ir.Module):
         return Source(model.operation.get_asm(binary=True), "<module>")
     if isinstance(model, bytes):
         return Source(model, "<bytes>")
     if isinstance(model, Path) or (isinstance(model, str) and _looks_like_path(model)):
-        return load_file(Path(model), params)
+        return load_file(Path(model), params, bind_inputs)
     if isinstance(model, str):
         return Source(model, "<string>")
     raise ByocError(
@@ -197,13 +205,17 @@ def _params(threshold: int, path: Path | None) -> tuple[int, Path] | None:
     return threshold, path
 
 
-def load_file(path: Path, params: tuple[int, Path] | None = None) -> Source:
+def load_file(
+    path: Path,
+    params: tuple[int, Path] | None = None,
+    bind_inputs: Mapping[str, Any] | None = None,
+) -> Source:
     """Loads a model file by its suffix (``.mlir``, ``.mlirbc``, ``.onnx``); ``params``
     (element threshold, parameter file) externalises an ONNX model's big weights."""
     if path.suffix == ".onnx":
         from byoc_mlir.frontends.from_onnx import load_onnx
 
-        return load_onnx(path, params=params)
+        return load_onnx(path, params=params, bind=bind_inputs)
     if path.suffix in (".mlir", ".mlirbc"):
         from byoc_mlir.frontends.from_mlir import load_mlir
 

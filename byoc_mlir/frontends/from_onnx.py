@@ -11,6 +11,9 @@ text. Lowering here rather than in IREE's input phase keeps the entry a plain
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat, isolate
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line, torch_signature
+from byoc_mlir.frontends import Source, first_line, onnx_rewrite, torch_signature
 
 OPSET = 17
 """Models with an older default-domain opset are upgraded to this one before import."""
@@ -46,7 +49,12 @@ PARAMS_SCOPE = "model"
 """The scope of externalised ONNX weights in the parameter file (``model::name``)."""
 
 
-def load_onnx(path: Path, opset: int = OPSET, params: tuple[int, Path] | None = None) -> Source:
+def load_onnx(
+    path: Path,
+    opset: int = OPSET,
+    params: tuple[int, Path] | None = None,
+    bind: Mapping[str, Any] | None = None,
+) -> Source:
     """Loads an ``.onnx`` file (external data files are looked up beside it)."""
     onnx = _onnx()
     if not path.is_file():
@@ -58,7 +66,7 @@ def load_onnx(path: Path, opset: int = OPSET, params: tuple[int, Path] | None = 
             f"{path} is not an ONNX model (expected a serialised onnx.ModelProto): "
             f"{first_line(err)}"
         ) from None
-    return load_onnx_proto(model, str(path), opset, params, data_dir=path.parent)
+    return load_onnx_proto(model, str(path), opset, params, data_dir=path.parent, bind=bind)
 
 
 def load_onnx_proto(
@@ -67,8 +75,12 @@ def load_onnx_proto(
     opset: int = OPSET,
     params: tuple[int, Path] | None = None,
     data_dir: Path | None = None,
+    bind: Mapping[str, Any] | None = None,
 ) -> Source:
     """Imports an in-memory ``onnx.ModelProto``; ``name`` appears in errors.
+
+    ``bind`` fixes graph inputs by name (they become initializers and leave the
+    signature), for inputs the lowering needs constant (axes, shapes).
 
     With ``params`` (element threshold, file), initializers of at least that many
     elements are written to the ``.irpa`` parameter file and become ``util.global``s
@@ -93,17 +105,47 @@ def load_onnx_proto(
             model.ir_version,
             onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True),
         )
+    if bind:
+        model = onnx_rewrite.bind_inputs(model, bind, name)
+    expanded: list[str] = []
+    while True:
+        model = _checked(model, name)
+        try:
+            # IREE's importer and its torch lowering run in process through the bindings,
+            # and some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an
+            # error.
+            source: Source = isolate.run(
+                functools.partial(_import, model, name, params, data_dir),
+                f"{name}: IREE's ONNX import and lowering to linalg",
+            )
+        except ByocError as err:
+            op = onnx_rewrite.missing_op(err.message)
+            if op is None or op in expanded or not onnx_rewrite.has_function(model, op):
+                raise
+            model = onnx_rewrite.expand_op(model, op)  # ONNX's own definition of the op
+            expanded.append(op)
+            continue
+        notes = tuple(
+            f"ONNX {op} expanded to its ONNX function body (IREE's lowering lacks it)"
+            for op in expanded
+        )
+        return dataclasses.replace(source, notes=notes)
+
+
+def _checked(model: Any, name: str) -> Any:
+    """Checks the model, infers shapes and folds its small constant subgraphs."""
+    onnx = _onnx()
     try:
         onnx.checker.check_model(model)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        folded = onnx_rewrite.fold_constants(model)
+        if folded is not model:
+            model = onnx.shape_inference.infer_shapes(folded, data_prop=True)
+    except ByocError:
+        raise
     except Exception as err:  # noqa: BLE001
         raise ByocError(f"{name}: invalid ONNX model: {first_line(err)}") from None
-    # IREE's importer and its torch lowering run in process through the bindings, and
-    # some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an error.
-    return isolate.run(
-        lambda: _import(model, name, params, data_dir),
-        f"{name}: IREE's ONNX import and lowering to linalg",
-    )
+    return model
 
 
 def _import(
@@ -135,7 +177,8 @@ def _import(
             f"{name}: lowering the imported ONNX model to linalg failed: {first_line(err)}"
         ) from None
     _name_entry_main(module_op)
-    return Source(module_op.get_asm(binary=True), name, params[1] if params else None, signature)
+    parameters = params[1] if params else None
+    return Source(module_op.get_asm(binary=True), name, parameters, signature=signature)
 
 
 def _externalizing_importer(
