@@ -93,7 +93,7 @@ OUTCOMES = ("PASS", "WRONG", "REFUSED", "ERROR", "CRASH")
 SUITES = ("pytorch-converted", "pytorch-operator", "simple")
 RTOL, ATOL = 1e-3, 1e-5
 BF16_RTOL = 2**-6  # onnx's runner: two bfloat16 ULPs
-SKIPPED = "skipped (not a tensor model)"
+SKIPPED = "skipped (not a tensor model, or random)"
 
 COMMON_OPS = frozenset(
     """
@@ -169,6 +169,13 @@ def as_array(value: Any) -> Any:
     return value
 
 
+RANDOM_OPS = frozenset(
+    {"Bernoulli", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+     "Multinomial"}
+)  # fmt: skip
+"""Ops whose outputs are random draws: their test data are one draw (ort fails them too)."""
+
+
 def non_tensor(model: Any, data_sets: Iterable[tuple[Sequence[Any], Sequence[Any]]]) -> str:
     """Why a model is not a pure tensor model ('' when it is)."""
     import onnx
@@ -183,6 +190,9 @@ def non_tensor(model: Any, data_sets: Iterable[tuple[Sequence[Any], Sequence[Any
             return f"{value.name!r} is {(kind or 'untyped').removesuffix('_type')}"
         if value.type.tensor_type.elem_type == onnx.TensorProto.STRING:
             return f"{value.name!r} is a string tensor"
+    random = sorted({n.op_type for n in graph.node if n.op_type in RANDOM_OPS})
+    if random:
+        return f"its output is random ({', '.join(random)}): no expected value to compare"
     for inputs, outputs in data_sets:
         for array in [*inputs, *outputs]:
             array = as_array(array)
@@ -783,7 +793,7 @@ def summarize(run: Run, skipped: list[dict[str, str]], args: argparse.Namespace)
         f"onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}; "
         f"{len(run.cases)} cases ("
         + ", ".join(f"{k} {v}" for k, v in sorted(by_suite.items()))
-        + f"); {len(skipped)} skipped (not a tensor model); {elapsed / 60:.1f} min, "
+        + f"); {len(skipped)} skipped (not a tensor model, or random); {elapsed / 60:.1f} min, "
         f"--jobs {args.jobs}\n"
     )
     bound = {

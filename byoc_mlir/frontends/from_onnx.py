@@ -21,7 +21,7 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat, isolate
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line, onnx_rewrite, torch_signature
+from byoc_mlir.frontends import Source, first_line, onnx_guards, onnx_rewrite, torch_signature
 
 OPSET = 17
 """Models with an older default-domain opset are upgraded to this one before import."""
@@ -107,9 +107,11 @@ def load_onnx_proto(
         )
     if bind:
         model = onnx_rewrite.bind_inputs(model, bind, name)
+    model = onnx_rewrite.decompose_lp_normalization(model)
     expanded: list[str] = []
     while True:
         model = _checked(model, name)
+        onnx_guards.check(model, name)  # configurations IREE would compute wrongly
         try:
             # IREE's importer and its torch lowering run in process through the bindings,
             # and some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from byoc_mlir.errors import ByocError
+from byoc_mlir.frontends.onnx_guards import value_types
 
 FOLD_LIMIT = 4096
 """The largest result (elements) `fold_constants` computes: shape arithmetic, not weights."""
@@ -66,7 +67,7 @@ def expand_op(model: Any, op_type: str) -> Any:
 
     model = _copy(model)
     opset = _opset(model)
-    types = _value_types(model)
+    types = value_types(model)
     graph = model.graph
     nodes = list(graph.node)
     graph.ClearField("node")
@@ -129,6 +130,46 @@ def _reads(node: Any) -> list[str]:
             for inner in sub.node:
                 names.extend(_reads(inner))
     return names
+
+
+def decompose_lp_normalization(model: Any) -> Any:
+    """``LpNormalization`` as ``x / where(norm == 0, 1, norm)``: IREE's lowering divides
+    by a zero norm (NaN), where ONNX's reference and onnxruntime give 0."""
+    import onnx
+    from onnx import helper
+
+    if not any(n.op_type == "LpNormalization" for n in model.graph.node):
+        return model
+    model = _copy(model)
+    opset = _opset(model)
+    nodes = list(model.graph.node)
+    model.graph.ClearField("node")
+    for index, node in enumerate(nodes):
+        if node.op_type != "LpNormalization" or node.domain not in ("", "ai.onnx"):
+            model.graph.node.append(node)
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        p = next((a.i for a in node.attribute if a.name == "p"), 2)
+        x, (y,) = node.input[0], node.output
+        t = f"lpnorm{index}_"
+        reduce = "ReduceL2" if p == 2 else "ReduceL1"
+        if opset >= 18:
+            axes = helper.make_tensor(t + "axes", onnx.TensorProto.INT64, [1], [axis])
+            model.graph.initializer.append(axes)
+            norm = helper.make_node(reduce, [x, t + "axes"], [t + "norm"], keepdims=1)
+        else:
+            norm = helper.make_node(reduce, [x], [t + "norm"], axes=[axis], keepdims=1)
+        model.graph.node.extend([
+            norm,
+            helper.make_node("Constant", [], [t + "zero_f"], value_float=0.0),
+            helper.make_node("Constant", [], [t + "one_f"], value_float=1.0),
+            helper.make_node("CastLike", [t + "zero_f", x], [t + "zero"]),
+            helper.make_node("CastLike", [t + "one_f", x], [t + "one"]),
+            helper.make_node("Equal", [t + "norm", t + "zero"], [t + "is_zero"]),
+            helper.make_node("Where", [t + "is_zero", t + "one", t + "norm"], [t + "safe"]),
+            helper.make_node("Div", [x, t + "safe"], [y]),
+        ])  # fmt: skip
+    return model
 
 
 def bind_inputs(model: Any, values: Mapping[str, np.ndarray], name: str) -> Any:
@@ -253,17 +294,6 @@ def _static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     for init in model.graph.initializer:
         shapes[init.name] = tuple(init.dims)
     return shapes
-
-
-def _value_types(model: Any) -> dict[str, Any]:
-    import onnx
-
-    types = {}
-    for info in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
-        types[info.name] = info.type
-    for init in model.graph.initializer:
-        types[init.name] = onnx.helper.make_tensor_type_proto(init.data_type, list(init.dims))
-    return types
 
 
 def _int_attr(node: Any, name: str, default: int) -> int:
