@@ -18,6 +18,7 @@ missing, the step runs in process.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import select
@@ -34,7 +35,7 @@ T = TypeVar("T")
 ISOLATE = os.environ.get("BYOC_ISOLATE", "1") != "0"
 """``BYOC_ISOLATE=0`` runs every step in process (for debugging a step under gdb)."""
 
-TIMEOUT = float(os.environ.get("BYOC_ISOLATE_TIMEOUT", "1800"))
+TIMEOUT = float(os.environ.get("BYOC_ISOLATE_TIMEOUT", "600"))
 """Seconds a step may take (``BYOC_ISOLATE_TIMEOUT``): ResNet-50's import takes ~5."""
 
 
@@ -103,6 +104,7 @@ def _read_all(fd: int, timeout: float) -> bytes:
 
 def _child(step: Callable[[], object], write_fd: int) -> None:
     code = 0
+    _die_with_parent()
     try:
         try:
             result: tuple[object, ...] = ("ok", step())
@@ -120,6 +122,19 @@ def _child(step: Callable[[], object], write_fd: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # no atexit handlers, no parent state torn down twice
+
+
+def _die_with_parent() -> None:
+    """Linux: the child is killed when the parent dies (a killed ``byoc-compile`` must
+    not leave a lowering spinning on its own)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the timeout still bounds the child
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _signal_name(sig: int) -> str:

@@ -89,12 +89,13 @@ def _bit_shift(node: Any, types: Types) -> str | None:
 
 
 def _resize(node: Any, types: Types) -> str | None:
+    mode = _attr(node, "mode", "nearest")
     if _attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners" and (
-        _attr(node, "mode", "nearest") == "linear"
+        mode in ("linear", "cubic")
     ):
         return (
-            "linear mode with coordinate_transformation_mode=align_corners disagrees with "
-            "the ONNX reference (valid: another coordinate_transformation_mode)"
+            f"{mode} mode with coordinate_transformation_mode=align_corners disagrees with "
+            f"the ONNX reference (valid: another coordinate_transformation_mode)"
         )
     return None
 
