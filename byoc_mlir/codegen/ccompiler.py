@@ -68,7 +68,17 @@ def plain_layout(ctx: CheckContext) -> Reject | None:
     return None
 
 
-f32_static = tensor_types(("f32",), static=True)
+def ranked(ctx: CheckContext) -> Reject | None:
+    """Refuses rank-0 results: the kernels index rows of the last dimension, and a
+    scalar computed in a dispatch of its own is only a boundary crossing."""
+    for member, _ in ctx.each_member():
+        for result in member.results:
+            if isinstance(result.type, ir.RankedTensorType) and result.type.rank == 0:
+                return Reject("rank-0 (scalar) results are not supported")
+    return None
+
+
+f32_static = all_of(tensor_types(("f32",), static=True), ranked)
 f32_plain = all_of(f32_static, plain_layout)
 
 

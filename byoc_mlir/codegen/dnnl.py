@@ -769,6 +769,10 @@ class _Program:
             return
         (x,) = ins_outs(op)[0]
         init = ins_outs(op)[1][0]
+        if alg == "dnnl_reduction_max" and self.fills.get(init) == -math.inf:
+            # oneDNN starts a max from the lowest finite float: a row of -inf (a fully
+            # masked attention row) gives -3.4e38 where MLIR gives -inf.
+            raise self._error(f"{op.name} max reduction from -inf (oneDNN's starts finite)", op)
         combine = None
         if not neutral(self.fills.get(init, math.nan)):
             if init in self.fills:
