@@ -144,12 +144,11 @@ def test_byoc_run_checks_an_unsigned_bundle(tmp_path: Path) -> None:
 
 
 def test_compile_without_out_dir_leaves_no_directory() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("byoc_*"))
     model, inputs, _ = CASES["scalar_add"]
     compiled = compile(model, ["ccompiler"], options=OPTIONS)
     bundle = compiled.bundle
-    assert bundle.is_dir()
+    assert bundle.is_dir() and bundle.parent == Path(tempfile.gettempdir())
     compiled(*inputs)
     compiled.close()
     assert not bundle.exists()
-    assert set(Path(tempfile.gettempdir()).glob("byoc_*")) <= before
+    assert not list(bundle.parent.glob(f".{bundle.name}.*"))  # no staging directory either
