@@ -281,7 +281,18 @@ def _build_bundle(
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
             served = _codegen_all(module_op, log, options, bundle, originals, progress)
         progress.begin("IREE compile")
-        vmfb = _compile_host(module_op, log, options, originals)
+        try:
+            vmfb = _compile_host(module_op, log, options, originals)
+        except ByocError as err:
+            if not originals or not options.fallback:
+                raise
+            # IREE cannot compile the host remainder this partition leaves (an IREE
+            # bug the regions' boundaries trigger): every region goes back to the host,
+            # so a backend never fails a model that host-only compiles.
+            _all_back(module_op, log, originals, f"fallback: {_one_line(err)}")
+            served = []
+            shutil.rmtree(bundle / "payloads", ignore_errors=True)
+            vmfb = _compile_host(module_op, log, options, {})
         # What IREE compiled (after codegen rewriting): for inspection and lit tests.
         (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
         log.refresh_host_ops(module_op)
@@ -527,6 +538,16 @@ def _compile_host(
         _fallback(module_op, region.name, originals[region.name], reason)
         log.fall_back(region.name, reason)
     return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
+
+
+def _all_back(
+    module_op: ir.Operation, log: DecisionLog, originals: dict[str, str], reason: str
+) -> None:
+    """Puts every offloaded region back on the host (restoring rewritten functions)."""
+    for name, original in list(originals.items()):
+        _fallback(module_op, name, original, reason)
+        log.fall_back(name, reason)
+        del originals[name]
 
 
 def _links(module_op: ir.Operation, name: str, flags: list[str]) -> bool:
