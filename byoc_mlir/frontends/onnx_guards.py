@@ -22,7 +22,8 @@ Types = Mapping[str, Any]
 """Value name -> ``onnx.TypeProto`` (graph inputs, value_info, outputs, initializers)."""
 
 
-def _attr(node: Any, name: str, default: Any = None) -> Any:
+def attr(node: Any, name: str, default: Any = None) -> Any:
+    """A node attribute's value (strings decoded), or ``default``."""
     import onnx
 
     for a in node.attribute:
@@ -45,7 +46,7 @@ def _elem(types: Types, name: str) -> int | None:
 
 
 def _average_pool(node: Any, types: Types) -> str | None:
-    if _attr(node, "ceil_mode", 0) and _attr(node, "count_include_pad", 0):
+    if attr(node, "ceil_mode", 0) and attr(node, "count_include_pad", 0):
         return (
             "ceil_mode=1 with count_include_pad=1 averages the partial last window over the "
             "wrong count (valid: ceil_mode=0, or count_include_pad=0)"
@@ -54,7 +55,7 @@ def _average_pool(node: Any, types: Types) -> str | None:
 
 
 def _space_to_depth(node: Any, types: Types) -> str | None:
-    mode = _attr(node, "mode", "DCR")
+    mode = attr(node, "mode", "DCR")
     if mode != "DCR":
         return f"mode={mode} is lowered as DCR (valid: mode=DCR)"
     return None
@@ -74,7 +75,7 @@ def _lstm(node: Any, types: Types) -> str | None:
 
 
 def _grid_sample(node: Any, types: Types) -> str | None:
-    if _attr(node, "mode", "linear") == "nearest":
+    if attr(node, "mode", "linear") == "nearest":
         return "mode=nearest rounds halfway points differently (valid: linear, cubic)"
     return None
 
@@ -89,8 +90,8 @@ def _bit_shift(node: Any, types: Types) -> str | None:
 
 
 def _resize(node: Any, types: Types) -> str | None:
-    mode = _attr(node, "mode", "nearest")
-    if _attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners" and (
+    mode = attr(node, "mode", "nearest")
+    if attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners" and (
         mode in ("linear", "cubic")
     ):
         return (

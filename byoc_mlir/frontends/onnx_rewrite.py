@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends.onnx_guards import value_types
+from byoc_mlir.frontends.onnx_guards import attr, value_types
 
 FOLD_LIMIT = 4096
 """The largest result (elements) `fold_constants` computes: shape arithmetic, not weights."""
@@ -125,8 +125,9 @@ def _toposort(graph: Any) -> None:
 def _reads(node: Any) -> list[str]:
     """A node's inputs, and the outer values its subgraphs (If, Loop, Scan) read."""
     names = list(node.input)
-    for attr in node.attribute:
-        for sub in [attr.g] if attr.type == attr.GRAPH else list(attr.graphs):
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == attribute.GRAPH else attribute.graphs
+        for sub in graphs:
             for inner in sub.node:
                 names.extend(_reads(inner))
     return names
@@ -148,8 +149,7 @@ def decompose_lp_normalization(model: Any) -> Any:
         if node.op_type != "LpNormalization" or node.domain not in ("", "ai.onnx"):
             model.graph.node.append(node)
             continue
-        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-        p = next((a.i for a in node.attribute if a.name == "p"), 2)
+        axis, p = int(attr(node, "axis", -1)), int(attr(node, "p", 2))
         x, (y,) = node.input[0], node.output
         t = f"lpnorm{index}_"
         reduce = "ReduceL2" if p == 2 else "ReduceL1"
@@ -238,8 +238,8 @@ def _evaluate(
         shape = np.array(shapes[node.input[0]], np.int64)
         if node.op_type == "Size":
             return {node.output[0]: np.array(np.prod(shape), np.int64)}
-        start = _int_attr(node, "start", 0)
-        end = _int_attr(node, "end", len(shape))
+        start = int(attr(node, "start", 0))
+        end = int(attr(node, "end", len(shape)))
         return {node.output[0]: shape[start:end]}
     args: list[np.ndarray | None] = []
     for name in node.input:
@@ -296,13 +296,6 @@ def _static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _int_attr(node: Any, name: str, default: int) -> int:
-    for a in node.attribute:
-        if a.name == name:
-            return int(a.i)
-    return default
-
-
 def _schema(model: Any, op_type: str) -> Any:
     import onnx
 
@@ -313,10 +306,7 @@ def _schema(model: Any, op_type: str) -> Any:
 
 
 def _opset(model: Any) -> int:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return 1
+    return _version(model.opset_import) or 1
 
 
 def _version(imports: Any) -> int:
