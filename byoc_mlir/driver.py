@@ -169,13 +169,26 @@ def compile(  # noqa: A001 - the public name the design fixes
         )
     if options.externalize_params and options.parameters is not None:
         raise ByocError("give externalize_params (ONNX) or parameters (a file), not both")
-    final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="byoc_"))
+    if out_dir is not None:
+        return _compile_to(Path(out_dir), model, example_inputs, chosen, options, owned=False)
+    final = Path(tempfile.mkdtemp(prefix="byoc_"))  # owned by the Compiled: deleted on close
     try:
-        staging = _staging_dir(final)
+        return _compile_to(final, model, example_inputs, chosen, options, owned=True)
     except BaseException:
-        if out_dir is None:
-            shutil.rmtree(final, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
         raise
+
+
+def _compile_to(
+    final: Path,
+    model: Any,
+    example_inputs: Sequence[Any] | None,
+    chosen: list[Backend],
+    options: CompileOptions,
+    owned: bool,
+) -> Compiled:
+    """Builds the bundle in a staging directory beside ``final`` and publishes it there."""
+    staging = _staging_dir(final)
     progress = Progress(options.progress, steps=3 if chosen else 2)
     try:
         loaded = frontends.load(
@@ -207,17 +220,10 @@ def compile(  # noqa: A001 - the public name the design fixes
             write_atomic(Path(options.save_plan), plan.dumps())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if out_dir is None:
-            shutil.rmtree(final, ignore_errors=True)
         raise
     finally:
         progress.close()
-    try:
-        return Compiled(final, owned=out_dir is None)
-    except BaseException:
-        if out_dir is None:
-            shutil.rmtree(final, ignore_errors=True)
-        raise
+    return Compiled(final, owned=owned)
 
 
 def _copy_parameters(given: Path, dest: Path) -> Path:
