@@ -438,7 +438,7 @@ SHAPE_OPERANDS = {
 
 
 def shape_inputs(case: Case) -> dict[str, np.ndarray]:
-    """Integer graph inputs that feed a shape operand, with their (single) value.
+    """Graph inputs that fix a shape (integer shape operands; Resize's roi and scales).
 
     byoc_mlir compiles static shapes, so such an input must be known at compile time;
     as onnx-mlir's backend-test runner does, the runner binds it to the data set's value
@@ -452,10 +452,19 @@ def shape_inputs(case: Case) -> dict[str, np.ndarray]:
         if node.op_type in SHAPE_OPERANDS
         for name in node.input[1:]
     }
+    # Resize's float roi and scales fix its output's shape and crop, as Slice's starts do
+    scales = {
+        name
+        for node in case.model.graph.node
+        if node.op_type in ("Resize", "Upsample")
+        for name in node.input[1:3]
+    }
     types = {i.name: i.type.tensor_type.elem_type for i in case.model.graph.input}
     bound = {}
     for k, name in enumerate(case.input_names):
-        if name not in names or types.get(name) not in integer:
+        if name not in names:
+            continue
+        if types.get(name) not in integer and not (name in scales and types.get(name) == 1):
             continue
         values = [np.asarray(inputs[k]) for inputs, _ in case.data_sets]
         if all(np.array_equal(values[0], v) for v in values[1:]):
@@ -800,9 +809,7 @@ def summarize(run: Run, skipped: list[dict[str, str]], args: argparse.Namespace)
         + f"); {len(skipped)} skipped (not a tensor model, or random); {elapsed / 60:.1f} min, "
         f"--jobs {args.jobs}\n"
     )
-    bound = {
-        t: sum(1 for c in run.cases if run.results[c.id][t].get("bound")) for t in run.targets
-    }
+    bound = {t: sum(1 for c in run.cases if run.results[c.id][t].get("bound")) for t in run.targets}
     print(
         markdown(
             ["target", "PASS", "(shape inputs bound)", "WRONG", "refused", "error", "crash"],

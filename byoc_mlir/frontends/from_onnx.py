@@ -21,7 +21,14 @@ from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat, isolate
 from byoc_mlir.errors import ByocError
-from byoc_mlir.frontends import Source, first_line, onnx_guards, onnx_rewrite, torch_signature
+from byoc_mlir.frontends import (
+    Source,
+    first_line,
+    onnx_guards,
+    onnx_resize,
+    onnx_rewrite,
+    torch_signature,
+)
 
 OPSET = 17
 """Models with an older default-domain opset are upgraded to this one before import."""
@@ -109,8 +116,14 @@ def load_onnx_proto(
         model = onnx_rewrite.bind_inputs(model, bind, name)
     model = onnx_rewrite.decompose_lp_normalization(model)
     expanded: list[str] = []
+    notes: list[str] = []
     while True:
         model = _checked(model, name)
+        # Resize configurations IREE computes wrongly: rewritten where the rewrite
+        # reproduces ONNX's reference, refused by the guard below otherwise.
+        model, count = onnx_resize.decompose(model, only=onnx_guards.resize_is_wrong)
+        if count:
+            notes.append(f"{count} ONNX Resize node(s) rewritten as per-axis linear maps")
         onnx_guards.check(model, name)  # configurations IREE would compute wrongly
         try:
             # IREE's importer and its torch lowering run in process through the bindings,
@@ -122,16 +135,22 @@ def load_onnx_proto(
             )
         except ByocError as err:
             op = onnx_rewrite.missing_op(err.message)
-            if op is None or op in expanded or not onnx_rewrite.has_function(model, op):
+            if op is None or op in expanded:
+                raise
+            expanded.append(op)
+            if op == "Resize":  # no function body; a configuration IREE cannot lower
+                model, count = onnx_resize.decompose(model)
+                if not count:
+                    raise
+                notes.append(f"{count} ONNX Resize node(s) rewritten as per-axis linear "
+                             f"maps (IREE's lowering lacks their configuration)")  # fmt: skip
+                continue
+            if not onnx_rewrite.has_function(model, op):
                 raise
             model = onnx_rewrite.expand_op(model, op)  # ONNX's own definition of the op
-            expanded.append(op)
+            notes.append(f"ONNX {op} expanded to its ONNX function body (IREE's lowering lacks it)")
             continue
-        notes = tuple(
-            f"ONNX {op} expanded to its ONNX function body (IREE's lowering lacks it)"
-            for op in expanded
-        )
-        return dataclasses.replace(source, notes=notes)
+        return dataclasses.replace(source, notes=tuple(notes))
 
 
 def _checked(model: Any, name: str) -> Any:

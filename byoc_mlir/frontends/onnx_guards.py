@@ -89,11 +89,17 @@ def _bit_shift(node: Any, types: Types) -> str | None:
     return None
 
 
+def resize_is_wrong(node: Any) -> bool:
+    """A Resize configuration IREE 3.13 lowers, but computes wrongly."""
+    mode = attr(node, "mode", "nearest")
+    return attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners" and (
+        mode in ("linear", "cubic")
+    )
+
+
 def _resize(node: Any, types: Types) -> str | None:
     mode = attr(node, "mode", "nearest")
-    if attr(node, "coordinate_transformation_mode", "half_pixel") == "align_corners" and (
-        mode in ("linear", "cubic")
-    ):
+    if resize_is_wrong(node):
         return (
             f"{mode} mode with coordinate_transformation_mode=align_corners disagrees with "
             f"the ONNX reference (valid: another coordinate_transformation_mode)"
