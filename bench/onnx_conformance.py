@@ -429,12 +429,15 @@ def run_ort(case: Case) -> dict[str, Any]:
 
 
 SHAPE_OPERANDS = {
-    "Reshape", "Slice", "Split", "Pad", "Tile", "Expand", "Resize", "Upsample", "CumSum",
+    "Reshape", "Slice", "Split", "Pad", "Tile", "Expand", "Resize", "Upsample", "CumSum", "CumProd",
     "TopK", "Unsqueeze", "Squeeze", "OneHot", "ReduceMean", "ReduceSum", "ReduceMax",
     "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
     "ReduceSumSquare",
 }  # fmt: skip
 """Ops whose operands after the first fix the output's shape (axes, shape, starts...)."""
+
+FLOAT_SHAPE_OPERANDS = {"Resize": slice(1, 3), "Upsample": slice(1, 2), "Range": slice(0, 3)}
+"""Float operands (by position) that fix a shape or a crop, bound as integer ones are."""
 
 
 def shape_inputs(case: Case) -> dict[str, np.ndarray]:
@@ -451,20 +454,23 @@ def shape_inputs(case: Case) -> dict[str, np.ndarray]:
         for node in case.model.graph.node
         if node.op_type in SHAPE_OPERANDS
         for name in node.input[1:]
-    }
-    # Resize's float roi and scales fix its output's shape and crop, as Slice's starts do
-    scales = {
+    } | {name for node in case.model.graph.node if node.op_type == "Range" for name in node.input}
+    # float operands that fix a shape: Resize's roi and scales (as Slice's starts do),
+    # Range's start, limit and delta
+    floats = {
         name
         for node in case.model.graph.node
-        if node.op_type in ("Resize", "Upsample")
-        for name in node.input[1:3]
+        for name in node.input[FLOAT_SHAPE_OPERANDS.get(node.op_type, slice(0))]
     }
+    if case.group == "Range":  # also the *_expanded cases: its operands are the inputs
+        floats |= {i.name for i in case.model.graph.input}
+        names |= floats
     types = {i.name: i.type.tensor_type.elem_type for i in case.model.graph.input}
     bound = {}
     for k, name in enumerate(case.input_names):
         if name not in names:
             continue
-        if types.get(name) not in integer and not (name in scales and types.get(name) == 1):
+        if types.get(name) not in integer and name not in floats:
             continue
         values = [np.asarray(inputs[k]) for inputs, _ in case.data_sets]
         if all(np.array_equal(values[0], v) for v in values[1:]):

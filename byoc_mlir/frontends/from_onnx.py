@@ -24,6 +24,7 @@ from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import (
     Source,
     first_line,
+    onnx_decompose,
     onnx_guards,
     onnx_resize,
     onnx_rewrite,
@@ -114,17 +115,19 @@ def load_onnx_proto(
         )
     if bind:
         model = onnx_rewrite.bind_inputs(model, bind, name)
-    model = onnx_rewrite.decompose_lp_normalization(model)
-    expanded: list[str] = []
+    tried: list[str] = []
     notes: list[str] = []
     while True:
         model = _checked(model, name)
-        # Resize configurations IREE computes wrongly: rewritten where the rewrite
-        # reproduces ONNX's reference, refused by the guard below otherwise.
-        model, count = onnx_resize.decompose(model, only=onnx_guards.resize_is_wrong)
-        if count:
-            notes.append(f"{count} ONNX Resize node(s) rewritten as per-axis linear maps")
-        onnx_guards.check(model, name)  # configurations IREE would compute wrongly
+        # configurations IREE would compute wrongly: rewritten as ONNX it computes right
+        model, rewritten = onnx_decompose.rewrite(model, onnx_decompose.BEFORE)
+        model, resized = onnx_resize.decompose(model, only=onnx_guards.resize_is_wrong)
+        if resized:
+            rewritten.append("Resize")
+        if rewritten:
+            model = _checked(model, name)
+            notes += [f"ONNX {op} rewritten as ONNX ops IREE computes right" for op in rewritten]
+        onnx_guards.check(model, name)  # and those no rewrite covers: refused
         try:
             # IREE's importer and its torch lowering run in process through the bindings,
             # and some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an
@@ -134,23 +137,32 @@ def load_onnx_proto(
                 f"{name}: IREE's ONNX import and lowering to linalg",
             )
         except ByocError as err:
-            op = onnx_rewrite.missing_op(err.message)
-            if op is None or op in expanded:
+            op = onnx_rewrite.missing_op(err.message, model)
+            if op is None or op in tried:
                 raise
-            expanded.append(op)
-            if op == "Resize":  # no function body; a configuration IREE cannot lower
-                model, count = onnx_resize.decompose(model)
-                if not count:
-                    raise
-                notes.append(f"{count} ONNX Resize node(s) rewritten as per-axis linear "
-                             f"maps (IREE's lowering lacks their configuration)")  # fmt: skip
-                continue
-            if not onnx_rewrite.has_function(model, op):
+            tried.append(op)
+            model, how = _without(model, op)
+            if not how:
                 raise
-            model = onnx_rewrite.expand_op(model, op)  # ONNX's own definition of the op
-            notes.append(f"ONNX {op} expanded to its ONNX function body (IREE's lowering lacks it)")
+            notes.append(f"ONNX {op} {how} (IREE's lowering lacks it)")
             continue
         return dataclasses.replace(source, notes=tuple(notes))
+
+
+def _without(model: Any, op: str) -> tuple[Any, str]:
+    """``model`` with the ``op`` nodes IREE could not lower rewritten, and how ("" if not).
+
+    ONNX's own definition first (the op's function body), else a decomposition of ours.
+    """
+    if op in onnx_decompose.ON_FAILURE:
+        model, rewritten = onnx_decompose.rewrite(model, {op: onnx_decompose.ON_FAILURE[op]})
+        return model, "rewritten as ONNX ops IREE lowers" if rewritten else ""
+    if op == "Resize":  # no function body; a configuration IREE cannot lower
+        model, count = onnx_resize.decompose(model)
+        return model, "rewritten as per-axis linear maps" if count else ""
+    if onnx_rewrite.has_function(model, op):
+        return onnx_rewrite.expand_op(model, op), "expanded to its ONNX function body"
+    return model, ""
 
 
 def _checked(model: Any, name: str) -> Any:

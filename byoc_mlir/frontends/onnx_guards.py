@@ -80,15 +80,6 @@ def _grid_sample(node: Any, types: Types) -> str | None:
     return None
 
 
-_SIGNED = {3, 5, 6, 7}  # INT8, INT16, INT32, INT64
-
-
-def _bit_shift(node: Any, types: Types) -> str | None:
-    if _elem(types, node.input[0]) in _SIGNED:
-        return "signed operands are shifted as unsigned ones (valid: uint8..uint64)"
-    return None
-
-
 def resize_is_wrong(node: Any) -> bool:
     """A Resize configuration IREE 3.13 lowers, but computes wrongly."""
     mode = attr(node, "mode", "nearest")
@@ -113,7 +104,6 @@ GUARDS: dict[str, Callable[[Any, Types], str | None]] = {
     "QLinearMatMul": _qlinear_matmul,
     "LSTM": _lstm,
     "GridSample": _grid_sample,
-    "BitShift": _bit_shift,
     "Resize": _resize,
 }
 

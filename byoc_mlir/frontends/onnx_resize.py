@@ -37,7 +37,7 @@ def decompose(model: Any, only: Any = None) -> tuple[Any, int]:
     """
     import onnx
 
-    from byoc_mlir.frontends.onnx_rewrite import _copy, _static_shapes
+    from byoc_mlir.frontends.onnx_rewrite import _copy, _static_shapes, prune_initializers
 
     types = value_types(model)
     consts = {t.name: t for t in model.graph.initializer}
@@ -62,6 +62,7 @@ def decompose(model: Any, only: Any = None) -> tuple[Any, int]:
     for index, node in enumerate(nodes):
         model.graph.node.extend(plans.get(index, [node]))
     model.graph.initializer.extend(inits)
+    prune_initializers(model)
     # the importer types every value from the model's inferred shapes
     return onnx.shape_inference.infer_shapes(model, data_prop=True), len(plans)
 

@@ -40,12 +40,32 @@ _NONDETERMINISTIC = frozenset(
 _MISSING = re.compile(r"name = \"onnx\.(\w+)\"")
 
 
-def missing_op(message: str) -> str | None:
-    """The ONNX op a lowering failure names (``... <{name = "onnx.Attention"}> ...``)."""
-    if "failed to legalize operation 'torch.operator'" not in message:
+_TORCH_OP = re.compile(r"failed to legalize operation 'torch\.(?:aten\.(\w+)|constant\.\w+)'")
+
+_LOWERED_FROM = {"nll_loss_forward": ("NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss")}
+"""torch ops IREE 3.13 leaves unlowered -> the ONNX ops whose import produced them."""
+
+_FRAGILE = ("SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss")
+"""ONNX ops whose IREE lowering can leave bare ``torch.constant.*`` ops behind."""
+
+
+def missing_op(message: str, model: Any = None) -> str | None:
+    """The ONNX op a lowering failure names (``... <{name = "onnx.Attention"}> ...``).
+
+    With ``model``, also the ONNX op behind a torch op that did not lower (an
+    ``aten.nll_loss_forward`` comes from NegativeLogLikelihoodLoss or
+    SoftmaxCrossEntropyLoss), when the model has one.
+    """
+    if "failed to legalize operation 'torch.operator'" in message:
+        found = _MISSING.search(message)
+        return found.group(1) if found else None
+    torch_op = _TORCH_OP.search(message)
+    if torch_op is None or model is None:
         return None
-    found = _MISSING.search(message)
-    return found.group(1) if found else None
+    aten = torch_op.group(1)
+    candidates = _LOWERED_FROM.get(aten, ()) if aten else _FRAGILE
+    present = {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}
+    return next((op for op in candidates if op in present), None)
 
 
 def has_function(model: Any, op_type: str) -> bool:
@@ -133,45 +153,6 @@ def _reads(node: Any) -> list[str]:
     return names
 
 
-def decompose_lp_normalization(model: Any) -> Any:
-    """``LpNormalization`` as ``x / where(norm == 0, 1, norm)``: IREE's lowering divides
-    by a zero norm (NaN), where ONNX's reference and onnxruntime give 0."""
-    import onnx
-    from onnx import helper
-
-    if not any(n.op_type == "LpNormalization" for n in model.graph.node):
-        return model
-    model = _copy(model)
-    opset = _opset(model)
-    nodes = list(model.graph.node)
-    model.graph.ClearField("node")
-    for index, node in enumerate(nodes):
-        if node.op_type != "LpNormalization" or node.domain not in ("", "ai.onnx"):
-            model.graph.node.append(node)
-            continue
-        axis, p = int(attr(node, "axis", -1)), int(attr(node, "p", 2))
-        x, (y,) = node.input[0], node.output
-        t = f"lpnorm{index}_"
-        reduce = "ReduceL2" if p == 2 else "ReduceL1"
-        if opset >= 18:
-            axes = helper.make_tensor(t + "axes", onnx.TensorProto.INT64, [1], [axis])
-            model.graph.initializer.append(axes)
-            norm = helper.make_node(reduce, [x, t + "axes"], [t + "norm"], keepdims=1)
-        else:
-            norm = helper.make_node(reduce, [x], [t + "norm"], axes=[axis], keepdims=1)
-        model.graph.node.extend([
-            norm,
-            helper.make_node("Constant", [], [t + "zero_f"], value_float=0.0),
-            helper.make_node("Constant", [], [t + "one_f"], value_float=1.0),
-            helper.make_node("CastLike", [t + "zero_f", x], [t + "zero"]),
-            helper.make_node("CastLike", [t + "one_f", x], [t + "one"]),
-            helper.make_node("Equal", [t + "norm", t + "zero"], [t + "is_zero"]),
-            helper.make_node("Where", [t + "is_zero", t + "one", t + "norm"], [t + "safe"]),
-            helper.make_node("Div", [x, t + "safe"], [y]),
-        ])  # fmt: skip
-    return model
-
-
 def bind_inputs(model: Any, values: Mapping[str, np.ndarray], name: str) -> Any:
     """A copy of ``model`` whose inputs named in ``values`` are initializers with them."""
     from onnx import numpy_helper
@@ -232,8 +213,15 @@ def _evaluate(
 
     if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC:
         return None
+    outer: list[str] = []
     if any(a.type in (a.GRAPH, a.GRAPHS) for a in node.attribute):
-        return None  # If/Loop/Scan bodies
+        # If/Loop/Scan: folded when their bodies read only constants from outside
+        # (a Loop computing Range over constant bounds) and a Loop's trip count is small
+        outer = sorted(_outer_reads(node))
+        if node.op_type == "Loop" and not (node.input and node.input[0]):
+            return None  # no trip count: runs until its condition says so
+        if any(n not in values and n not in known for n in outer):
+            return None
     if node.op_type in ("Shape", "Size") and node.input and node.input[0] in shapes:
         shape = np.array(shapes[node.input[0]], np.int64)
         if node.op_type == "Size":
@@ -257,13 +245,32 @@ def _evaluate(
         return None  # e.g. a generator with no inputs other than Constant
     if any(a is not None and a.size > FOLD_LIMIT for a in args):
         return None
+    if node.op_type == "Loop" and (args[0] is None or int(args[0]) > FOLD_LIMIT):
+        return None
     try:
-        outputs = _run_node(model, node, args)
+        if outer:
+            closure = {
+                n: values[n] if n in values else numpy_helper.to_array(known[n]) for n in outer
+            }
+            outputs = _run_with_closure(model, node, args, closure)
+        else:
+            outputs = _run_node(model, node, args)
     except Exception:  # noqa: BLE001 - the reference cannot evaluate it: leave the node
         return None
     if any(not isinstance(o, np.ndarray) or o.size > FOLD_LIMIT for o in outputs):
         return None
-    return {name: o for name, o in zip(node.output, outputs, strict=False) if name}
+    result = {}
+    for name, o in zip(node.output, outputs, strict=False):
+        want = shapes.get(name)
+        if want is not None and o.shape != want:
+            # the reference's Loop stacks scalar scan outputs as [n, 1]; shape
+            # inference (the spec) says [n]: the same values, the declared shape
+            if o.size != int(np.prod(want)):
+                return None
+            o = o.reshape(want)
+        if name:
+            result[name] = o
+    return result
 
 
 def _run_node(model: Any, node: Any, args: list[np.ndarray | None]) -> list[Any]:
@@ -280,6 +287,41 @@ def _run_node(model: Any, node: Any, args: list[np.ndarray | None]) -> list[Any]
         renamed, opsets={o.domain: o.version for o in model.opset_import}
     )
     return list(evaluator.run(None, feeds))
+
+
+def _run_with_closure(
+    model: Any, node: Any, args: list[np.ndarray | None], closure: Mapping[str, np.ndarray]
+) -> list[Any]:
+    """Evaluates a node whose subgraphs read outer values: a one-node model with its
+    inputs and those values as initializers."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    given = {name: a for name, a in zip(node.input, args, strict=True) if a is not None}
+    given.update(closure)
+    graph = helper.make_graph(
+        [node],
+        "fold",
+        [],
+        [helper.make_empty_tensor_value_info(o) for o in node.output if o],
+        [numpy_helper.from_array(np.asarray(a), name) for name, a in given.items()],
+    )
+    evaluator = ReferenceEvaluator(helper.make_model(graph, opset_imports=list(model.opset_import)))
+    return list(evaluator.run(None, {}))
+
+
+def _outer_reads(node: Any) -> set[str]:
+    """Values a node's subgraphs read from outside them (not defined in them)."""
+    names: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == attribute.GRAPH else attribute.graphs
+        for sub in graphs:
+            defined = {i.name for i in sub.input} | {i.name for i in sub.initializer}
+            defined |= {o for n in sub.node for o in n.output}
+            for inner in sub.node:
+                names |= {n for n in inner.input if n} - defined
+                names |= _outer_reads(inner) - defined
+    return names
 
 
 def _static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
@@ -314,6 +356,18 @@ def _version(imports: Any) -> int:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     return 0
+
+
+def prune_initializers(model: Any) -> None:
+    """Drops the initializers no node (nor a graph output) reads, in place: a rewrite
+    leaves the operands of the nodes it replaced, and IREE's lowering does not always
+    manage an unused constant (a rank-0 ``si32`` literal)."""
+    used = {name for n in model.graph.node for name in _reads(n)}
+    used |= {o.name for o in model.graph.output}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    if len(kept) != len(model.graph.initializer):
+        model.graph.ClearField("initializer")
+        model.graph.initializer.extend(kept)
 
 
 def _copy(model: Any) -> Any:
