@@ -14,8 +14,16 @@ contracted graph at all times (Pearce–Kelly style dynamic ordering): merging b
 and B (``ord[A] < ord[B]``) is legal iff no path ``A -> X -> ... -> B`` exists through a
 third block; only blocks ordered between A and B can lie on such a path, so the search
 is bounded by that window, and the window's blocks are reordered around the merged block
-afterwards. On the chains and residual blocks of real models the window is a handful of
-blocks, so the whole pass is linear in practice.
+afterwards. The search runs backward from B (it decides the cycle); when nothing in the
+window leads to B, the merged block simply takes A's place and nothing moves, so a
+fan-out of independent siblings merges at constant cost per sibling.
+
+**Siblings.** Regions of one backend that read one value are tried in order, each against
+the latest block of the group; when a path orders two of them (tied weights: every
+layer reads one weight, each layer after the last), later siblings are tried against the
+later one, never against every earlier one again. Each sibling attempt examines at most
+`SIBLING_BUDGET` edges. So the pass is linear on chains, fan-outs, residual blocks and
+shared weights alike (``bench/partition_scaling.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +58,12 @@ outside a dispatch can stop IREE from distributing its consumer (seen with a max
 init on llvm-cpu: "write affecting operations on global resources...")."""
 
 
+SIBLING_BUDGET = 4096
+"""Edges one sibling merge may examine before it is given up: sibling merging is an
+optimisation (one boundary crossing fewer), so its cost per attempt is bounded, and a
+group of siblings grows while the merged block's neighbourhood stays under it."""
+
+
 @dataclass
 class RegionPlan:
     """The outcome for one function: regions (backend, node indices) and host reasons."""
@@ -79,6 +93,7 @@ class _Blocks:
         self.backend = [u.backend for u in units]
         self.cycle_refused = [False] * n
         self.max_size = max_size
+        self.gave_up = False
 
     def find(self, u: int) -> int:
         parent = self.parent
@@ -93,52 +108,67 @@ class _Blocks:
         self.out[self.find(src)].add(dst)
         self.ins[dst].add(src)
 
-    def try_merge(self, a: int, b: int) -> bool:
-        """Merges blocks ``a`` and ``b`` if the contracted graph stays acyclic."""
+    def try_merge(self, a: int, b: int, budget: int = 0) -> bool:
+        """Merges blocks ``a`` and ``b`` if the contracted graph stays acyclic.
+
+        With ``budget``, gives up (False, ``self.gave_up`` set) once the searches have
+        looked at that many edges: for optional merges, whose cost must not grow with
+        the graph.
+        """
         ord_ = self.ord
         if ord_[a] > ord_[b]:
             a, b = b, a
+        self.gave_up = False
         if self.max_size and self.size[a] + self.size[b] > self.max_size:
             return False
         lo, hi = ord_[a], ord_[b]
         find = self.find
-        # Blocks reachable from a inside the window; reaching b through one is a cycle.
-        forward: list[int] = []
-        seen = {a}
-        stack = [a]
-        while stack:
-            x = stack.pop()
-            for s in self.out[x]:
-                s = find(s)
-                if s in seen:
-                    continue
-                if s == b:
-                    if x != a:
-                        self.cycle_refused[a] = self.cycle_refused[b] = True
-                        return False
-                    continue
-                if ord_[s] > hi:
-                    continue
-                seen.add(s)
-                forward.append(s)
-                stack.append(s)
-        # Blocks inside the window that reach b: they must stay before the merged block.
+        left = budget or float("inf")
+        # Blocks inside the window that reach b; reaching a through one is a cycle. They
+        # must stay before the merged block.
         backward: list[int] = []
         seen = {a, b}
         stack = [b]
         while stack:
             x = stack.pop()
+            left -= len(self.ins[x])
+            if left < 0:
+                self.gave_up = True
+                return False
             for p in self.ins[x]:
                 p = find(p)
+                if p == a:
+                    if x != b:
+                        self.cycle_refused[a] = self.cycle_refused[b] = True
+                        return False
+                    continue
                 if p in seen or ord_[p] < lo:
                     continue
                 seen.add(p)
                 backward.append(p)
                 stack.append(p)
+        root = self._union(a, b)
+        if not backward:
+            # Nothing between them leads to b: the merged block takes a's place and every
+            # block after a stays after it (a fan-out of siblings merges at no cost).
+            ord_[root] = lo
+            return True
+        # Blocks reachable from a inside the window: they must follow the merged block.
+        forward: list[int] = []
+        seen = {root}
+        stack = [root]
+        while stack:
+            x = stack.pop()
+            for t in self.out[x]:
+                t = find(t)
+                if t in seen or ord_[t] > hi:
+                    continue
+                seen.add(t)
+                forward.append(t)
+                stack.append(t)
         pool = sorted([ord_[x] for x in backward] + [lo, hi] + [ord_[x] for x in forward])
         backward.sort(key=ord_.__getitem__)
         forward.sort(key=ord_.__getitem__)
-        root = self._union(a, b)
         for k, x in enumerate([*backward, root, *forward]):
             ord_[x] = pool[k]
         return True
@@ -329,8 +359,16 @@ def _merge_siblings(
             for other in roots[1:]:
                 acc = blocks.find(acc)
                 other = blocks.find(other)
-                if acc != other and blocks.try_merge(acc, other):
+                if acc == other:
+                    continue
+                if blocks.try_merge(acc, other, SIBLING_BUDGET):
                     acc = blocks.find(acc)
+                else:
+                    # A path orders them (or they are too far apart to tell cheaply):
+                    # later siblings try the later one. Trying each against the first
+                    # would walk the whole path again per sibling (quadratic when one
+                    # weight feeds every layer).
+                    acc = other
 
 
 @dataclass(frozen=True)

@@ -389,3 +389,49 @@ func.func @fill_for_the_host(%x: tensor<1x1x4x4xf32>, %a: tensor<4x8xf32>, %b: t
   %m = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x4xf32>) outs(%f : tensor<4x4xf32>) -> tensor<4x4xf32>
   return %p, %m : tensor<1x1x2x2xf32>, tensor<4x4xf32>
 }
+
+// -----
+
+// Tied weights: one argument read by every layer, the layers ordered by a path through
+// the host (tanh). Sibling merging tries each sibling against the latest one a path
+// ordered it after (never every earlier one again: that was quadratic in the layers), so
+// the last, independent sibling joins the second layer, not the first.
+
+#map = affine_map<(d0) -> (d0)>
+// CHECK-LABEL: func.func @tied
+// CHECK:       linalg.generic {{.*}} ins(%arg0, %arg1 : {{.*}}byoc.region = 0 : i64, byoc.target = "testing"}
+// CHECK:       math.tanh
+// CHECK:       linalg.generic {{.*}} ins(%arg0, {{.*}}byoc.region = 1 : i64, byoc.target = "testing"}
+// CHECK:       math.tanh
+// CHECK:       linalg.generic {{.*}} ins(%arg0, %arg0 : {{.*}}byoc.region = 1 : i64, byoc.target = "testing"}
+// CHECK-NOT:   byoc.region = 2
+// CHECK:       return
+func.func @tied(%w: tensor<16xf32>, %x: tensor<16xf32>) -> (tensor<16xf32>, tensor<16xf32>) {
+  %e = tensor.empty() : tensor<16xf32>
+  %s0 = linalg.generic {indexing_maps = [#map, #map, #map], iterator_types = ["parallel"]} ins(%w, %x : tensor<16xf32>, tensor<16xf32>) outs(%e : tensor<16xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %y = arith.mulf %p, %q : f32
+    linalg.yield %y : f32
+  } -> tensor<16xf32>
+  %t0 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]} ins(%s0 : tensor<16xf32>) outs(%e : tensor<16xf32>) {
+  ^bb0(%p: f32, %o: f32):
+    %y = math.tanh %p : f32
+    linalg.yield %y : f32
+  } -> tensor<16xf32>
+  %s1 = linalg.generic {indexing_maps = [#map, #map, #map], iterator_types = ["parallel"]} ins(%w, %t0 : tensor<16xf32>, tensor<16xf32>) outs(%e : tensor<16xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %y = arith.mulf %p, %q : f32
+    linalg.yield %y : f32
+  } -> tensor<16xf32>
+  %t1 = linalg.generic {indexing_maps = [#map, #map], iterator_types = ["parallel"]} ins(%s1 : tensor<16xf32>) outs(%e : tensor<16xf32>) {
+  ^bb0(%p: f32, %o: f32):
+    %y = math.tanh %p : f32
+    linalg.yield %y : f32
+  } -> tensor<16xf32>
+  %s2 = linalg.generic {indexing_maps = [#map, #map, #map], iterator_types = ["parallel"]} ins(%w, %w : tensor<16xf32>, tensor<16xf32>) outs(%e : tensor<16xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %y = arith.mulf %p, %q : f32
+    linalg.yield %y : f32
+  } -> tensor<16xf32>
+  return %t1, %s2 : tensor<16xf32>, tensor<16xf32>
+}
