@@ -13,8 +13,9 @@ with its fill; a host op where the family has one) in these families:
                would close a cycle through the host tanh if merged upward)
   interleaved  [matmul, add (a skip) + relu, tanh] x N with two backends: matmuls to
                ``testing_matmul``, add and relu to ``testing``, tanh to the host
-  random       a seeded random DAG of 4N ops (matmul, add, relu, tanh; operands drawn
-               mostly from recent values, sometimes from any earlier one)
+  random       a seeded random DAG of N steps, each a layer, an add, a relu or a tanh
+               (operands mostly from the last 20 values, sometimes from any earlier one;
+               every value nothing reads is returned)
 
 with weights as function arguments ("args") or as dense constants ("consts"), and prints
 per-stage seconds of the ``--partition`` pipeline over shared in-memory graphs (graph
