@@ -222,6 +222,8 @@ def run_once(text: str, backends: tuple[str, ...] = ("testing",)) -> dict[str, f
     with module.context, pause_gc():
         t0 = time.perf_counter()
         graphs = list(function_graphs(module.operation))
+        for graph in graphs:
+            graph.write_tags = False  # tags kept in memory between passes, as --partition does
         times["graph"] = time.perf_counter() - t0
         for name, p in stages:
             t0 = time.perf_counter()
