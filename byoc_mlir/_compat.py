@@ -85,13 +85,15 @@ def parse_file(path: str | Path, context: ir.Context) -> ir.Module:
         text = data.decode()
     except UnicodeDecodeError:
         raise ByocError(f"{path} is neither MLIR text nor MLIR bytecode") from None
-    module = parse_module(text, context, str(path))
-    # Re-parse with file locations so decisions point at the user's file.
+    # Parsed from the file, so locations (and decisions) point at the user's file; on a
+    # parse error, parse_module words it.
     with context:
         try:
-            return ir.Module.parseFile(str(path))
-        except ir.MLIRError:  # pragma: no cover - text already parsed once
-            return module
+            module = ir.Module.parseFile(str(path))
+        except ir.MLIRError:
+            return parse_module(text, context, str(path))
+        _note_resources(text, context)
+    return module
 
 
 # --- dense_resource blobs -------------------------------------------------------------

@@ -351,7 +351,7 @@ def _as_declared(
         return specs  # the input phase reshaped the signature; trust the MLIR
     out = []
     for spec, name in zip(specs, declared, strict=True):
-        if name is not None and dtypes.storage(name) == spec.dtype and name in dtypes.NUMPY:
+        if name is not None and dtypes.storage(name) == spec.dtype and name in dtypes.NAMES:
             spec = TensorSpec(spec.shape, name)
         elif name == "f64" and spec.dtype == "f32":
             note = "f64 demoted to f32 (demote_f64): the signature takes and returns f32"

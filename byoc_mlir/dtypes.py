@@ -13,18 +13,14 @@ Names are MLIR's element type spellings (``f32``, ``bf16``, ``f8E4M3FN``, ``i1``
 
 from __future__ import annotations
 
-import ml_dtypes
+from functools import cache
+
 import numpy as np
 
-NUMPY: dict[str, np.dtype] = {
+_PLAIN: dict[str, np.dtype] = {
     "f16": np.dtype(np.float16),
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
-    "bf16": np.dtype(ml_dtypes.bfloat16),
-    "f8E4M3FN": np.dtype(ml_dtypes.float8_e4m3fn),
-    "f8E4M3FNUZ": np.dtype(ml_dtypes.float8_e4m3fnuz),
-    "f8E5M2": np.dtype(ml_dtypes.float8_e5m2),
-    "f8E5M2FNUZ": np.dtype(ml_dtypes.float8_e5m2fnuz),
     "i1": np.dtype(np.bool_),
     "i8": np.dtype(np.int8),
     "i16": np.dtype(np.int16),
@@ -35,7 +31,31 @@ NUMPY: dict[str, np.dtype] = {
     "ui32": np.dtype(np.uint32),
     "ui64": np.dtype(np.uint64),
 }
+_ML_DTYPES = {
+    "bf16": "bfloat16",
+    "f8E4M3FN": "float8_e4m3fn",
+    "f8E4M3FNUZ": "float8_e4m3fnuz",
+    "f8E5M2": "float8_e5m2",
+    "f8E5M2FNUZ": "float8_e5m2fnuz",
+}
+"""Types numpy has only through ``ml_dtypes``, imported when first needed: its import
+takes about a second, which every ``byoc-opt`` run would otherwise pay."""
+
+NAMES = frozenset(_PLAIN) | frozenset(_ML_DTYPES)
 """Every element type a bundle's signature can carry."""
+
+
+@cache
+def _ml_dtype(name: str) -> np.dtype:
+    import ml_dtypes
+
+    return np.dtype(getattr(ml_dtypes, _ML_DTYPES[name]))
+
+
+def _dtype(name: str) -> np.dtype:
+    """The numpy dtype of a name in `NAMES` (KeyError otherwise)."""
+    found = _PLAIN.get(name)
+    return found if found is not None else _ml_dtype(name)
 
 FLOATS = frozenset({"f16", "f32", "f64", "bf16", "f8E4M3FN", "f8E4M3FNUZ", "f8E5M2", "f8E5M2FNUZ"})
 
@@ -50,10 +70,10 @@ def numpy_dtype(name: str) -> np.dtype:
         ValueError: a type with no numpy equivalent (e.g. ``i4``, ``complex<f32>``).
     """
     try:
-        return NUMPY[name]
+        return _dtype(name)
     except KeyError:
         raise ValueError(
-            f"element type {name} has no numpy equivalent (valid: {', '.join(sorted(NUMPY))})"
+            f"element type {name} has no numpy equivalent (valid: {', '.join(sorted(NAMES))})"
         ) from None
 
 
@@ -70,10 +90,10 @@ def from_torch(name: str) -> str:
 def to_iree(array: np.ndarray, name: str) -> np.ndarray:
     """``array`` as the bytes IREE's ``storage(name)`` argument expects (a view)."""
     stored = storage(name)
-    return array.view(NUMPY[stored]) if stored != name else array
+    return array.view(_dtype(stored)) if stored != name else array
 
 
 def from_iree(array: np.ndarray, name: str) -> np.ndarray:
     """An IREE result read back as declared type ``name`` (a view; ``i8`` → ``uint8``)."""
-    want = NUMPY[name]
+    want = _dtype(name)
     return array.view(want) if array.dtype != want and array.itemsize == want.itemsize else array

@@ -334,27 +334,25 @@ def _merge_siblings(
         for p in unit.preds:
             consumers[p].append(u)
     for arg in graph.block.arguments:
-        users: list[int] = []
+        readers: dict[int, None] = {}  # an ordered set: one weight can feed every layer
         for use in arg.uses:
             n = graph.node_of(use.owner)
             if n is not None:
-                u = unit_of[n]
-                if u not in users:
-                    users.append(u)
-        consumers.append(users)
+                readers[unit_of[n]] = None
+        consumers.append(list(readers))
     for users in consumers:
         if len(users) < 2:
             continue
-        by_backend: dict[str, list[int]] = {}
+        by_backend: dict[str, dict[int, None]] = {}  # ordered sets of roots
         for u in users:
             root = blocks.find(u)
             backend = blocks.backend[root]
-            if backend is not None and root not in by_backend.get(backend, []):
-                by_backend.setdefault(backend, []).append(root)
-        for roots in by_backend.values():
-            if len(roots) < 2:
+            if backend is not None:
+                by_backend.setdefault(backend, {})[root] = None
+        for group in by_backend.values():
+            if len(group) < 2:
                 continue
-            roots.sort(key=blocks.ord.__getitem__)
+            roots = sorted(group, key=blocks.ord.__getitem__)
             acc = roots[0]
             for other in roots[1:]:
                 acc = blocks.find(acc)

@@ -234,8 +234,11 @@ def _process(module: ir.Module, args: argparse.Namespace) -> tuple[str, str]:
     context = module.context
     with context, ir.Location.unknown():
         pm = passmanager.PassManager()
-        records: list[OpRecord] = []  # filled by --partition (single passes leave it empty)
-        _add_steps(pm, args.steps, args.backend, records)
+        # filled by --partition (single passes leave it empty), when something reads it:
+        # capturing every op's placement costs as much as a partitioning stage
+        wanted = args.decision_log or args.report or args.graph or args.save_plan
+        records: list[OpRecord] = []
+        _add_steps(pm, args.steps, args.backend, records if wanted else None)
         try:
             pm.run(module.operation)
         except ir.MLIRError as err:
