@@ -262,7 +262,7 @@ def main() -> None:
         f"| family | weights | N | ops | {' | '.join(cols)} | in-process | regions | "
         f"byoc-opt process | parse | print |"
     )
-    print("|" + "---|" * (len(cols) + 10))
+    print("|" + "---|" * (len(cols) + 9))
     totals: dict[tuple[str, str, int], float] = {}
     misses: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="partition_scaling_"))
