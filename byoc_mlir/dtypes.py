@@ -57,6 +57,7 @@ def _dtype(name: str) -> np.dtype:
     found = _PLAIN.get(name)
     return found if found is not None else _ml_dtype(name)
 
+
 FLOATS = frozenset({"f16", "f32", "f64", "bf16", "f8E4M3FN", "f8E4M3FNUZ", "f8E5M2", "f8E5M2FNUZ"})
 
 _TORCH = {"si8": "i8", "si16": "i16", "si32": "i32", "si64": "i64"}

@@ -245,7 +245,7 @@ def _evaluate(
         return None  # e.g. a generator with no inputs other than Constant
     if any(a is not None and a.size > FOLD_LIMIT for a in args):
         return None
-    if node.op_type == "Loop" and (args[0] is None or int(args[0]) > FOLD_LIMIT):
+    if node.op_type == "Loop" and (args[0] is None or int(args[0].reshape(-1)[0]) > FOLD_LIMIT):
         return None
     try:
         if outer:

@@ -93,7 +93,6 @@ class _Blocks:
         self.backend = [u.backend for u in units]
         self.cycle_refused = [False] * n
         self.max_size = max_size
-        self.gave_up = False
 
     def find(self, u: int) -> int:
         parent = self.parent
@@ -111,14 +110,12 @@ class _Blocks:
     def try_merge(self, a: int, b: int, budget: int = 0) -> bool:
         """Merges blocks ``a`` and ``b`` if the contracted graph stays acyclic.
 
-        With ``budget``, gives up (False, ``self.gave_up`` set) once the searches have
-        looked at that many edges: for optional merges, whose cost must not grow with
-        the graph.
+        With ``budget``, gives up (False) once the search has looked at that many
+        edges: for optional merges, whose cost must not grow with the graph.
         """
         ord_ = self.ord
         if ord_[a] > ord_[b]:
             a, b = b, a
-        self.gave_up = False
         if self.max_size and self.size[a] + self.size[b] > self.max_size:
             return False
         lo, hi = ord_[a], ord_[b]
@@ -133,7 +130,6 @@ class _Blocks:
             x = stack.pop()
             left -= len(self.ins[x])
             if left < 0:
-                self.gave_up = True
                 return False
             for p in self.ins[x]:
                 p = find(p)
