@@ -60,12 +60,11 @@ class _Func:
 
     T, W, B = f"tensor<1x{D}xf32>", f"tensor<{D}x{D}xf32>", f"tensor<{D}xf32>"
 
-    def __init__(self, consts: bool, seed: int = 0):
+    def __init__(self, consts: bool):
         self.consts = consts
         self.args = [f"%x: {self.T}"]
         self.body = ["  %zero = arith.constant 0.0 : f32", f"  %e = tensor.empty() : {self.T}"]
         self.count = 0
-        self.seed = seed
 
     def _name(self, prefix: str) -> str:
         self.count += 1

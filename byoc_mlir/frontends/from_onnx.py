@@ -26,7 +26,6 @@ from byoc_mlir.frontends import (
     first_line,
     onnx_decompose,
     onnx_guards,
-    onnx_resize,
     onnx_rewrite,
     torch_signature,
 )
@@ -121,9 +120,6 @@ def load_onnx_proto(
         model = _checked(model, name)
         # configurations IREE would compute wrongly: rewritten as ONNX it computes right
         model, rewritten = onnx_decompose.rewrite(model, onnx_decompose.BEFORE)
-        model, resized = onnx_resize.decompose(model, only=onnx_guards.resize_is_wrong)
-        if resized:
-            rewritten.append("Resize")
         if rewritten:
             model = _checked(model, name)
             notes += [f"ONNX {op} rewritten as ONNX ops IREE computes right" for op in rewritten]
@@ -157,9 +153,6 @@ def _without(model: Any, op: str) -> tuple[Any, str]:
     if op in onnx_decompose.ON_FAILURE:
         model, rewritten = onnx_decompose.rewrite(model, {op: onnx_decompose.ON_FAILURE[op]})
         return model, "rewritten as ONNX ops IREE lowers" if rewritten else ""
-    if op == "Resize":  # no function body; a configuration IREE cannot lower
-        model, count = onnx_resize.decompose(model)
-        return model, "rewritten as per-axis linear maps" if count else ""
     if onnx_rewrite.has_function(model, op):
         return onnx_rewrite.expand_op(model, op), "expanded to its ONNX function body"
     return model, ""

@@ -14,7 +14,8 @@ Each decomposition is ``(node, index, model facts) -> (nodes, initializers)`` or
   matrix;
 - ``CumProd``: the product over a triangular mask, ``ReduceProd(Where(mask, x, 1))``;
 - ``LpPool``: ``(depthwise Conv of |x|^p with ones)^(1/p)``, the same window, strides,
-  pads and dilations.
+  pads and dilations;
+- ``Resize``: per-axis linear maps (`onnx_resize`).
 
 `BEFORE` runs on every model (IREE would compute those wrongly); `ON_FAILURE` runs only
 when IREE's lowering names the op, so a configuration IREE lowers keeps its lowering.
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from byoc_mlir.frontends.onnx_guards import attr, value_types
+from byoc_mlir.frontends import onnx_resize
+from byoc_mlir.frontends.onnx_guards import attr, elem_type, resize_is_wrong, value_types
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,7 @@ def rewrite(model: Any, table: Mapping[str, Decomposition]) -> tuple[Any, list[s
 
 
 def _elem(facts: Facts, name: str) -> int | None:
-    t = facts.types.get(name)
-    return t.tensor_type.elem_type if t is not None and t.HasField("tensor_type") else None
+    return elem_type(facts.types, name)
 
 
 def _np(elem: int) -> Any:
@@ -252,13 +253,19 @@ def lp_pool(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | No
     return nodes, inits
 
 
+def wrong_resize(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+    """`onnx_resize.resize` for the configurations IREE lowers but computes wrongly."""
+    return onnx_resize.resize(node, t, facts) if resize_is_wrong(node) else None
+
+
 BEFORE: dict[str, Decomposition] = {
     "LpNormalization": lp_normalization,
     "BitShift": signed_bit_shift,
     "MatMul": vector_matmul,
     "CumProd": cum_prod,  # IREE 3.13 has no lowering of it at all
+    "Resize": wrong_resize,
 }
 """Rewritten in every model: IREE 3.13 computes these configurations wrongly or not."""
 
-ON_FAILURE: dict[str, Decomposition] = {"LpPool": lp_pool}
+ON_FAILURE: dict[str, Decomposition] = {"LpPool": lp_pool, "Resize": onnx_resize.resize}
 """Rewritten when IREE's lowering names the op (it lacks the op or the configuration)."""

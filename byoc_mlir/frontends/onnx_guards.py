@@ -40,7 +40,8 @@ def _rank(types: Types, name: str) -> int | None:
     return len(t.tensor_type.shape.dim)
 
 
-def _elem(types: Types, name: str) -> int | None:
+def elem_type(types: Types, name: str) -> int | None:
+    """The ONNX element type (``TensorProto.FLOAT``...) of a tensor value, or None."""
     t = types.get(name)
     return t.tensor_type.elem_type if t is not None and t.HasField("tensor_type") else None
 

@@ -18,11 +18,15 @@ along each resized axis the output is a fixed matrix times the input (plus
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from byoc_mlir.frontends.onnx_guards import attr, value_types
+from byoc_mlir.frontends.onnx_guards import attr, elem_type
+
+if TYPE_CHECKING:
+    from byoc_mlir.frontends.onnx_decompose import Facts
 
 PROBE_LIMIT = 1 << 22
 """The largest input (elements) whose rewrite is checked against the reference."""
@@ -30,53 +34,15 @@ PROBE_LIMIT = 1 << 22
 _FLOATS = (np.float16, np.float32, np.float64)
 
 
-def decompose(model: Any, only: Any = None) -> tuple[Any, int]:
-    """A copy of ``model`` with its Resize nodes rewritten, and how many were.
-
-    ``only`` (a predicate on the node) limits the rewrite to some nodes.
-    """
-    from byoc_mlir.frontends.onnx_rewrite import _copy, _static_shapes, prune_initializers
-
-    types = value_types(model)
-    consts = {t.name: t for t in model.graph.initializer}
-    shapes = _static_shapes(model)
-    opsets = {o.domain: o.version for o in model.opset_import}
-    plans: dict[int, list[Any]] = {}
-    inits: list[Any] = []
-    for index, node in enumerate(model.graph.node):
-        if node.op_type != "Resize" or node.domain not in ("", "ai.onnx"):
-            continue
-        if only is not None and not only(node):
-            continue
-        plan = _plan(node, index, _elem_dtype(types.get(node.input[0])), consts, shapes, opsets)
-        if plan is not None:
-            plans[index], extra = plan
-            inits.extend(extra)
-    if not plans:
-        return model, 0
-    model = _copy(model)
-    nodes = list(model.graph.node)
-    model.graph.ClearField("node")
-    for index, node in enumerate(nodes):
-        model.graph.node.extend(plans.get(index, [node]))
-    model.graph.initializer.extend(inits)
-    prune_initializers(model)
-    return model, len(plans)  # the caller infers shapes again (the importer needs them)
-
-
-def _plan(
-    node: Any,
-    index: int,
-    dtype: Any,
-    consts: dict[str, Any],
-    shapes: dict[str, Any],
-    opsets: dict,
-) -> tuple[list[Any], list[Any]] | None:
-    """The nodes and initializers that compute ``node``, or None to leave it."""
+def resize(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+    """The nodes and initializers that compute a Resize ``node``, or None to leave it
+    (an `onnx_decompose.Decomposition`; ``t`` prefixes the names it makes)."""
     from onnx import helper, numpy_helper
 
+    consts, opset = facts.constants, facts.opset
     x = node.input[0]
-    shape = shapes.get(x)
+    shape = facts.shapes.get(x)
+    dtype = _elem_dtype(elem_type(facts.types, x))
     if shape is None or not shape or (x in consts and consts[x].data_location):
         return None
     operands = []
@@ -91,13 +57,11 @@ def _plan(
     axis_plan = _per_axis(node, shape, roi, scales, sizes)
     if axis_plan is None:
         return None
-    version = opsets.get("", opsets.get("ai.onnx", 19))
-    t = f"resize{index}_"
     out, nodes, inits = x, [], []
     mask = np.zeros((), bool)
     for a, (scale, size, axis_roi) in axis_plan.items():
         try:
-            matrix, outside = _axis_matrix(node, shape[a], scale, axis_roi, version)
+            matrix, outside = _axis_matrix(node, shape[a], scale, axis_roi, opset)
         except Exception:  # noqa: BLE001 - the reference refuses this configuration
             return None
         if matrix.shape != (size, shape[a]):
@@ -136,7 +100,7 @@ def _plan(
         nodes.append(helper.make_node("Add", [out, f"{t}extrapolation"], [f"{t}extrapolated"]))
         out = f"{t}extrapolated"
     nodes.append(helper.make_node("Identity", [out], [node.output[0]]))
-    if not _reproduces(node, nodes, inits, shape, dtype, consts, opsets):
+    if not _reproduces(node, nodes, inits, shape, dtype, consts, opset):
         return None
     return nodes, inits
 
@@ -218,14 +182,12 @@ def _out_shape(shape: tuple[int, ...], plan: dict) -> tuple[int, ...]:
     return tuple(plan[a][1] if a in plan else d for a, d in enumerate(shape))
 
 
-def _elem_dtype(tensor_type: Any) -> Any:
-    """The numpy scalar type of a ``TypeProto``'s tensor elements, or None."""
+def _elem_dtype(elem: int | None) -> Any:
+    """The numpy scalar type of an ONNX element type, or None (none, or no numpy one)."""
     from onnx import helper
 
-    if tensor_type is None or not tensor_type.HasField("tensor_type"):
-        return None
     try:
-        return helper.tensor_dtype_to_np_dtype(tensor_type.tensor_type.elem_type).type
+        return None if elem is None else helper.tensor_dtype_to_np_dtype(elem).type
     except KeyError:
         return None
 
@@ -236,8 +198,8 @@ def _reproduces(
     inits: list[Any],
     shape: tuple[int, ...],
     dtype: Any,
-    consts: dict[str, Any],
-    opsets: dict,
+    consts: Mapping[str, Any],
+    opset: int,
 ) -> bool:
     """True when ``nodes`` compute ``node``'s output on a random input, per the reference."""
     from onnx import helper
@@ -255,14 +217,14 @@ def _reproduces(
     inputs = [helper.make_tensor_value_info(node.input[0], tensor_type, list(shape))]
     outputs = [helper.make_tensor_value_info(node.output[0], tensor_type, None)]
     given = [consts[n] for n in node.input[1:] if n]
-    opset = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    imports = [helper.make_opsetid("", opset)]
     try:
         want, got = (
             np.asarray(
                 ReferenceEvaluator(
                     helper.make_model(
                         helper.make_graph(body, "r", inputs, outputs, weights),
-                        opset_imports=opset,
+                        opset_imports=imports,
                     )
                 ).run(None, feeds)[0]  # type: ignore[index]
             )

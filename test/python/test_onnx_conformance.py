@@ -175,15 +175,15 @@ def test_conformance_slice_has_no_crash_error_or_wrong(tmp_path: Path) -> None:
 def test_resize_rewrite_leaves_what_it_cannot_reproduce() -> None:
     """keep_aspect_ratio_policy with a rounded size cannot be probed one axis at a time:
     the node stays (and is refused), never rewritten into something else."""
-    from byoc_mlir.frontends import onnx_resize, onnx_rewrite
+    from byoc_mlir.frontends import onnx_decompose, onnx_rewrite
     from byoc_mlir.frontends.from_onnx import _checked
 
     case = oc.load_case("node/test_resize_downsample_sizes_nearest_not_smaller")
     model = _checked(onnx_rewrite.bind_inputs(case.model, oc.shape_inputs(case), "m"), "m")
-    rewritten, count = onnx_resize.decompose(model)
-    assert count == 0 and rewritten is model
+    rewritten, ops = onnx_decompose.rewrite(model, onnx_decompose.ON_FAILURE)
+    assert ops == [] and rewritten is model
     case = oc.load_case("node/test_resize_upsample_sizes_nearest_not_smaller")
     model = _checked(onnx_rewrite.bind_inputs(case.model, oc.shape_inputs(case), "m"), "m")
-    rewritten, count = onnx_resize.decompose(model)
-    assert count == 1
+    rewritten, ops = onnx_decompose.rewrite(model, onnx_decompose.ON_FAILURE)
+    assert ops == ["Resize"]
     assert [n.op_type for n in rewritten.graph.node] == ["Gather", "Gather", "Identity"]
