@@ -5,9 +5,11 @@
     bundle (module.vmfb, artifacts/, payloads/, report.json)
 
 Per-region fallback: a hook that raises or returns garbage, an artifact that does not
-build, or one IREE cannot link puts that one region back on the host (inlined), with
-``fallback: codegen failed: <error>`` in the report; the build succeeds. With
-``fallback=False`` the first such failure is an error instead (for CI).
+build, a payload its runtime cannot load, or one IREE cannot link puts that one region
+back on the host (inlined), with ``fallback: codegen failed: <error>`` in the report; a
+host module IREE refuses sends back the regions that make it fail (found by bisection,
+`byoc_mlir.host_compile`). The build succeeds. With ``fallback=False`` the first such
+failure is an error instead (for CI).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from iree.compiler import CompilerToolError, compile_str, ir
+from iree.compiler import ir
 
 from byoc_mlir import _compat, dtypes, frontends
 from byoc_mlir.codegen import build, linked, registry, runtime_route
@@ -35,7 +37,6 @@ from byoc_mlir.codegen.hook import (
     RegionView,
     RuntimeArtifact,
     TensorSpec,
-    c_identifier,
     validate,
 )
 from byoc_mlir.decisions import DecisionLog, OpRecord
@@ -43,8 +44,8 @@ from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
+from byoc_mlir.host_compile import compile_host, iree, one_line, put_back
 from byoc_mlir.normalise import normalise
-from byoc_mlir.outlining import inline_region
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
@@ -234,14 +235,6 @@ def _copy_parameters(given: Path, dest: Path) -> Path:
     return dest
 
 
-def _iree(source: str | bytes, args: Sequence[str], what: str) -> bytes:
-    try:
-        return compile_str(source, extra_args=list(args))  # type: ignore[no-any-return]
-    except CompilerToolError as err:
-        lines = [ln for ln in str(err).splitlines() if "error:" in ln][:3]
-        raise ByocError(f"IREE failed to {what}: " + ("; ".join(lines) or str(err)[:500])) from None
-
-
 def _build_bundle(
     source: str | bytes,
     filename: str,
@@ -257,7 +250,7 @@ def _build_bundle(
     progress = progress or Progress(False, 0)
     flags = options.phase_flags
     progress.begin("import")
-    input_text = _iree(source, ["--compile-to=input", *flags], f"import {filename}")
+    input_text = iree(source, ["--compile-to=input", *flags], f"import {filename}")
     text = input_text.decode().replace('"<stdin>"', json.dumps(filename))
     (bundle / "source.mlir").write_text(text)
     context = _compat.new_context()
@@ -287,18 +280,10 @@ def _build_bundle(
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
             served = _codegen_all(module_op, log, options, bundle, originals, progress)
         progress.begin("IREE compile")
-        try:
-            vmfb = _compile_host(module_op, log, options, originals)
-        except ByocError as err:
-            if not originals or not options.fallback:
-                raise
-            # IREE cannot compile the host remainder this partition leaves (an IREE
-            # bug the regions' boundaries trigger): every region goes back to the host,
-            # so a backend never fails a model that host-only compiles.
-            _all_back(module_op, log, originals, f"fallback: {_one_line(err)}")
-            served = []
-            shutil.rmtree(bundle / "payloads", ignore_errors=True)
-            vmfb = _compile_host(module_op, log, options, {})
+        # A region the host module cannot take goes back (found by bisection), so a
+        # backend never fails a model that host-only compiles.
+        vmfb = compile_host(module_op, log, flags, originals, options.fallback)
+        served = _still_served(served, originals, bundle)
         # What IREE compiled (after codegen rewriting): for inspection and lit tests.
         (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
         log.refresh_host_ops(module_op)
@@ -369,11 +354,6 @@ def _outlined(module_op: ir.Operation) -> list[ir.Operation]:
     ]
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text if len(text) < 300 else text[:297] + "..."
-
-
 def _codegen_all(
     module_op: ir.Operation,
     log: DecisionLog,
@@ -408,8 +388,8 @@ def _codegen_all(
                 raise ByocError(
                     f"codegen failed for @{view.name} ({backend.name}): {err}"
                 ) from None
-            reason = f"fallback: codegen failed: {_one_line(err)}"
-            _fallback(module_op, view.name, original, reason)
+            reason = f"fallback: codegen failed: {one_line(err)}"
+            put_back(module_op, view.name, original, reason)
             log.fall_back(view.name, reason)
             continue
         entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
@@ -467,6 +447,7 @@ def _codegen_region(
     if isinstance(art, LinkedArtifact):
         linked.rewrite(module_op, func, view, art, obj.resolve())
         return "linked", f"artifacts/{obj.name}", None
+    _check_loads(backend, art.payload)
     payload_name = f"payloads/{stem}.bin"
     (bundle / "payloads").mkdir(exist_ok=True)
     (bundle / payload_name).write_bytes(art.payload)
@@ -480,6 +461,30 @@ def _codegen_region(
         "outputs": [spec_json(s) for s in view.outputs],
     }
     return "runtime", payload_name, serve
+
+
+def _check_loads(backend: Backend, payload: bytes) -> None:
+    """Loads a runtime-route payload once, as the bundle will: a payload its own runtime
+    cannot load fails this region's codegen (and only it), not the bundle's loading."""
+    if backend.runtime is None:
+        raise ByocError(f"backend '{backend.name}' returned a runtime artifact but has no runtime")
+    try:
+        backend.runtime(bytes(payload))
+    except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
+        raise ByocError(f"{backend.name}'s runtime cannot load its payload: {err}") from None
+
+
+def _still_served(
+    served: list[dict[str, Any]], originals: dict[str, str], bundle: Path
+) -> list[dict[str, Any]]:
+    """The served regions that stayed offloaded; the payloads of the others are deleted."""
+    kept = []
+    for serve in served:
+        if f"{serve['backend']}.{serve['function']}" in originals:
+            kept.append(serve)
+        else:
+            (bundle / serve["payload"]).unlink(missing_ok=True)
+    return kept
 
 
 def _constants_digest(view: RegionView) -> str:
@@ -503,77 +508,6 @@ def _build_object(art: LinkedArtifact, out_dir: Path, stem: str) -> Path:
     if suffix == ".o":
         build.check_object(target)
     return target
-
-
-def _fallback(module_op: ir.Operation, name: str, original: str, reason: str) -> None:
-    """Restores a region's original function (if rewritten) and inlines it back."""
-    body = _compat.module_body(module_op)
-    current = None
-    exe_name = f"{c_identifier(name)}_exe"
-    for op in list(body.operations):
-        op = op.operation
-        if "sym_name" not in op.attributes:
-            continue
-        sym = _compat.symbol_name(op)
-        if sym == name:
-            current = op
-        elif sym == exe_name and op.name == "stream.executable":
-            op.erase()
-    if current is not None and current.get_asm() != original:
-        linked._splice(module_op, current, "module {\n" + original + "\n}")
-    inline_region(module_op, name, reason)
-
-
-def _compile_host(
-    module_op: ir.Operation, log: DecisionLog, options: CompileOptions, originals: dict[str, str]
-) -> bytes:
-    """Compiles the host remainder; a region IREE cannot link falls back, then retry."""
-    flags = ["--compile-from=input", *options.phase_flags]
-    try:
-        return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
-    except ByocError as err:
-        linked_regions = [r for r in log.regions if r.route == "linked"]
-        if not linked_regions or not options.fallback:
-            raise
-        first_error = err
-    culprits = [r for r in linked_regions if not _links(module_op, r.name, flags)]
-    if not culprits:
-        raise first_error
-    for region in culprits:
-        reason = f"fallback: codegen failed: IREE could not link the artifact of {region.name}"
-        _fallback(module_op, region.name, originals[region.name], reason)
-        log.fall_back(region.name, reason)
-    return _iree(module_op.get_asm(assume_verified=True), flags, "compile the host module")
-
-
-def _all_back(
-    module_op: ir.Operation, log: DecisionLog, originals: dict[str, str], reason: str
-) -> None:
-    """Puts every offloaded region back on the host (restoring rewritten functions)."""
-    for name, original in list(originals.items()):
-        _fallback(module_op, name, original, reason)
-        log.fall_back(name, reason)
-        del originals[name]
-
-
-def _links(module_op: ir.Operation, name: str, flags: list[str]) -> bool:
-    """Whether one rewritten region compiles on its own (its executable + function)."""
-    exe = f"{c_identifier(name)}_exe"
-    parts = []
-    for op in _compat.module_body(module_op).operations:
-        op = op.operation
-        if "sym_name" in op.attributes and _compat.symbol_name(op) == name:
-            # Only the region function goes public: the kernel declarations inside the
-            # executable must stay private (a public declaration does not verify).
-            parts.append(op.get_asm().replace(" private @", " public @", 1))
-        elif "sym_name" in op.attributes and _compat.symbol_name(op) == exe:
-            parts.append(op.get_asm())
-    probe = "module {\n" + "\n".join(parts) + "\n}"
-    try:
-        _iree(probe, flags, "probe")
-    except ByocError:
-        return False
-    return True
 
 
 def _staging_dir(final: Path) -> Path:

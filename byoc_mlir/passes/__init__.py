@@ -8,6 +8,7 @@ from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
 from byoc_mlir.passes.fold_scalar_casts import FoldScalarCastsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
+from byoc_mlir.passes.guard_data_tiling import GuardDataTilingPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
@@ -27,6 +28,7 @@ PASSES: dict[str, type[ModulePass]] = {
         SplitBiasInitsPass,
         FoldConstantsPass,
         FoldBatchnormPass,
+        GuardDataTilingPass,
     )
 }
 """Every byoc pass by its command-line name."""
@@ -40,6 +42,7 @@ __all__ = [
     "FoldConstantsPass",
     "FoldScalarCastsPass",
     "FoldUnitBroadcastsPass",
+    "GuardDataTilingPass",
     "MergeRegionsPass",
     "ModulePass",
     "OutlinePass",

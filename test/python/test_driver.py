@@ -4,6 +4,7 @@ fallback (every failure kind), strict mode, the artifact cache, sanitising, bund
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -15,7 +16,9 @@ import numpy as np
 import pytest
 from toys import Toy, expected, inputs, model, no_cache
 
-from byoc_mlir import ByocError, Compiled, CompileOptions, compile
+from byoc_mlir import ByocError, Compiled, CompileOptions, compile, host_compile
+from byoc_mlir.codegen.hook import c_identifier
+from byoc_mlir.host_compile import culprits
 
 
 @pytest.mark.parametrize("toy", ["linked", "runtime"], indirect=True)
@@ -206,3 +209,99 @@ def test_cli_compile_run_check(model_file: Path, tmp_path: Path) -> None:
         ["byoc-run", str(out), "--input", str(tmp_path / "a.npy")], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "takes 2 inputs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("toy", ["bad_payload"], indirect=True)
+def test_a_payload_its_runtime_cannot_load_sends_only_its_region_back(
+    toy: Toy, model_file: Path, tmp_path: Path
+) -> None:
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache())
+    first, second = c.report["regions"]
+    assert first["status"] == "offloaded" and first["route"] == "runtime"
+    assert second["status"].startswith("fallback: codegen failed: ")
+    assert "cannot load its payload: not a toy payload" in second["status"]
+    manifest = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert [s["function"] for s in manifest["served"]] == ["main_0"]
+    assert sorted(p.name for p in (tmp_path / "b" / "payloads").iterdir()) == [
+        f"{c_identifier(first['name'])}.bin"
+    ]
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "names, bad, back",
+    [
+        ("abcdefgh", {"e"}, ["e"]),
+        ("abcdefgh", {"a", "h"}, ["a", "h"]),
+        ("abcdefgh", {"b", "c", "g"}, ["b", "c", "g"]),
+        ("a", {"a"}, ["a"]),
+        ("abcdefgh", set(), []),
+    ],
+)
+def test_bisection_finds_every_region_the_host_module_cannot_take(
+    names: str, bad: set[str], back: list[str]
+) -> None:
+    probes: list[frozenset[str]] = []
+
+    def compiles(kept: frozenset[str]) -> bool:
+        probes.append(kept)
+        return not (kept & bad)
+
+    assert culprits(list(names), compiles) == back
+    assert len(probes) <= 1 + (len(back) + 1) * (1 + math.ceil(math.log2(len(names))))
+
+
+def test_bisection_breaks_a_failing_pair_and_gives_up_on_a_broken_host() -> None:
+    # Only the two together break the module: the later one goes back, the first stays.
+    assert culprits(list("abcd"), lambda kept: not {"b", "d"} <= kept) == ["d"]
+    assert culprits(list("abcd"), lambda kept: False) is None
+
+
+@pytest.mark.parametrize("toy", ["runtime", "linked"], indirect=True)
+def test_a_region_that_breaks_the_host_module_goes_back_and_only_it(
+    toy: Toy, model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the real IREE compiles every module, except that one holding the
+    # second region offloaded fails as IREE does on a boundary it cannot lower.
+    real = host_compile.iree
+    culprit = f"@{toy.backend.name}.main_1"
+
+    def iree(source: str | bytes, args: list[str], what: str) -> bytes:
+        text = source if isinstance(source, str) else source.decode()
+        if "--compile-from=input" in args and f"call {culprit}" in text:
+            raise ByocError(f"IREE failed to {what}: error: injected fault at {culprit}")
+        return real(source, args, what)
+
+    monkeypatch.setattr(host_compile, "iree", iree)
+    c = compile(model_file, [toy.backend.name], out_dir=tmp_path / "b", options=no_cache())
+    first, second = c.report["regions"]
+    assert first["status"] == "offloaded"
+    assert second["status"].startswith(
+        "fallback: the host module does not compile with it offloaded: IREE failed to "
+        "compile the host module: error: injected fault"
+    )
+    manifest = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert len(manifest["served"]) == (1 if toy.behaviour == "runtime" else 0)
+    assert f"call {culprit}" not in (tmp_path / "b" / "host.mlir").read_text()
+    a, b = inputs()
+    np.testing.assert_allclose(c(a, b)[0], expected(a, b), rtol=1e-5, atol=1e-5)
+
+
+def test_host_build_is_right_where_iree_data_tiling_miscompiles(tmp_path: Path) -> None:
+    # IREE 3.13 with --iree-opt-data-tiling (a default host flag) computes 12 of these 24
+    # outputs wrong; byoc-guard-data-tiling materialises the operand first.
+    path = tmp_path / "m.mlir"
+    path.write_text(
+        Path(__file__).parents[1].joinpath("lit/passes/byoc-guard-data-tiling.mlir")
+        .read_text().split("// -----")[0]
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    v = rng.standard_normal(8).astype(np.float32)
+    w = rng.standard_normal((2, 8, 4)).astype(np.float32)
+    c = compile(path, ["none"], options=no_cache())
+    np.testing.assert_allclose(c(a, v, w)[0], np.matmul(a - v, w), rtol=1e-5, atol=1e-5)
+    assert any("byoc-guard-data-tiling" in n for n in c.report["notes"])
+    assert "util.optimization_barrier" in (c.bundle / "host.mlir").read_text()
+    c.close()

@@ -96,6 +96,14 @@ class Toy:
             return add_kernel(view, source="#include <string.h>\nvoid f(char* p){memcpy(p,p+1,3);}")
         if b == "wrong_symbol":
             return add_kernel(view, symbol="some_other_name")
+        if b == "bad_payload":  # the second region's payload is one its runtime refuses
+            return RuntimeArtifact(b"add" if self.calls == 1 else b"corrupt")
+        if b == "dup_symbol":  # links alone; two such objects clash in one executable
+            return add_kernel(
+                view,
+                source=ADD_C.format(sym=f"{view.symbol}_k0", n=view.outputs[0].size)
+                + "int byoc_toy_state = 1;\n",
+            )
         if b == "first_fails" and self.calls == 1:
             raise RuntimeError("only the first region fails")
         if b == "first_fails":
@@ -103,7 +111,8 @@ class Toy:
         raise AssertionError(b)
 
     def runtime(self, payload: bytes) -> object:
-        assert payload == b"add"
+        if payload != b"add":
+            raise ValueError(f"not a toy payload: {payload!r}")
         return lambda a, b: [a + b]
 
 
