@@ -53,6 +53,7 @@ class _Text:
         self.lines: list[str] = []
         self.names: dict[int, str] = {}
         self.count = 0
+        self.signature_text = ("", "")
 
     def fresh(self) -> str:
         self.count += 1
@@ -288,9 +289,9 @@ class _Tosa(_Text):
             z1 = tensor((1,), et)
             return [la, lb, f"{name} = tosa.negate {x}, {a}, {b} : ({xt}, {z1}, {z1}) -> {t}"]
         if v.kind == "relu" and et == "i32":  # TOSA's clamp takes no i32: max with 0
-            full = tensor((1,) * len(v.shape), et)
-            z, line = self.const("dense<0>", full)
-            return [line, f"{name} = tosa.maximum {x}, {z} : ({xt}, {full}) -> {t}"]
+            ones = tensor((1,) * len(v.shape), et)
+            z, line = self.const("dense<0>", ones)
+            return [line, f"{name} = tosa.maximum {x}, {z} : ({xt}, {ones}) -> {t}"]
         if v.kind == "relu":
             return [f"{name} = tosa.clamp {x} min_val(0.0 : {et}) max_val(3.4e38 : {et}) "
                     f": ({xt}) -> {t}"]  # fmt: skip
@@ -302,12 +303,12 @@ class _Tosa(_Text):
         if v.kind == "sum":
             axis = v.attrs[0]
             kept = shapes[0][:axis] + (1,) + shapes[0][axis + 1 :]
-            s = self.fresh()
+            red = self.fresh()
             line = (
-                f'{s} = "tosa.reduce_sum"({x}) <{{axis = {axis} : i32}}> : ({xt}) -> '
+                f'{red} = "tosa.reduce_sum"({x}) <{{axis = {axis} : i32}}> : ({xt}) -> '
                 f"{tensor(kept, et)}"
             )
-            return [line, *self.reshape(s, kept, v.shape, name)[1]]
+            return [line, *self.reshape(red, kept, v.shape, name)[1]]
         if v.kind in ("matmul", "bmm"):
             return self.matmul(name, v, xs, shapes)
         if v.kind == "conv":

@@ -220,14 +220,14 @@ def run_case(
     return CaseResult(g, family, classes, details, ort)
 
 
-def shrink(g: Graph, family: str, backends: Sequence[str], cls: str, budget: int = 30) -> Graph:
-    """A smaller graph on which ``backends`` still gets ``cls`` (greedy; ``budget`` builds)."""
+def shrink(g: Graph, family: str, target: Target, cls: str, budget: int = 30) -> Graph:
+    """A smaller graph on which ``target`` still gets ``cls`` (greedy; ``budget`` builds)."""
     from byoc_mlir.fuzz.graphs import prune
 
     def still_fails(candidate: Graph) -> bool:
         reference = evaluate(candidate, candidate.inputs())
-        host = build_and_run(candidate, family, ("none",)) if cls in ("LOST",) else None
-        build = build_and_run(candidate, family, backends)
+        host = build_and_run(candidate, family, HOST) if cls == "LOST" else None
+        build = build_and_run(candidate, family, target)
         return classify(candidate, build, host, reference) == cls
 
     tries = 0
