@@ -37,7 +37,7 @@ from conftest import (
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from byoc_mlir import Backend, PartitionOptions, partition
+from byoc_mlir import Backend, CompileOptions, PartitionOptions, compile, partition
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen import testing as testing_backend
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, constant_array
@@ -636,3 +636,28 @@ def test_payload_naming_an_unknown_op_is_refused_at_load() -> None:
     document["nodes"][-1]["op"] = "softmax"
     with pytest.raises(JsonrtError, match="unknown op 'softmax'"):
         load(json.dumps(document).encode())
+
+
+def test_a_rank0_constant_read_through_an_empty_map_builds_and_runs() -> None:
+    # Found by the fuzzer: the constant was stored with shape [1] and the payload then
+    # failed to load ("indexing map [] reads a rank-1 operand"), losing the whole build.
+    text = (
+        "func.func @main(%x: tensor<8x2xf32>) -> tensor<8x2xf32> {\n"
+        "  %c = arith.constant dense<-0.15> : tensor<f32>\n"
+        "  %e = tensor.empty() : tensor<8x2xf32>\n"
+        "  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,"
+        " affine_map<(d0, d1) -> ()>, affine_map<(d0, d1) -> (d0, d1)>],"
+        ' iterator_types = ["parallel", "parallel"]}'
+        " ins(%x, %c : tensor<8x2xf32>, tensor<f32>) outs(%e : tensor<8x2xf32>) {\n"
+        "  ^bb0(%a: f32, %b: f32, %o: f32):\n"
+        "    %m = arith.mulf %a, %b : f32\n"
+        "    linalg.yield %m : f32\n"
+        "  } -> tensor<8x2xf32>\n"
+        "  return %r : tensor<8x2xf32>\n}\n"
+    )
+    compiled = compile(text, ["jsonrt"], options=CompileOptions(cache_dir=None))
+    assert [r["status"] for r in compiled.report["regions"]] == ["offloaded"]
+    assert compiled.report["regions"][0]["route"] == "runtime"
+    x = np.arange(16, dtype=np.float32).reshape(8, 2)
+    np.testing.assert_allclose(compiled(x)[0], x * np.float32(-0.15), rtol=1e-6)
+    compiled.close()
