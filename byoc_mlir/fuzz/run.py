@@ -25,16 +25,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from byoc_mlir import isolate
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fuzz.emit import emit
-from byoc_mlir.fuzz.graphs import Graph, evaluate
+from byoc_mlir.fuzz.graphs import Graph, evaluate, prune
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,6 @@ def run_case(
 
 def shrink(g: Graph, family: str, target: Target, cls: str, budget: int = 30) -> Graph:
     """A smaller graph on which ``target`` still gets ``cls`` (greedy; ``budget`` builds)."""
-    from byoc_mlir.fuzz.graphs import prune
 
     def still_fails(candidate: Graph) -> bool:
         reference = evaluate(candidate, candidate.inputs())
@@ -234,7 +232,7 @@ def shrink(g: Graph, family: str, target: Target, cls: str, budget: int = 30) ->
     improved = True
     while improved and tries < budget:
         improved = False
-        for candidate in _smaller(g, prune):
+        for candidate in _smaller(g):
             tries += 1
             if still_fails(candidate):
                 g, improved = candidate, True
@@ -244,17 +242,22 @@ def shrink(g: Graph, family: str, target: Target, cls: str, budget: int = 30) ->
     return g
 
 
-def _smaller(g: Graph, prune: Any) -> list[Graph]:
-    """Candidate reductions, biggest first: one output, fewer outputs, earlier outputs."""
-    from dataclasses import replace
-
+def _smaller(g: Graph) -> list[Graph]:
+    """Candidate reductions, biggest first: one output, an earlier value as the only
+    output, then one op bypassed (its readers read its same-shaped input instead)."""
     ops = [i for i, v in enumerate(g.values) if v.kind not in ("arg", "const")]
     out: list[Graph] = []
     if len(g.outputs) > 1:
         out += [prune(replace(g, outputs=(o,))) for o in g.outputs]
-    for i in ops:  # end the graph at an earlier value
-        if i not in g.outputs:
-            out.append(prune(replace(g, outputs=(i,))))
+    out += [prune(replace(g, outputs=(i,))) for i in ops if i not in g.outputs]
+    for i in reversed(ops):
+        same = [k for k in g.values[i].inputs if g.values[k].shape == g.values[i].shape]
+        if not same:
+            continue
+        swap = {i: same[0]}
+        values = tuple(replace(v, inputs=tuple(swap.get(k, k) for k in v.inputs)) for v in g.values)
+        outputs = tuple(dict.fromkeys(swap.get(k, k) for k in g.outputs))
+        out.append(prune(replace(g, values=values, outputs=outputs)))
     return [c for c in out if c.n_ops < g.n_ops or len(c.outputs) < len(g.outputs)]
 
 

@@ -3,6 +3,12 @@
 byoc-run out/                              # seeded random inputs from the signature
 byoc-run out/ --input x.npy --input w.npy  # inputs from .npy files, in order
 byoc-run out/ --check                      # also run the host-only build and compare
+
+With --check, an output where the bundle and the host-only build disagree is run a third
+time, by a conservative IREE build of the same source (IREE's default optimisations: no
+data tiling, no im2col, -O0), and the verdict says which side is wrong: the bundle (it
+disagrees with both IREE builds: exit 1), the host reference (the bundle agrees with the
+conservative build: reported, exit 0), or undecided (exit 1).
 byoc-run out/ --output results/            # save outputs as .npy
 """
 
@@ -59,16 +65,25 @@ def _load_inputs(compiled: Compiled, files: Sequence[Path], seed: int) -> list[n
     return arrays
 
 
-def host_reference(compiled: Compiled) -> Compiled:
-    """Compiles the bundle's source host-only with the same IREE flags."""
+CONSERVATIVE_DROPS = ("--iree-opt-data-tiling", "--iree-global-opt-use-im2col-for-convs")
+
+
+def host_reference(compiled: Compiled, conservative: bool = False) -> Compiled:
+    """Compiles the bundle's source host-only with the same IREE flags (``conservative``:
+    without the optimisations that have miscompiled before, at ``-O0``)."""
     from byoc_mlir.driver import CompileOptions, compile
 
     manifest = compiled.manifest
     source = compiled.bundle / manifest["source"]
     parameters = manifest.get("parameters")
+    flags = tuple(manifest["iree_flags"])
+    if conservative:
+        flags = tuple(
+            f for f in flags if not f.startswith(CONSERVATIVE_DROPS) and "opt-level" not in f
+        ) + ("--iree-opt-level=O0",)
     options = CompileOptions(
         cache_dir=None,
-        iree_flags=tuple(manifest["iree_flags"]),
+        iree_flags=flags,
         parameters=compiled.bundle / parameters["file"] if parameters else None,
     )
     # No output directory: the reference owns a temporary bundle, deleted when closed.
@@ -80,6 +95,65 @@ def host_reference(compiled: Compiled) -> Compiled:
     ]:
         reference.inputs, reference.outputs = compiled.inputs, compiled.outputs
     return reference
+
+
+def _errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = np.maximum(np.abs(want.astype(np.float64)), 1e-30)
+    max_rel = float((diff / scale).max()) if diff.size else 0.0
+    return max_abs, max_rel
+
+
+def _check(
+    compiled: Compiled,
+    inputs: list[np.ndarray],
+    outputs: list[np.ndarray],
+    args: argparse.Namespace,
+) -> tuple[int, list[dict]]:
+    """Compares with the host-only build; a disagreement gets a third opinion."""
+    host = host_reference(compiled)
+    try:
+        reference = host(*inputs)
+    finally:
+        host.close()  # deletes its temporary bundle
+    third: list[np.ndarray] | None = None
+    code, report = 0, []
+
+    def close(a: np.ndarray, b: np.ndarray) -> bool:
+        return bool(np.allclose(a, b, rtol=args.rtol, atol=args.atol, equal_nan=True))
+
+    for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
+        max_abs, max_rel = _errors(got, want)
+        ok = close(got, want)
+        entry: dict = {"output": k, "max_abs": max_abs, "max_rel": max_rel, "ok": ok}
+        note = ""
+        if not ok:
+            if third is None:
+                conservative = host_reference(compiled, conservative=True)
+                try:
+                    third = conservative(*inputs)
+                finally:
+                    conservative.close()
+            bundle_right, host_right = close(got, third[k]), close(want, third[k])
+            if bundle_right and not host_right:
+                entry["verdict"], entry["ok"] = "host reference wrong", True
+                note = "; the host reference is wrong: a conservative IREE build agrees with "
+                note += "the bundle"
+            elif host_right and not bundle_right:
+                entry["verdict"] = "bundle wrong"
+                note = "; the bundle is wrong: a conservative IREE build agrees with the host"
+            else:
+                entry["verdict"] = "undecided"
+                note = "; undecided: a conservative IREE build agrees with neither"
+        if not entry["ok"]:
+            code = 1
+        report.append(entry)
+        print(
+            f"check output {k}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "
+            f"({'ok' if ok else 'MISMATCH'} at rtol={args.rtol}, atol={args.atol}){note}"
+        )
+    return code, report
 
 
 def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list) -> int:
@@ -122,23 +196,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, args.output / f"output_{k}.npy")
     code = 0
     if args.check:
-        host = host_reference(compiled)
-        reference = host(*inputs)
-        host.close()
-        report = []
-        for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
-            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-            max_abs = float(diff.max()) if diff.size else 0.0
-            scale = np.maximum(np.abs(want.astype(np.float64)), 1e-30)
-            max_rel = float((diff / scale).max()) if diff.size else 0.0
-            ok = bool(np.allclose(got, want, rtol=args.rtol, atol=args.atol))
-            report.append({"output": k, "max_abs": max_abs, "max_rel": max_rel, "ok": ok})
-            print(
-                f"check output {k}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "
-                f"({'ok' if ok else 'MISMATCH'} at rtol={args.rtol}, atol={args.atol})"
-            )
-            if not ok:
-                code = 1
+        code, report = _check(compiled, inputs, outputs, args)
         if args.per_region:
             code = max(code, _per_region(args, inputs, report))
         if args.output is not None:

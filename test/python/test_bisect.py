@@ -3,6 +3,7 @@ is found, on both routes, and correct regions are reported as matching."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 from toys import ADD_C, Toy, inputs, model
 
-from byoc_mlir import ByocError, CompileOptions, compile
+from byoc_mlir import ByocError, CompileOptions, compile, host_compile
 from byoc_mlir.bisect import check_regions, first_bad
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import Kernel, LinkedArtifact, RegionView, RuntimeArtifact, ValueRef
+from byoc_mlir.tools import byoc_run
 
 OFF = 1e-2  # the error the faulty backend makes in its second region
 
@@ -82,6 +84,7 @@ def test_cli_per_region(tmp_path: Path) -> None:
     )
     assert run.returncode == 1, run.stderr
     assert "MISMATCH" in run.stdout
+    assert "the bundle is wrong: a conservative IREE build agrees with the host" in run.stdout
     assert "first region that differs: off_cli.main_1 (off_cli, linked route)" in run.stdout
     lone = subprocess.run(["byoc-run", str(out), "--per-region"], capture_output=True, text=True)
     assert lone.returncode == 1 and "--per-region needs --check" in lone.stderr
@@ -94,3 +97,27 @@ def test_host_only_bundle_has_no_regions_to_check(tmp_path: Path) -> None:
     compile(path, ["none"], out_dir=out, options=CompileOptions(cache_dir=None)).close()
     with pytest.raises(ByocError, match="partitioned.mlir"):
         check_regions(out, list(inputs()))
+
+
+def test_check_says_when_the_host_reference_is_the_wrong_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # IREE's data tiling miscompiles this host-only (12 of 24 outputs) unless guarded;
+    # ccompiler runs the whole model, so the bundle is right. With the guard off, the
+    # host reference is wrong, and the conservative third build says so.
+    lit = Path(__file__).parents[1] / "lit/passes/byoc-guard-data-tiling.mlir"
+    path = tmp_path / "m.mlir"
+    path.write_text(lit.read_text().split("// -----")[0])
+    out = tmp_path / "b"
+    c = compile(path, ["ccompiler"], out_dir=out, options=CompileOptions(cache_dir=None))
+    assert "linalg.batch_matmul" not in (out / "host.mlir").read_text()
+    c.close()
+    monkeypatch.setattr(host_compile, "guard_data_tiling", lambda module_op: 0)
+    assert byoc_run.run([str(out), "--check", "--output", str(tmp_path / "res")]) == 0
+    printed = capsys.readouterr().out
+    assert "MISMATCH at rtol" in printed
+    assert (
+        "the host reference is wrong: a conservative IREE build agrees with the bundle" in printed
+    )
+    check = json.loads((tmp_path / "res" / "check.json").read_text())
+    assert check[0]["verdict"] == "host reference wrong" and check[0]["ok"]
