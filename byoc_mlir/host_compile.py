@@ -14,7 +14,8 @@ host op, say). Neither may cost the build while host-only compiles the model, so
    k·log2(n) + 1 host compiles; the regions that compile stay offloaded.
 
 Each region put back is inlined from its original function (`put_back`) with the reason
-in the report.
+in the report. A host module that fails with every region on the host is tried once
+more without the flags in `RETRY_WITHOUT` (IREE passes that break on some inputs).
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def put_back(module_op: ir.Operation, name: str, original: str, reason: str) -> 
     inline_region(module_op, name, reason)
 
 
+RETRY_WITHOUT = ("--iree-global-opt-use-im2col-for-convs",)
+"""Flags IREE 3.13 fails with where it compiles without them; a host module that does not
+compile is tried once more without them (and the report notes it). im2col breaks on a
+convolution with f16 operands and an f32 accumulator (an ONNX f16 ``Conv``: "'arith.addf'
+op requires the same type for all operands and results"); found by the fuzzer."""
+
+
 def compile_host(
     module_op: ir.Operation,
     log: DecisionLog,
@@ -86,6 +94,28 @@ def compile_host(
                 f"{guarded} batched matmul operand(s) materialised before IREE's data "
                 f"tiling, which miscompiles them (byoc-guard-data-tiling)"
             )
+    try:
+        return _compile_sending_back(module_op, log, flags, originals, fallback)
+    except ByocError as err:
+        kept = [f for f in flags if f not in RETRY_WITHOUT]
+        if len(kept) == len(flags):
+            raise
+        try:
+            result = _compile_sending_back(module_op, log, kept, originals, fallback)
+        except ByocError:
+            raise err from None
+        dropped = ", ".join(f for f in flags if f in RETRY_WITHOUT)
+        log.notes.append(f"host module compiled without {dropped}: {one_line(err)}")
+        return result
+
+
+def _compile_sending_back(
+    module_op: ir.Operation,
+    log: DecisionLog,
+    flags: Sequence[str],
+    originals: dict[str, str],
+    fallback: bool,
+) -> bytes:
     flags = ["--compile-from=input", *flags]
     what = "compile the host module"
     try:

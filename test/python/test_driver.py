@@ -305,3 +305,31 @@ def test_host_build_is_right_where_iree_data_tiling_miscompiles(tmp_path: Path) 
     assert any("byoc-guard-data-tiling" in n for n in c.report["notes"])
     assert "util.optimization_barrier" in (c.bundle / "host.mlir").read_text()
     c.close()
+
+
+def test_an_f16_convolution_builds_without_the_im2col_flag_iree_breaks_on() -> None:
+    # ONNX f16 Conv: IREE 3.13's im2col (a default host flag) fails on its f32
+    # accumulator ("'arith.addf' op requires the same type"); the host module is
+    # compiled again without that flag and the report says so.
+    from byoc_mlir.fuzz.emit import emit
+    from byoc_mlir.fuzz.graphs import Graph, Val, evaluate
+
+    rng = np.random.default_rng(1)
+    weights = tuple(float(x) for x in np.round(rng.uniform(-1, 1, 12), 3))
+    g = Graph(
+        "f16",
+        (
+            Val("arg", (2, 5, 5, 1)),
+            Val("const", (2, 2, 1, 3), data=weights),
+            Val("conv", (2, 6, 6, 3), (0, 1), (1, 1, 1)),
+        ),
+        (2,),
+    )
+    c = compile(emit(g, "onnx"), ["none"], options=no_cache())
+    (got,) = c(*g.inputs())
+    (want,) = evaluate(g, g.inputs())
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-2)
+    assert any("compiled without --iree-global-opt-use-im2col-for-convs" in n
+               for n in c.report["notes"])  # fmt: skip
+    c.close()
