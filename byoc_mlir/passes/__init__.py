@@ -13,6 +13,7 @@ from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
+from byoc_mlir.passes.trim_conv_inputs import TrimConvInputsPass
 
 PASSES: dict[str, type[ModulePass]] = {
     p.NAME: p
@@ -29,6 +30,7 @@ PASSES: dict[str, type[ModulePass]] = {
         FoldConstantsPass,
         FoldBatchnormPass,
         GuardDataTilingPass,
+        TrimConvInputsPass,
     )
 }
 """Every byoc pass by its command-line name."""
@@ -48,4 +50,5 @@ __all__ = [
     "OutlinePass",
     "SplitBiasInitsPass",
     "StripAssertsPass",
+    "TrimConvInputsPass",
 ]
