@@ -14,8 +14,10 @@ host op, say). Neither may cost the build while host-only compiles the model, so
    k·log2(n) + 1 host compiles; the regions that compile stay offloaded.
 
 Each region put back is inlined from its original function (`put_back`) with the reason
-in the report. A host module that fails with every region on the host is tried once
-more without the flags in `RETRY_WITHOUT` (IREE passes that break on some inputs).
+in the report. A host module that fails with every region on the host is repaired and
+tried again: strided windows that leave input rows unread get a slice of what they
+read (`byoc-trim-conv-inputs`), then the flags in `RETRY_WITHOUT` are left out (IREE
+passes that break on some inputs). Each repair that works is noted in the report.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from byoc_mlir.decisions import DecisionLog
 from byoc_mlir.errors import ByocError
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.guard_data_tiling import data_tiling_on, guard_data_tiling
+from byoc_mlir.passes.trim_conv_inputs import trim_conv_inputs
 
 
 def iree(source: str | bytes, args: Sequence[str], what: str) -> bytes:
@@ -97,16 +100,31 @@ def compile_host(
     try:
         return _compile_sending_back(module_op, log, flags, originals, fallback)
     except ByocError as err:
-        kept = [f for f in flags if f not in RETRY_WITHOUT]
-        if len(kept) == len(flags):
-            raise
+        first_error = err
+    # Repairs for IREE bugs, tried only once the module has failed (each is a rewrite
+    # that computes the same values, or a flag left out), in this order.
+    trimmed = trim_conv_inputs(module_op)
+    if trimmed:
         try:
-            result = _compile_sending_back(module_op, log, kept, originals, fallback)
+            result = _compile_sending_back(module_op, log, flags, originals, fallback)
         except ByocError:
-            raise err from None
-        dropped = ", ".join(f for f in flags if f in RETRY_WITHOUT)
-        log.notes.append(f"host module compiled without {dropped}: {one_line(err)}")
-        return result
+            pass
+        else:
+            log.notes.append(
+                f"{trimmed} strided window op(s) given a slice of the input they read "
+                f"(byoc-trim-conv-inputs): {one_line(first_error)}"
+            )
+            return result
+    kept = [f for f in flags if f not in RETRY_WITHOUT]
+    if len(kept) == len(flags):
+        raise first_error
+    try:
+        result = _compile_sending_back(module_op, log, kept, originals, fallback)
+    except ByocError:
+        raise first_error from None
+    dropped = ", ".join(f for f in flags if f in RETRY_WITHOUT)
+    log.notes.append(f"host module compiled without {dropped}: {one_line(first_error)}")
+    return result
 
 
 def _compile_sending_back(

@@ -25,7 +25,6 @@ from byoc_mlir.passes.fold_scalar_casts import FoldScalarCastsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
-from byoc_mlir.passes.trim_conv_inputs import TrimConvInputsPass
 
 
 def steps(fold_batchnorm: bool = True) -> list[ModulePass]:
@@ -33,7 +32,6 @@ def steps(fold_batchnorm: bool = True) -> list[ModulePass]:
     chosen: list[ModulePass] = [
         StripAssertsPass(),  # frontends' runtime checks (one per BatchNorm): host-only
         FoldScalarCastsPass(),  # torch's f64 eps truncated to f32 in generic bodies
-        TrimConvInputsPass(),  # windows that leave input rows unread (IREE cannot compile)
         SplitBiasInitsPass(),  # conv/matmul bias inits -> bias adds
         FoldUnitBroadcastsPass(),  # per-channel vectors read directly
         FoldConstantsPass(),  # Linear's weight transposes, BatchNorm's rsqrt

@@ -6,7 +6,10 @@ cannot compile it with any flags: once generalised, "'linalg.generic' op inferre
 input/output operand #1 has shape's dimension #2 to be 3, but found 2" (found by the
 fuzzer; host-only refused the model). This pass gives such an op a
 ``tensor.extract_slice`` of exactly the rows and columns it reads, which computes the
-same values and compiles. The driver runs it after IREE's input phase, for every build.
+same values and compiles. The driver runs it on the host module only when IREE has
+refused the module without it (`byoc_mlir.host_compile`): ResNet's strided convolutions
+also leave a row unread and compile fine, and a slice in front of an offloaded
+convolution would split its region.
 """
 
 from __future__ import annotations

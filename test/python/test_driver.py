@@ -355,4 +355,5 @@ def test_a_strided_window_that_leaves_input_columns_unread_builds(family: str) -
     )
     c = compile(emit(g, family), ["none"], options=no_cache())
     np.testing.assert_allclose(c(*g.inputs())[0], evaluate(g, g.inputs())[0], atol=1e-5)
+    assert any("(byoc-trim-conv-inputs)" in n for n in c.report["notes"])
     c.close()
