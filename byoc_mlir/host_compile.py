@@ -16,8 +16,9 @@ host op, say). Neither may cost the build while host-only compiles the model, so
 Each region put back is inlined from its original function (`put_back`) with the reason
 in the report. A host module that fails with every region on the host is repaired and
 tried again: strided windows that leave input rows unread get a slice of what they
-read (`byoc-trim-conv-inputs`), then the flags in `RETRY_WITHOUT` are left out (IREE
-passes that break on some inputs). Each repair that works is noted in the report.
+read (`byoc-trim-conv-inputs`), then the flags in `RETRY_WITHOUT` are left out, one at
+a time, then together (IREE passes that break on some inputs). Each repair that works
+is noted in the report.
 """
 
 from __future__ import annotations
@@ -70,11 +71,13 @@ def put_back(module_op: ir.Operation, name: str, original: str, reason: str) -> 
     inline_region(module_op, name, reason)
 
 
-RETRY_WITHOUT = ("--iree-global-opt-use-im2col-for-convs",)
+RETRY_WITHOUT = ("--iree-global-opt-use-im2col-for-convs", "--iree-opt-level=O3")
 """Flags IREE 3.13 fails with where it compiles without them; a host module that does not
-compile is tried once more without them (and the report notes it). im2col breaks on a
-convolution with f16 operands and an f32 accumulator (an ONNX f16 ``Conv``: "'arith.addf'
-op requires the same type for all operands and results"); found by the fuzzer."""
+compile is tried without each in turn, then without all (the report notes what worked).
+Found by the fuzzer: im2col breaks on a convolution with f16 operands and an f32
+accumulator (every ONNX f16 ``Conv``: "'arith.addf' op requires the same type for all
+operands and results"); -O3 on some i32 graphs with rank-0 reductions
+("'iree_tensor_ext.compute_barrier.end' op value and result types must match")."""
 
 
 def compile_host(
@@ -115,16 +118,20 @@ def compile_host(
                 f"(byoc-trim-conv-inputs): {one_line(first_error)}"
             )
             return result
-    kept = [f for f in flags if f not in RETRY_WITHOUT]
-    if len(kept) == len(flags):
-        raise first_error
-    try:
-        result = _compile_sending_back(module_op, log, kept, originals, fallback)
-    except ByocError:
-        raise first_error from None
-    dropped = ", ".join(f for f in flags if f in RETRY_WITHOUT)
-    log.notes.append(f"host module compiled without {dropped}: {one_line(first_error)}")
-    return result
+    present = [f for f in RETRY_WITHOUT if f in flags]
+    attempts = [[f] for f in present] + ([present] if len(present) > 1 else [])
+    for dropped in attempts:
+        try:
+            result = _compile_sending_back(
+                module_op, log, [f for f in flags if f not in dropped], originals, fallback
+            )
+        except ByocError:
+            continue
+        log.notes.append(
+            f"host module compiled without {', '.join(dropped)}: {one_line(first_error)}"
+        )
+        return result
+    raise first_error
 
 
 def _compile_sending_back(

@@ -128,3 +128,22 @@ def test_every_family_is_written() -> None:
     assert FAMILIES == ("linalg", "tosa", "onnx")
     with pytest.raises(ValueError, match="valid: linalg, tosa, onnx"):
         emit(graphs.generate(0), "stablehlo")
+
+
+@pytest.mark.parametrize(
+    "family, seed, repair",
+    [
+        ("onnx", 106, "without --iree-global-opt-use-im2col-for-convs"),  # f16 Conv
+        ("linalg", 142, "(byoc-trim-conv-inputs)"),  # stride 2 over 3 columns
+        ("linalg", 266, "without --iree-opt-level=O3"),  # i32, rank-0 reductions
+    ],
+)
+def test_seeds_host_only_refused_before_now_pass(family: str, seed: int, repair: str) -> None:
+    from byoc_mlir.driver import CompileOptions, compile
+
+    g = graphs.generate(seed, family)
+    compiled = compile(emit(g, family), ["none"], options=CompileOptions(cache_dir=None))
+    outputs = compiled(*g.inputs())
+    assert agree(outputs, graphs.evaluate(g, g.inputs()), g.dtype) is None
+    assert any(repair in n for n in compiled.report["notes"]), compiled.report.get("notes")
+    compiled.close()
