@@ -1,7 +1,8 @@
 """Differential runs: one fuzz graph, built with each backend set, each in its own process.
 
-Every build runs in a forked child (`byoc_mlir.isolate`) with its own empty temporary
-directory, so a crash or hang costs one build and a leftover file is seen. Each
+Every build runs in a child process (forked from a clean fork server, `in_child`) with
+its own empty temporary directory, so a crash or hang costs one build and a leftover
+file is seen. Each
 (graph, backend set) gets one class:
 
 - ``PASS``: the outputs agree with numpy (`graphs.evaluate`) and with host-only;
@@ -21,16 +22,18 @@ generator or of numpy's reading of the graph, not of byoc).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from byoc_mlir import isolate
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fuzz.emit import emit
 from byoc_mlir.fuzz.graphs import Graph, evaluate, prune
@@ -115,13 +118,55 @@ def agree(got: Sequence[np.ndarray], want: Sequence[np.ndarray], dtype: str) -> 
 
 
 def build_and_run(g: Graph, family: str, target: Target, timeout: float = TIMEOUT) -> Build:
-    """Compiles ``g`` (as ``family``) for ``target`` and runs it, in a forked child."""
+    """Compiles ``g`` (as ``family``) for ``target`` and runs it, in a child process."""
     what = f"fuzz seed {g.seed} ({family}) with {target.label}"
-    try:
-        return isolate.run(lambda: _child(g, family, target), what, timeout)
-    except ByocError as err:  # the child died or did not finish
-        text = str(err)
-        return Build("hang" if "did not finish" in text else "crash", text)
+    status, value = in_child(_child, (g, family, target), what, timeout)
+    return value if status == "ok" else Build(status, value)  # type: ignore[no-any-return]
+
+
+def in_child(fn: Any, args: tuple[Any, ...], what: str, timeout: float) -> tuple[str, Any]:
+    """``fn(*args)`` in a child forked from a clean fork server: ("ok", its result), or
+    ("crash" / "hang", a message). A fork of the caller would inherit locks its threads
+    hold (IREE's workers, onnxruntime's pool, an MLIR context's pool) and can deadlock;
+    the fork server has no threads."""
+    ctx = _fork_server()
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_send, args=(sender, fn, args), daemon=True)
+    child.start()
+    sender.close()
+    result: tuple[str, Any] | None = None
+    if receiver.poll(timeout):
+        try:
+            result = ("ok", receiver.recv())
+        except EOFError:
+            result = None
+    child.join(None if result is not None else 5)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return "hang", f"{what} did not finish within {timeout:g} s"
+    receiver.close()
+    if result is not None:
+        return result
+    code = child.exitcode or 0
+    reason = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+    return "crash", f"{what} died ({reason})"
+
+
+def _send(sender: Any, fn: Any, args: tuple[Any, ...]) -> None:
+    sender.send(fn(*args))
+    sender.close()
+
+
+_CONTEXT: Any = None
+
+
+def _fork_server() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(["numpy", "byoc_mlir.fuzz.run", "byoc_mlir.driver"])
+    return _CONTEXT
 
 
 def _child(g: Graph, family: str, target: Target) -> Build:
@@ -154,22 +199,20 @@ def _child(g: Graph, family: str, target: Target) -> Build:
 
 def onnxruntime_outputs(g: Graph) -> list[np.ndarray] | None:
     """onnxruntime's answer (None where it cannot run the graph), in a child."""
+    status, value = in_child(_onnxruntime, (g,), f"onnxruntime on fuzz seed {g.seed}", TIMEOUT)
+    return value if status == "ok" else None  # type: ignore[no-any-return]
 
-    def step() -> list[np.ndarray] | None:
-        import onnxruntime as ort
 
-        try:
-            session = ort.InferenceSession(
-                emit(g, "onnx").SerializeToString(), providers=["CPUExecutionProvider"]
-            )
-            feeds = {i.name: a for i, a in zip(session.get_inputs(), g.inputs(), strict=True)}
-            return [np.asarray(o) for o in session.run(None, feeds)]
-        except Exception:  # noqa: BLE001 - ort lacks a kernel (e.g. f16 Tanh): no opinion
-            return None
+def _onnxruntime(g: Graph) -> list[np.ndarray] | None:
+    import onnxruntime as ort
 
     try:
-        return isolate.run(step, f"onnxruntime on fuzz seed {g.seed}", TIMEOUT)
-    except ByocError:
+        session = ort.InferenceSession(
+            emit(g, "onnx").SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        feeds = {i.name: a for i, a in zip(session.get_inputs(), g.inputs(), strict=True)}
+        return [np.asarray(o) for o in session.run(None, feeds)]
+    except Exception:  # noqa: BLE001 - ort lacks a kernel (e.g. f16 Tanh): no opinion
         return None
 
 

@@ -21,7 +21,8 @@ from iree.compiler import ir
 
 import byoc_mlir
 from byoc_mlir import _compat, frontends, normalise
-from byoc_mlir.driver import BEST_CPU_FLAGS, _iree
+from byoc_mlir.driver import BEST_CPU_FLAGS
+from byoc_mlir.host_compile import iree
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -140,7 +141,7 @@ def test_every_normalisation_pass_leaves_a_module_that_verifies(case_id: str) ->
     """The driver would skip a breaking pass and note it; here a break fails the test."""
     case = oc.load_case(case_id)
     source = frontends.load(case.model)
-    text = _iree(source.data, ["--compile-to=input", *BEST_CPU_FLAGS], "import").decode()
+    text = iree(source.data, ["--compile-to=input", *BEST_CPU_FLAGS], "import").decode()
     context = _compat.new_context()
     module = _compat.parse_module(text, context, case_id)
     with context:
