@@ -70,7 +70,7 @@ def table(results: list[CaseResult], targets: Sequence[Target], families: Sequen
     for r in results:
         for label, cls in r.classes.items():
             counts[(r.family, label, cls)] += 1
-    head = f"{'family':<8}{'backends':<18}" + "".join(f"{c:>10}" for c in CLASSES)
+    head = f"{'family':<8}{'backends':<38}" + "".join(f"{c:>10}" for c in CLASSES)
     lines = [head, "-" * len(head)]
     for family in [*families, "all"]:
         for t in targets:
@@ -79,7 +79,7 @@ def table(results: list[CaseResult], targets: Sequence[Target], families: Sequen
                 else counts[(family, t.label, c)]
                 for c in CLASSES
             ]  # fmt: skip
-            lines.append(f"{family:<8}{t.label:<18}" + "".join(f"{n:>10}" for n in row))
+            lines.append(f"{family:<8}{t.label:<38}" + "".join(f"{n:>10}" for n in row))
     ort = Counter(r.ort for r in results if r.family == "onnx")
     lines.append(
         f"onnxruntime on the ONNX graphs: agrees with numpy on {ort['agrees']}, "
