@@ -90,8 +90,8 @@ def compile_host(
     """Compiles the host module; regions it cannot take go back to the host (see above).
 
     ``originals`` maps each offloaded region to its original function text; the regions
-    put back leave it. Raises the first error when ``fallback`` is off, when nothing is
-    offloaded, or when the module fails with every region on the host too.
+    put back leave it (only when ``fallback`` is on). Raises the first error when no
+    region, repair or flag left out makes the module compile.
     """
     if data_tiling_on(flags):
         guarded = guard_data_tiling(module_op)
