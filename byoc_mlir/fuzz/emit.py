@@ -53,7 +53,6 @@ class _Text:
         self.lines: list[str] = []
         self.names: dict[int, str] = {}
         self.count = 0
-        self.signature_text = ("", "")
 
     def fresh(self) -> str:
         self.count += 1
@@ -62,20 +61,26 @@ class _Text:
     def t(self, i: int) -> str:
         return tensor(self.g.values[i].shape, self.et)
 
-    def signature(self) -> tuple[str, str]:
+    def op(self, name: str, i: int, v: Val) -> list[str]:
+        """The lines defining value ``i`` (``v``) as ``name``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def text(self) -> str:
+        """The graph as one ``func.func @main``."""
         args = []
         for n, i in enumerate(self.g.args):
             self.names[i] = f"%arg{n}"
             args.append(f"%arg{n}: {self.t(i)}")
+        for i, v in enumerate(self.g.values):
+            if v.kind != "arg":
+                self.names[i] = self.fresh()
+                self.lines.extend(self.op(self.names[i], i, v))
         results = ", ".join(self.t(i) for i in self.g.outputs)
-        return ", ".join(args), results
-
-    def finish(self, ret: str) -> str:
-        head, results = self.signature_text
         outs = ", ".join(self.names[i] for i in self.g.outputs)
         body = "\n".join(f"  {ln}" for ln in self.lines)
         return (
-            f"func.func @main({head}) -> ({results}) {{\n{body}\n  {ret} {outs} : {results}\n}}\n"
+            f"func.func @main({', '.join(args)}) -> ({results}) {{\n{body}\n"
+            f"  return {outs} : {results}\n}}\n"
         )
 
 
@@ -105,16 +110,6 @@ def _scalar_body(kind: str, et: str, a: str, b: str | None) -> list[str]:
 
 
 class _Linalg(_Text):
-    def text(self) -> str:
-        self.signature_text = self.signature()
-        for i, v in enumerate(self.g.values):
-            if v.kind == "arg":
-                continue
-            name = self.fresh()
-            self.names[i] = name
-            self.lines.extend(self.op(name, i, v))
-        return self.finish("return")
-
     def fill(self, shape: tuple[int, ...]) -> tuple[str, list[str]]:
         e, z, f = self.fresh(), self.fresh(), self.fresh()
         zero = "0.0" if self.et.startswith("f") else "0"
@@ -222,17 +217,6 @@ class _Linalg(_Text):
 
 class _Tosa(_Text):
     """TOSA: binary operands reshaped to the result's rank; matmul as rank-3."""
-
-    def text(self) -> str:
-        self.signature_text = self.signature()
-        self.shift = ""
-        for i, v in enumerate(self.g.values):
-            if v.kind == "arg":
-                continue
-            name = self.fresh()
-            self.names[i] = name
-            self.lines.extend(self.op(name, i, v))
-        return self.finish("return")
 
     def const(self, values: str, t: str, name: str | None = None) -> tuple[str, str]:
         c = name or self.fresh()

@@ -18,6 +18,8 @@ from toys import Toy, expected, inputs, model, no_cache
 
 from byoc_mlir import ByocError, Compiled, CompileOptions, compile, host_compile
 from byoc_mlir.codegen.hook import c_identifier
+from byoc_mlir.fuzz.emit import emit
+from byoc_mlir.fuzz.graphs import Graph, Val, evaluate
 from byoc_mlir.host_compile import culprits
 
 
@@ -307,24 +309,30 @@ def test_host_build_is_right_where_iree_data_tiling_miscompiles(tmp_path: Path) 
     c.close()
 
 
+def _one_conv(
+    dtype: str,
+    x: tuple[int, ...],
+    w: tuple[int, ...],
+    out: tuple[int, ...],
+    stride_pad_dilation: tuple[int, int, int],
+    seed: int,
+) -> Graph:
+    """A fuzz graph of one NHWC convolution of an argument by seeded constant weights."""
+    rng = np.random.default_rng(seed)
+    weights = tuple(float(v) for v in np.round(rng.uniform(-1, 1, int(np.prod(w))), 3))
+    values = (
+        Val("arg", x),
+        Val("const", w, data=weights),
+        Val("conv", out, (0, 1), stride_pad_dilation),
+    )
+    return Graph(dtype, values, (2,))
+
+
 def test_an_f16_convolution_builds_without_the_im2col_flag_iree_breaks_on() -> None:
     # ONNX f16 Conv: IREE 3.13's im2col (a default host flag) fails on its f32
     # accumulator ("'arith.addf' op requires the same type"); the host module is
     # compiled again without that flag and the report says so.
-    from byoc_mlir.fuzz.emit import emit
-    from byoc_mlir.fuzz.graphs import Graph, Val, evaluate
-
-    rng = np.random.default_rng(1)
-    weights = tuple(float(x) for x in np.round(rng.uniform(-1, 1, 12), 3))
-    g = Graph(
-        "f16",
-        (
-            Val("arg", (2, 5, 5, 1)),
-            Val("const", (2, 2, 1, 3), data=weights),
-            Val("conv", (2, 6, 6, 3), (0, 1), (1, 1, 1)),
-        ),
-        (2,),
-    )
+    g = _one_conv("f16", (2, 5, 5, 1), (2, 2, 1, 3), (2, 6, 6, 3), (1, 1, 1), seed=1)
     c = compile(emit(g, "onnx"), ["none"], options=no_cache())
     (got,) = c(*g.inputs())
     (want,) = evaluate(g, g.inputs())
@@ -339,20 +347,7 @@ def test_an_f16_convolution_builds_without_the_im2col_flag_iree_breaks_on() -> N
 def test_a_strided_window_that_leaves_input_columns_unread_builds(family: str) -> None:
     # Kernel 2, stride 2 over 3 columns: IREE 3.13 cannot compile it with any flags;
     # byoc-trim-conv-inputs slices the input to what the windows read.
-    from byoc_mlir.fuzz.emit import emit
-    from byoc_mlir.fuzz.graphs import Graph, Val, evaluate
-
-    rng = np.random.default_rng(2)
-    weights = tuple(float(x) for x in np.round(rng.uniform(-1, 1, 36), 3))
-    g = Graph(
-        "f32",
-        (
-            Val("arg", (1, 4, 3, 3)),
-            Val("const", (2, 2, 3, 3), data=weights),
-            Val("conv", (1, 2, 1, 3), (0, 1), (2, 0, 1)),
-        ),
-        (2,),
-    )
+    g = _one_conv("f32", (1, 4, 3, 3), (2, 2, 3, 3), (1, 2, 1, 3), (2, 0, 1), seed=2)
     c = compile(emit(g, family), ["none"], options=no_cache())
     np.testing.assert_allclose(c(*g.inputs())[0], evaluate(g, g.inputs())[0], atol=1e-5)
     assert any("(byoc-trim-conv-inputs)" in n for n in c.report["notes"])
