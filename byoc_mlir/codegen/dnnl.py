@@ -1,4 +1,4 @@
-"""The ``dnnl`` backend: oneDNN (Debian's ``libdnnl-dev`` 2.6), the BYOC paper's own case study.
+"""The ``dnnl`` backend: oneDNN 3 from PyPI, the BYOC paper's own case study.
 
 It runs f32 convolutions (NCHW/FCHW, NHWC/HWCF and depthwise NCHW; strided, dilated,
 padded by a preceding ``tensor.pad``), max and average pooling, matmul and batch_matmul,
@@ -7,8 +7,11 @@ per-channel sub/mul), plus reshapes, so whole networks form one region.
 
 Codegen, in the spirit of the paper's C-source codegen, writes one C file per region: a
 list of calls to the helpers of ``dnnl_support.h`` (one per oneDNN primitive), built
-with the system C compiler into a shared library linked to ``libdnnl``. The library
-creates its primitives once, at load, with weights reordered once into the layout
+with the system C compiler into a shared library linked to ``libdnnl.so.3``. oneDNN is
+the ``onednn-cpu-gomp`` wheel (oneDNN 3.2, GNU OpenMP, no other dependency) and its
+headers ``onednn-devel-cpu-gomp``, found through the installed distributions
+(`byoc_mlir.codegen.dnnl_runtime.library_path`): ``pip install`` is the whole setup. The
+library creates its primitives once, at load, with weights reordered once into the layout
 oneDNN prefers; each call binds the caller's buffers and executes them. Inside a
 region, activations stay in oneDNN's chosen layout (blocked, or NHWC with the
 ``layout=nhwc`` backend option); reorders happen only at region boundaries. Bias adds,
@@ -20,7 +23,10 @@ Weights must be constants (the backend sets ``move_weights``, so they are outlin
 the region); BatchNorm is expected to be folded into the convolution weights already
 (``byoc-fold-batchnorm``, which the driver runs).
 
-Backend options: ``layout`` (``any``, the default: oneDNN picks; or ``nhwc``).
+Backend options: ``layout`` (``any``, the default: oneDNN picks; or ``nhwc``);
+``precision`` (``f32``, the default; or ``bf16``: oneDNN's bf16 fpmath mode, so f32
+convolutions and matmuls may compute in bf16 on AVX-512/AMX; opt-in, with the error
+against the f32 reference printed by ``byoc-run --check``).
 """
 
 from __future__ import annotations
@@ -46,7 +52,14 @@ from byoc_mlir import _compat
 from byoc_mlir.codegen import build
 from byoc_mlir.codegen.backend import Backend, CheckContext, KindKey, Reject, classify
 from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
-from byoc_mlir.codegen.dnnl_runtime import FORMAT, VERSION, DnnlError, load
+from byoc_mlir.codegen.dnnl_runtime import (
+    FORMAT,
+    VERSION,
+    DnnlError,
+    include_dir,
+    library_path,
+    load,
+)
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, TensorSpec
 from byoc_mlir.codegen.recognisers import (
     ADD,
@@ -94,6 +107,9 @@ _COLLAPSE = tensor.CollapseShapeOp.OPERATION_NAME
 _TRANSPOSE = linalg.TransposeOp.OPERATION_NAME
 _CONCAT = tensor.ConcatOp.OPERATION_NAME
 _EXPAND = tensor.ExpandShapeOp.OPERATION_NAME
+_PRECISIONS = {"f32": "dnnl_fpmath_mode_strict", "bf16": "dnnl_fpmath_mode_bf16"}
+"""The ``precision`` backend option: oneDNN's floating-point math mode for every primitive."""
+
 _LAYOUT_TAGS = {"any": "dnnl_format_tag_any", "nhwc": "dnnl_nhwc", "blocked": "dnnl_nChw16c"}
 """The ``layout`` backend option: activation formats inside a region."""
 _NHWC_PERM = (0, 3, 1, 2)  # dnnl's logical (N, C, H, W) from linalg's NHWC dims
@@ -192,9 +208,10 @@ def _map_results(op: ir.Operation) -> list[list[int | None]]:
 class _Program:
     """Lowers a region to helper calls, in program order, fusing epilogues."""
 
-    def __init__(self, region: RegionView, layout: str):
+    def __init__(self, region: RegionView, layout: str, precision: str = "f32"):
         self.region = region
         self.layout = layout
+        self.precision = precision
         self.ids: dict[ir.Value, int] = {}
         self.values: list[_Value] = []
         self.steps: list[_Step] = []
@@ -855,7 +872,7 @@ class _Program:
             "BD_EXPORT void *byoc_region_init(const void *weights, int threads, char *error,",
             "                                 int error_size) {",
             f"    bd_region *R = bd_new({len(self.values)}, {len(r.inputs)}, {len(r.outputs)}, "
-            f"weights, threads, {tag});",
+            f"weights, threads, {tag}, {_PRECISIONS[self.precision]});",
             "    if (R == NULL) return NULL;",
             *self.decls,
             *(s.render() for s in self.steps),
@@ -971,23 +988,25 @@ _HANDLERS: dict[KindKey, Callable[[_Program, ir.Operation], None]] = {
 
 
 def compile_library(source: str, out_dir: Path) -> Path:
-    """Builds ``region.c`` into a shared library linked to libdnnl.
+    """Builds ``region.c`` into a shared library linked to the wheel's ``libdnnl.so.3``.
+
+    No run path is recorded (the payload must not depend on where the venv is): the
+    runtime loads the wheel's library before the region's.
 
     Raises:
-        DnnlError: no C compiler, no ``dnnl.h`` (``apt-get install libdnnl-dev``), or
-            the compiler's first error.
+        DnnlError: no C compiler, oneDNN 3's wheels not installed, or the compiler's
+            first error.
     """
     cc = build.c_compiler()
+    library, include = library_path(), include_dir()
     (out_dir / "region.c").write_text(source)
     shutil.copyfile(HEADER, out_dir / HEADER.name)
     lib = out_dir / "region.so"
     cmd = [cc, "-O2", "-shared", "-fPIC", "-fopenmp", "-fvisibility=hidden", "-I", str(out_dir)]
-    cmd += [str(out_dir / "region.c"), "-o", str(lib), "-ldnnl"]
+    cmd += ["-isystem", str(include), str(out_dir / "region.c"), "-o", str(lib), str(library)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if "error" in ln] or proc.stderr.splitlines()
-        if any("dnnl.h" in ln for ln in lines):
-            raise DnnlError("oneDNN's header dnnl.h is not installed (apt-get install libdnnl-dev)")
         raise DnnlError(f"the C compiler failed on the generated code: {' '.join(lines[:2])}")
     return lib
 
@@ -1012,7 +1031,10 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
     layout = options.backend_options.get("layout", "any")
     if layout not in _LAYOUT_TAGS:
         raise DnnlError(f"backend option layout={layout!r} (valid: {', '.join(_LAYOUT_TAGS)})")
-    program = _Program(region, layout)
+    precision = options.backend_options.get("precision", "f32")
+    if precision not in _PRECISIONS:
+        raise DnnlError(f"backend option precision={precision!r} (valid: {', '.join(_PRECISIONS)})")
+    program = _Program(region, layout, precision)
     program.lower()
     source = program.source()
     with tempfile.TemporaryDirectory(prefix="byoc_dnnl_") as tmp:
@@ -1046,7 +1068,7 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
 
 BACKEND = Backend(
     "dnnl",
-    "oneDNN (libdnnl 2.6): convs, pooling, matmuls and their epilogues, runtime route",
+    "oneDNN 3 (PyPI wheel): convs, pooling, matmuls and their epilogues, runtime route",
     codegen=codegen,
     runtime=load,
     # codegen output changes with this file and the helpers: both key the artifact cache

@@ -1,20 +1,25 @@
 """The run-time half of ``dnnl``: loads a region's oneDNN library and calls it.
 
 The payload (written by `byoc_mlir.codegen.dnnl`) is a zip holding ``region.so`` (the
-generated C built against libdnnl), ``region.c`` and ``dnnl_support.h`` (its source, for
+generated C built against oneDNN 3), ``region.c`` and ``dnnl_support.h`` (its source, for
 reading), ``weights.bin`` (the constants, read in place or prepacked at load) and
 ``manifest.json`` (format, version, signature). `load` writes the library to a private
 temporary directory, opens it with ctypes and runs ``byoc_region_init`` once: oneDNN
 primitives are created and weights reordered then, not per call. The returned callable
 takes numpy arrays (read in place: no copy) and returns new arrays.
 
-This module needs numpy and the system's libdnnl only, not the compiler.
+This module needs numpy and oneDNN 3's library only, not the compiler. oneDNN comes from
+PyPI (``onednn-cpu-gomp``, oneDNN 3.2 built with GNU OpenMP; ``onednn-devel-cpu-gomp``
+adds the headers the code generator needs), found through the installed distribution:
+`library_path` and `include_dir`. The region libraries name ``libdnnl.so.3`` without a
+path; `_load_library` loads the wheel's copy first, globally, so they bind to it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -23,18 +28,73 @@ import threading
 import time
 import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from byoc_mlir.errors import ByocError
 
 FORMAT = "byoc_mlir.dnnl"
-VERSION = 2
+VERSION = 3  # 3: oneDNN 3 (PyPI), fpmath mode in region.c
 _ERROR_SIZE = 512
 
 
 class DnnlError(ByocError, ValueError):
     """A region the dnnl backend cannot lower, build, load or run."""
+
+
+ONEDNN = "onednn-cpu-gomp"
+ONEDNN_DEVEL = "onednn-devel-cpu-gomp"
+ONEDNN_VERSION = "2023.2.0"
+INSTALL_HINT = f"pip install {ONEDNN}=={ONEDNN_VERSION} {ONEDNN_DEVEL}=={ONEDNN_VERSION}"
+
+
+def _distribution_file(distribution: str, suffix: str) -> Path | None:
+    """The installed file of ``distribution`` whose path ends with ``suffix``, if any."""
+    try:
+        files = importlib.metadata.files(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).replace("\\", "/").endswith(suffix):
+            path = Path(str(f.locate())).resolve()
+            if path.exists():
+                return path
+    return None
+
+
+def library_path() -> Path:
+    """oneDNN 3's shared library from the ``onednn-cpu-gomp`` wheel.
+
+    Raises:
+        DnnlError: the wheel is not installed (the message says how to install it).
+    """
+    path = _distribution_file(ONEDNN, "/libdnnl.so.3")
+    if path is None:
+        raise DnnlError(f"oneDNN 3 is not installed in this Python environment ({INSTALL_HINT})")
+    return path
+
+
+def include_dir() -> Path:
+    """The directory holding ``oneapi/dnnl/dnnl.h`` from ``onednn-devel-cpu-gomp``.
+
+    Raises:
+        DnnlError: the headers are not installed.
+    """
+    header = _distribution_file(ONEDNN_DEVEL, "include/oneapi/dnnl/dnnl.h")
+    if header is None:
+        raise DnnlError(f"oneDNN 3's headers are not installed ({INSTALL_HINT})")
+    return header.parents[2]
+
+
+_ONEDNN: ctypes.CDLL | None = None
+
+
+def _load_onednn() -> None:
+    """Loads the wheel's ``libdnnl.so.3`` once, globally, before any region library."""
+    global _ONEDNN
+    if _ONEDNN is None:
+        _ONEDNN = ctypes.CDLL(str(library_path()), mode=ctypes.RTLD_GLOBAL)
 
 
 _PROFILE: dict[str, list[float]] = {}
@@ -64,6 +124,7 @@ def _load_library(library: bytes, digest: str) -> ctypes.CDLL:
     its file name (a reused name would give back another region's code).
     """
     if digest not in _LIBRARIES:
+        _load_onednn()
         fd, path = tempfile.mkstemp(prefix=f"byoc_dnnl_{os.getpid()}_{digest[:32]}_", suffix=".so")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -1,4 +1,4 @@
-/* byoc_dnnl support: the helpers that generated `dnnl` region code calls.
+/* byoc_dnnl support: the helpers that generated `dnnl` region code calls (oneDNN 3 C API).
  *
  * Like TVM's dnnl_kernel.h for its DNNL C-source codegen: the generated file for one
  * region is a list of calls to these helpers (one per oneDNN primitive), so it stays
@@ -6,12 +6,17 @@
  * translation unit, `region.c` including this header.
  *
  * A region is built once, at load (`bd_new` ... `bd_output` in `byoc_region_init`):
- * primitives are created, weights are reordered once into the layout oneDNN prefers
- * and kept. Each call (`bd_run`) binds the caller's input and output buffers (no copy)
- * and executes the primitives in order. Values carry oneDNN's logical dims (N, C, H, W
- * for activations); their memory format is whatever the producing primitive chose
- * (`any`), or the format the region was asked for, and reorders are inserted only where
- * a consumer needs another one: at region boundaries, in practice.
+ * primitive descriptors are created directly (oneDNN 3: no operation descriptors),
+ * primitives made, weights reordered once into the layout oneDNN prefers and kept.
+ * Each call (`bd_run`) binds the caller's input and output buffers (no copy) and
+ * executes the primitives in order. Values carry oneDNN's logical dims (N, C, H, W for
+ * activations); their memory format is whatever the producing primitive chose (memory
+ * descriptors with `format_tag_any`), or the format the region was asked for, and
+ * reorders are inserted only where a consumer needs another one: at region boundaries,
+ * in practice.
+ *
+ * Memory descriptors are opaque in oneDNN 3: every one this file creates or clones is
+ * recorded in the region and destroyed by `bd_free`, so values may share them freely.
  *
  * Errors never abort: the first failure is recorded in `R->error` and every later
  * helper returns at once; `byoc_region_init` reports it to the loader.
@@ -19,7 +24,7 @@
 #ifndef BYOC_DNNL_SUPPORT_H
 #define BYOC_DNNL_SUPPORT_H
 
-#include <dnnl.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -43,7 +48,7 @@ typedef struct {
 } bd_post;
 
 typedef struct {
-    dnnl_memory_desc_t md;
+    const_dnnl_memory_desc_t md; /* owned by the region (R->mds) */
     dnnl_memory_t mem;
 } bd_value;
 
@@ -67,20 +72,12 @@ typedef struct {
     const char *weights;
     dnnl_memory_t *mems; /* every memory object created, for bd_free */
     int nmems, mem_capacity;
+    dnnl_memory_desc_t *mds; /* every memory descriptor created, for bd_free */
+    int nmds, md_capacity;
     dnnl_format_tag_t activation_tag; /* dnnl_format_tag_any, or e.g. dnnl_nhwc */
+    dnnl_fpmath_mode_t fpmath;        /* dnnl_fpmath_mode_strict, or _bf16 (opt-in) */
     char error[512];
 } bd_region;
-
-#define BD_TRY(R, call)                                                               \
-    do {                                                                              \
-        dnnl_status_t s_ = (call);                                                    \
-        if (s_ != dnnl_success) {                                                     \
-            if (!(R)->error[0])                                                       \
-                snprintf((R)->error, sizeof((R)->error), "%s:%d: %s failed: %s",      \
-                         __func__, __LINE__, #call, dnnl_status2str_(s_));            \
-            return;                                                                   \
-        }                                                                             \
-    } while (0)
 
 static const char *dnnl_status2str_(dnnl_status_t s) {
     switch (s) {
@@ -92,22 +89,85 @@ static const char *dnnl_status2str_(dnnl_status_t s) {
     }
 }
 
+static void bd_status(bd_region *R, dnnl_status_t s, const char *func, int line, const char *call) {
+    if (s != dnnl_success && !R->error[0])
+        snprintf(R->error, sizeof(R->error), "%s:%d: %s failed: %s", func, line, call,
+                 dnnl_status2str_(s));
+}
+
+/* Records the first failing oneDNN call (`call` is evaluated once) and returns. */
+#define BD_TRY(R, call)                                                   \
+    do {                                                                  \
+        dnnl_status_t s_ = (call);                                        \
+        if (s_ != dnnl_success) {                                         \
+            bd_status((R), s_, __func__, __LINE__, #call);                \
+            return;                                                       \
+        }                                                                 \
+    } while (0)
+
+/* The same for a primitive descriptor creation: `*pd` is NULL after a failure. */
+#define BD_PD(R, pd, call)                                                \
+    do {                                                                  \
+        dnnl_status_t s_ = (call);                                        \
+        if (s_ != dnnl_success) {                                         \
+            bd_status((R), s_, __func__, __LINE__, #call);                \
+            *(pd) = NULL;                                                 \
+        }                                                                 \
+    } while (0)
+
+/* `*pd` made by `create`, an expression of `attr_`: the attribute with `posts` (a sum
+ * is returned in `*sum_value`, see bd_attr) and the region's precision mode. */
+#define BD_CREATE(R, pd, posts, nposts, sum_value, sum_in_place, create)                 \
+    do {                                                                                \
+        dnnl_primitive_attr_t attr_ = bd_attr((R), posts, nposts, sum_value, sum_in_place); \
+        *(pd) = NULL;                                                                   \
+        if (!(R)->error[0]) BD_PD(R, pd, create);                                       \
+        if (attr_) dnnl_primitive_attr_destroy(attr_);                                  \
+    } while (0)
+
 static void bd_fail(bd_region *R, const char *what) {
     if (!R->error[0]) snprintf(R->error, sizeof(R->error), "%s", what);
 }
 
+/* Grows `*array` (of `*capacity` items of `size` bytes) to hold one more item. */
+static int bd_grow(void **array, int *capacity, int count, size_t size, int initial) {
+    if (count < *capacity) return 1;
+    int cap = *capacity ? 2 * *capacity : initial;
+    void *grown = realloc(*array, (size_t)cap * size);
+    if (!grown) return 0;
+    *array = grown;
+    *capacity = cap;
+    return 1;
+}
+
+/* Keeps memory descriptor `md` for bd_free (destroys it at once if there is no room). */
+static const_dnnl_memory_desc_t bd_keep(bd_region *R, dnnl_memory_desc_t md) {
+    if (!bd_grow((void **)&R->mds, &R->md_capacity, R->nmds, sizeof(dnnl_memory_desc_t), 64)) {
+        dnnl_memory_desc_destroy(md);
+        bd_fail(R, "out of memory");
+        return NULL;
+    }
+    R->mds[R->nmds++] = md;
+    return md;
+}
+
+/* A copy of `md` (a primitive descriptor's query result dies with it) kept by the region. */
+static const_dnnl_memory_desc_t bd_clone(bd_region *R, const_dnnl_memory_desc_t md) {
+    dnnl_memory_desc_t copy = NULL;
+    if (R->error[0]) return NULL;
+    if (md == NULL || dnnl_memory_desc_clone(&copy, md) != dnnl_success) {
+        bd_fail(R, "cannot copy a oneDNN memory descriptor");
+        return NULL;
+    }
+    return bd_keep(R, copy);
+}
+
 /* dnnl_memory_create, remembered so that bd_free can destroy it. */
 static dnnl_status_t bd_mem_create(bd_region *R, dnnl_memory_t *mem,
-                                   const dnnl_memory_desc_t *md, dnnl_engine_t eng,
-                                   void *handle) {
-    if (R->nmems == R->mem_capacity) {
-        int cap = R->mem_capacity ? 2 * R->mem_capacity : 64;
-        dnnl_memory_t *grown = (dnnl_memory_t *)realloc(R->mems, (size_t)cap * sizeof(dnnl_memory_t));
-        if (!grown) return dnnl_out_of_memory;
-        R->mems = grown;
-        R->mem_capacity = cap;
-    }
-    dnnl_status_t s = dnnl_memory_create(mem, md, eng, handle);
+                                   const_dnnl_memory_desc_t md, void *handle) {
+    if (!bd_grow((void **)&R->mems, &R->mem_capacity, R->nmems, sizeof(dnnl_memory_t), 64))
+        return dnnl_out_of_memory;
+    dnnl_status_t s = dnnl_memory_create(mem, md, R->eng, handle);
     if (s == dnnl_success) R->mems[R->nmems++] = *mem;
     return s;
 }
@@ -117,8 +177,10 @@ static void bd_free(bd_region *R) {
     if (!R) return;
     for (int k = 0; k < R->nsteps; ++k) dnnl_primitive_destroy(R->steps[k].prim);
     for (int m = 0; m < R->nmems; ++m) dnnl_memory_destroy(R->mems[m]);
+    for (int m = 0; m < R->nmds; ++m) dnnl_memory_desc_destroy(R->mds[m]);
     if (R->strm) dnnl_stream_destroy(R->strm);
     if (R->eng) dnnl_engine_destroy(R->eng);
+    free(R->mds);
     free(R->mems);
     free(R->steps);
     free(R->values);
@@ -129,6 +191,28 @@ static void bd_free(bd_region *R) {
     free(R);
 }
 
+static int bd_ndims(const_dnnl_memory_desc_t md) {
+    int n = 0;
+    if (md == NULL || dnnl_memory_desc_query(md, dnnl_query_ndims_s32, &n) != dnnl_success)
+        return 0;
+    return n;
+}
+
+/* The logical dims of `md` (valid while `md` lives). */
+static const dnnl_dim_t *bd_dims(const_dnnl_memory_desc_t md) {
+    static const dnnl_dim_t none[DNNL_MAX_NDIMS] = {0};
+    const dnnl_dims_t *dims = NULL;
+    if (md == NULL || dnnl_memory_desc_query(md, dnnl_query_dims, &dims) != dnnl_success ||
+        dims == NULL)
+        return none;
+    return *dims;
+}
+
+static int bd_same_dims(const_dnnl_memory_desc_t a, const_dnnl_memory_desc_t b) {
+    int n = bd_ndims(a);
+    return n == bd_ndims(b) && !memcmp(bd_dims(a), bd_dims(b), (size_t)n * sizeof(dnnl_dim_t));
+}
+
 static dnnl_format_tag_t bd_plain_tag(int ndims) {
     static const dnnl_format_tag_t tags[] = {dnnl_a,    dnnl_a,     dnnl_ab,
                                              dnnl_abc,  dnnl_abcd,  dnnl_abcde,
@@ -137,7 +221,8 @@ static dnnl_format_tag_t bd_plain_tag(int ndims) {
 }
 
 static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *weights,
-                         int threads, dnnl_format_tag_t activation_tag) {
+                         int threads, dnnl_format_tag_t activation_tag,
+                         dnnl_fpmath_mode_t fpmath) {
     bd_region *R = (bd_region *)calloc(1, sizeof(bd_region));
     if (!R) return NULL;
     if (threads > 0) omp_set_num_threads(threads);
@@ -154,6 +239,7 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     R->noutputs = noutputs;
     R->weights = (const char *)weights;
     R->activation_tag = activation_tag;
+    R->fpmath = fpmath;
     if (!R->values || !R->reordered_from || !R->constant || !R->steps || !R->inputs ||
         !R->outputs) {
         bd_fail(R, "out of memory");
@@ -165,15 +251,24 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     return R;
 }
 
-/* A memory descriptor for logical `dims` in format `tag` (f32). */
-static void bd_md(bd_region *R, dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
-                  dnnl_format_tag_t tag) {
-    BD_TRY(R, dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag));
+/* A memory descriptor for logical `dims` in format `tag` (f32), kept by the region. */
+static const_dnnl_memory_desc_t bd_md(bd_region *R, int ndims, const dnnl_dim_t *dims,
+                                      dnnl_format_tag_t tag) {
+    dnnl_memory_desc_t md = NULL;
+    if (R->error[0]) return NULL;
+    dnnl_status_t s = dnnl_memory_desc_create_with_tag(&md, ndims, dims, dnnl_f32, tag);
+    if (s != dnnl_success) {
+        bd_status(R, s, __func__, __LINE__, "dnnl_memory_desc_create_with_tag");
+        return NULL;
+    }
+    return bd_keep(R, md);
 }
 
-static void bd_alloc(bd_region *R, int v, const dnnl_memory_desc_t *md) {
-    R->values[v].md = *md;
-    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, md, R->eng, DNNL_MEMORY_ALLOCATE));
+/* Value `v`, a new buffer in format `md` (a copy of `md` is kept: it may be a query's). */
+static void bd_alloc(bd_region *R, int v, const_dnnl_memory_desc_t md) {
+    R->values[v].md = bd_clone(R, md);
+    if (R->error[0]) return;
+    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, R->values[v].md, DNNL_MEMORY_ALLOCATE));
 }
 
 static int bd_temp(bd_region *R) {
@@ -186,14 +281,10 @@ static int bd_temp(bd_region *R) {
 
 static void bd_step_add(bd_region *R, dnnl_primitive_t prim, int nargs,
                         const dnnl_exec_arg_t *args) {
-    if (R->nsteps == R->step_capacity) {
-        bd_step *grown = (bd_step *)realloc(R->steps, 2 * (size_t)R->step_capacity * sizeof(bd_step));
-        if (!grown) {
-            bd_fail(R, "out of memory");
-            return;
-        }
-        R->steps = grown;
-        R->step_capacity *= 2;
+    if (!bd_grow((void **)&R->steps, &R->step_capacity, R->nsteps, sizeof(bd_step), 64)) {
+        dnnl_primitive_destroy(prim);
+        bd_fail(R, "out of memory");
+        return;
     }
     bd_step *s = &R->steps[R->nsteps++];
     s->prim = prim;
@@ -201,96 +292,85 @@ static void bd_step_add(bd_region *R, dnnl_primitive_t prim, int nargs,
     memcpy(s->args, args, (size_t)nargs * sizeof(dnnl_exec_arg_t));
 }
 
-static void bd_create(bd_region *R, dnnl_primitive_t *prim, const_dnnl_op_desc_t desc,
-                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
-    BD_TRY(R, dnnl_primitive_desc_create(pd, desc, attr, R->eng, NULL));
-    BD_TRY(R, dnnl_primitive_create(prim, *pd));
+/* The primitive of descriptor `pd` (NULL: an earlier failure); NULL after a failure. */
+static dnnl_primitive_t bd_primitive(bd_region *R, const_dnnl_primitive_desc_t pd) {
+    dnnl_primitive_t prim = NULL;
+    if (pd == NULL || R->error[0]) return NULL;
+    dnnl_status_t s = dnnl_primitive_create(&prim, pd);
+    if (s != dnnl_success) {
+        bd_status(R, s, __func__, __LINE__, "dnnl_primitive_create");
+        return NULL;
+    }
+    return prim;
 }
 
 /* A step copying `src` into memory `dst` (any formats, same logical dims). */
-static void bd_reorder_step(bd_region *R, dnnl_memory_t src, const dnnl_memory_desc_t *src_md,
-                            dnnl_memory_t dst, const dnnl_memory_desc_t *dst_md) {
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
+static void bd_reorder_step(bd_region *R, dnnl_memory_t src, const_dnnl_memory_desc_t src_md,
+                            dnnl_memory_t dst, const_dnnl_memory_desc_t dst_md) {
+    dnnl_primitive_desc_t pd = NULL;
+    if (R->error[0]) return;
     BD_TRY(R, dnnl_reorder_primitive_desc_create(&pd, src_md, R->eng, dst_md, R->eng, NULL));
-    BD_TRY(R, dnnl_primitive_create(&prim, pd));
+    dnnl_primitive_t prim = bd_primitive(R, pd);
     dnnl_primitive_desc_destroy(pd);
+    if (prim == NULL) return;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
     bd_step_add(R, prim, 2, args);
 }
 
 /* Value `v` in format `md`: `v` itself when it already is, else a reordered temporary. */
-static int bd_as(bd_region *R, int v, const dnnl_memory_desc_t *md) {
+static int bd_as(bd_region *R, int v, const_dnnl_memory_desc_t md) {
     if (R->error[0]) return v;
-    if (dnnl_memory_desc_equal(&R->values[v].md, md)) return v;
+    if (dnnl_memory_desc_equal(R->values[v].md, md)) return v;
     /* Values are immutable: a second reader wanting the same format shares the copy. */
     for (int t = 0; t < R->nvalues; ++t)
-        if (R->reordered_from[t] == v + 1 && dnnl_memory_desc_equal(&R->values[t].md, md))
+        if (R->reordered_from[t] == v + 1 && dnnl_memory_desc_equal(R->values[t].md, md))
             return t;
     int t = bd_temp(R);
     bd_alloc(R, t, md);
     if (R->error[0]) return v;
-    bd_reorder_step(R, R->values[v].mem, &R->values[v].md, R->values[t].mem, md);
+    bd_reorder_step(R, R->values[v].mem, R->values[v].md, R->values[t].mem, R->values[t].md);
     R->reordered_from[t] = v + 1;
     return t;
 }
 
 /* Value `v` in the plain (row-major) format of its logical dims. */
 static int bd_plain(bd_region *R, int v) {
-    dnnl_memory_desc_t md;
-    bd_md(R, &md, R->values[v].md.ndims, R->values[v].md.dims, bd_plain_tag(R->values[v].md.ndims));
-    return bd_as(R, v, &md);
+    int nd = bd_ndims(R->values[v].md);
+    const_dnnl_memory_desc_t md = bd_md(R, nd, bd_dims(R->values[v].md), bd_plain_tag(nd));
+    return R->error[0] ? v : bd_as(R, v, md);
 }
 
 /* Region input `i`, read in place as value `v` (format `tag`, bound at each call). */
 static void bd_input(bd_region *R, int i, int v, int ndims, const dnnl_dim_t *dims,
                      dnnl_format_tag_t tag) {
+    R->values[v].md = bd_md(R, ndims, dims, tag);
     if (R->error[0]) return;
-    bd_md(R, &R->values[v].md, ndims, dims, tag);
-    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, &R->values[v].md, R->eng, NULL));
+    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, R->values[v].md, NULL));
     R->inputs[i] = R->values[v].mem;
 }
 
 /* A constant: `bytes_offset` into the weights blob, read in place (never written). */
-static dnnl_memory_t bd_prepack(bd_region *R, int v, const dnnl_memory_desc_t *md);
-
 static void bd_const(bd_region *R, int v, int ndims, const dnnl_dim_t *dims,
                      dnnl_format_tag_t tag, long bytes_offset) {
+    R->values[v].md = bd_md(R, ndims, dims, tag);
     if (R->error[0]) return;
-    bd_md(R, &R->values[v].md, ndims, dims, tag);
-    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, &R->values[v].md, R->eng,
-                                 (void *)(R->weights + bytes_offset)));
+    BD_TRY(R, bd_mem_create(R, &R->values[v].mem, R->values[v].md,
+                            (void *)(R->weights + bytes_offset)));
     R->constant[v] = 1;
 }
 
-/* Weights in format `md`: a constant is reordered once, now; weights that arrive at run
- * time (a region input: function arguments, parameter files) are reordered per call. */
-static dnnl_memory_t bd_weights(bd_region *R, int w, const dnnl_memory_desc_t *md) {
-    if (R->constant[w]) return bd_prepack(R, w, md);
-    int t = bd_as(R, w, md);
-    return R->error[0] ? NULL : R->values[t].mem;
-}
-
-/* Region output `o`: value `v` written in format `tag` into the caller's buffer. */
-static void bd_output(bd_region *R, int o, int v, int ndims, const dnnl_dim_t *dims,
-                      dnnl_format_tag_t tag) {
-    if (R->error[0]) return;
-    dnnl_memory_desc_t md;
-    bd_md(R, &md, ndims, dims, tag);
-    BD_TRY(R, bd_mem_create(R, &R->outputs[o], &md, R->eng, NULL));
-    bd_reorder_step(R, R->values[v].mem, &R->values[v].md, R->outputs[o], &md);
-}
-
 /* Reorders a constant once, now, into `md`; returns the new memory. */
-static dnnl_memory_t bd_prepack(bd_region *R, int v, const dnnl_memory_desc_t *md) {
+static dnnl_memory_t bd_prepack(bd_region *R, int v, const_dnnl_memory_desc_t md) {
     dnnl_memory_t packed = NULL;
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
     if (R->error[0]) return NULL;
-    if (bd_mem_create(R, &packed, md, R->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
-        dnnl_reorder_primitive_desc_create(&pd, &R->values[v].md, R->eng, md, R->eng, NULL) !=
+    if (dnnl_memory_desc_equal(R->values[v].md, md)) return R->values[v].mem;
+    if (bd_mem_create(R, &packed, md, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+        dnnl_reorder_primitive_desc_create(&pd, R->values[v].md, R->eng, md, R->eng, NULL) !=
             dnnl_success ||
         dnnl_primitive_create(&prim, pd) != dnnl_success) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
         bd_fail(R, "cannot reorder a weight into oneDNN's layout");
         return NULL;
     }
@@ -303,8 +383,27 @@ static dnnl_memory_t bd_prepack(bd_region *R, int v, const dnnl_memory_desc_t *m
     return packed;
 }
 
-/* Post-ops as a primitive attribute; sums are returned in `*sum_value` (one at most,
- * and only first: oneDNN requires the sum to be the first post-op to be fast). */
+/* Weights in format `md`: a constant is reordered once, now; weights that arrive at run
+ * time (a region input: function arguments, parameter files) are reordered per call. */
+static dnnl_memory_t bd_weights(bd_region *R, int w, const_dnnl_memory_desc_t md) {
+    if (R->error[0]) return NULL;
+    if (R->constant[w]) return bd_prepack(R, w, md);
+    int t = bd_as(R, w, md);
+    return R->error[0] ? NULL : R->values[t].mem;
+}
+
+/* Region output `o`: value `v` written in format `tag` into the caller's buffer. */
+static void bd_output(bd_region *R, int o, int v, int ndims, const dnnl_dim_t *dims,
+                      dnnl_format_tag_t tag) {
+    const_dnnl_memory_desc_t md = bd_md(R, ndims, dims, tag);
+    if (R->error[0]) return;
+    BD_TRY(R, bd_mem_create(R, &R->outputs[o], md, NULL));
+    bd_reorder_step(R, R->values[v].mem, R->values[v].md, R->outputs[o], md);
+}
+
+/* Post-ops (and the precision mode) as a primitive attribute; sums are returned in
+ * `*sum_value` (one at most, and only first: oneDNN requires the sum to be the first
+ * post-op to be fast). NULL `posts`: no post-ops. The caller destroys the attribute. */
 static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int nposts,
                                      int *sum_value, int *sum_in_place) {
     dnnl_primitive_attr_t attr = NULL;
@@ -316,21 +415,24 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
         bd_fail(R, "cannot create post-ops");
         return attr;
     }
+    if (R->fpmath != dnnl_fpmath_mode_strict &&
+        dnnl_primitive_attr_set_fpmath_mode(attr, R->fpmath) != dnnl_success)
+        bd_fail(R, "cannot set the floating-point math mode");
     for (int k = 0; k < nposts; ++k) {
         const bd_post *p = &posts[k];
         dnnl_status_t s = dnnl_success;
         switch (p->kind) {
-            case BD_RELU: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f); break;
-            case BD_CLIP: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, p->alpha, p->beta); break;
-            case BD_GELU_ERF: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_erf, 0.f, 0.f); break;
-            case BD_GELU_TANH: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_tanh, 0.f, 0.f); break;
-            case BD_LINEAR: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear, p->alpha, p->beta); break;
-            case BD_EXP: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_exp, 0.f, 0.f); break;
-            case BD_POW: s = dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_pow, p->alpha, p->beta); break;
+            case BD_RELU: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.f, 0.f); break;
+            case BD_CLIP: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_clip_v2, p->alpha, p->beta); break;
+            case BD_GELU_ERF: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_gelu_erf, 0.f, 0.f); break;
+            case BD_GELU_TANH: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_gelu_tanh, 0.f, 0.f); break;
+            case BD_LINEAR: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_linear, p->alpha, p->beta); break;
+            case BD_EXP: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_exp, 0.f, 0.f); break;
+            case BD_POW: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_pow, p->alpha, p->beta); break;
             case BD_SUM:
                 *sum_value = p->value;
                 *sum_in_place = p->alpha != 0.f;
-                s = dnnl_post_ops_append_sum(po, 1.f);
+                s = dnnl_post_ops_append_sum(po, 1.f, 0, dnnl_data_type_undef);
                 break;
             default: s = dnnl_invalid_arguments;
         }
@@ -341,85 +443,79 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
     return attr;
 }
 
-/* A primitive with post-ops; returns its descriptor (the caller destroys it) or NULL. */
-static dnnl_primitive_desc_t bd_make(bd_region *R, const_dnnl_op_desc_t desc,
-                                     const bd_post *posts, int nposts, dnnl_primitive_t *prim,
-                                     int *sum_value, int *sum_in_place) {
-    dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, sum_value, sum_in_place);
-    dnnl_primitive_desc_t pd = NULL;
-    bd_create(R, prim, desc, attr, &pd);
-    dnnl_primitive_attr_destroy(attr);
-    return R->error[0] ? NULL : pd;
-}
-
 static int bd_is_input(const bd_region *R, int v) {
     for (int i = 0; i < R->ninputs; ++i)
         if (R->inputs[i] == R->values[v].mem) return 1;
     return 0;
 }
 
-static void bd_attr_destroy_(dnnl_primitive_attr_t attr) {
-    if (attr) dnnl_primitive_attr_destroy(attr);
-}
-
-static dnnl_primitive_desc_t bd_try_layout_(bd_region *R, const dnnl_convolution_desc_t *desc,
-                                            const bd_post *posts, int nposts,
-                                            dnnl_primitive_t *prim);
-
-/* The convolution `desc` with its source in format `src_md` instead, if oneDNN runs that
- * with a JIT kernel (not a reference one); NULL otherwise. Never records an error. */
-static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const dnnl_convolution_desc_t *desc,
-                                           const dnnl_memory_desc_t *src_md, const bd_post *posts,
-                                           int nposts, dnnl_primitive_t *prim) {
-    dnnl_convolution_desc_t d = *desc;
-    d.src_desc = *src_md;
-    if (R->activation_tag == dnnl_format_tag_any && d.dst_desc.ndims == 4) {
-        /* the destination in NHWC, the layout brgconv uses downstream, if fast */
-        dnnl_convolution_desc_t nhwc = d;
-        dnnl_memory_desc_init_by_tag(&nhwc.dst_desc, 4, d.dst_desc.dims, dnnl_f32, dnnl_nhwc);
-        dnnl_primitive_desc_t pd = bd_try_layout_(R, &nhwc, posts, nposts, prim);
-        if (pd) return pd;
-    }
-    return bd_try_layout_(R, &d, posts, nposts, prim);
-}
-
-static dnnl_primitive_desc_t bd_try_layout_(bd_region *R, const dnnl_convolution_desc_t *desc,
-                                            const bd_post *posts, int nposts,
-                                            dnnl_primitive_t *prim) {
-    dnnl_convolution_desc_t d = *desc;
-    int sum_value, sum_in_place;
-    char saved[sizeof(R->error)];
-    memcpy(saved, R->error, sizeof(saved));
-    dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
-    memcpy(R->error, saved, sizeof(saved));
-    dnnl_primitive_desc_t pd = NULL;
-    const char *impl = NULL;
-    if (dnnl_primitive_desc_create(&pd, &d, attr, R->eng, NULL) != dnnl_success) pd = NULL;
-    bd_attr_destroy_(attr);
-    if (pd && (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
-               !impl || (strncmp(impl, "jit", 3) && strncmp(impl, "brg", 3)))) {
-        dnnl_primitive_desc_destroy(pd);
-        pd = NULL;
-    }
-    if (pd && dnnl_primitive_create(prim, pd) != dnnl_success) {
-        dnnl_primitive_desc_destroy(pd);
-        pd = NULL;
-    }
-    return pd;
-}
-
 /* The destination memory of a primitive; with a sum post-op, a step first copies the
  * summed value into it. */
-static void bd_destination(bd_region *R, int dst, const dnnl_memory_desc_t *md, int sum_value,
+static void bd_destination(bd_region *R, int dst, const_dnnl_memory_desc_t md, int sum_value,
                            int sum_in_place) {
-    if (sum_value >= 0 && sum_in_place && dnnl_memory_desc_equal(&R->values[sum_value].md, md)) {
+    if (R->error[0]) return;
+    if (sum_value >= 0 && sum_in_place && dnnl_memory_desc_equal(R->values[sum_value].md, md)) {
         R->values[dst] = R->values[sum_value]; /* accumulate into the dying tensor */
         return;
     }
     bd_alloc(R, dst, md);
     if (sum_value >= 0 && !R->error[0])
-        bd_reorder_step(R, R->values[sum_value].mem, &R->values[sum_value].md,
-                        R->values[dst].mem, md);
+        bd_reorder_step(R, R->values[sum_value].mem, R->values[sum_value].md,
+                        R->values[dst].mem, R->values[dst].md);
+}
+
+/* A convolution's geometry (oneDNN's dilations: 0 = dense). */
+typedef struct {
+    const dnnl_dim_t *strides, *pad_l, *pad_r;
+    dnnl_dim_t dil[2];
+} bd_geom;
+
+static dnnl_status_t bd_conv_pd(bd_region *R, dnnl_primitive_desc_t *pd,
+                                const_dnnl_memory_desc_t src, const_dnnl_memory_desc_t w,
+                                const_dnnl_memory_desc_t b, const_dnnl_memory_desc_t dst,
+                                const bd_geom *g, const_dnnl_primitive_attr_t attr) {
+    return dnnl_convolution_forward_primitive_desc_create(
+        pd, R->eng, dnnl_forward_inference, dnnl_convolution_direct, src, w, b, dst,
+        g->strides, g->dil, g->pad_l, g->pad_r, attr);
+}
+
+/* The convolution with source `src` (and destination `dst`), if oneDNN runs it with a
+ * JIT kernel (not a reference one); NULL otherwise. Never records an error. */
+static dnnl_primitive_desc_t bd_try_layout_(bd_region *R, const_dnnl_memory_desc_t src,
+                                            const_dnnl_memory_desc_t w,
+                                            const_dnnl_memory_desc_t b,
+                                            const_dnnl_memory_desc_t dst, const bd_geom *g,
+                                            const_dnnl_primitive_attr_t attr) {
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    if (src == NULL || dst == NULL || bd_conv_pd(R, &pd, src, w, b, dst, g, attr) != dnnl_success)
+        return NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+        !impl || (strncmp(impl, "jit", 3) && strncmp(impl, "brg", 3))) {
+        dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
+    return pd;
+}
+
+/* A region input's convolution reading the input in its own (plain) layout: first with
+ * an NHWC destination (the layout brgconv uses downstream), then with `dst_any`. */
+static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const_dnnl_memory_desc_t src,
+                                           const_dnnl_memory_desc_t w,
+                                           const_dnnl_memory_desc_t b,
+                                           const_dnnl_memory_desc_t dst_any,
+                                           const bd_geom *g, const_dnnl_primitive_attr_t attr) {
+    dnnl_primitive_desc_t pd = NULL;
+    if (R->activation_tag == dnnl_format_tag_any && bd_ndims(dst_any) == 4) {
+        dnnl_memory_desc_t nhwc = NULL;
+        if (dnnl_memory_desc_create_with_tag(&nhwc, 4, bd_dims(dst_any), dnnl_f32, dnnl_nhwc) ==
+            dnnl_success) {
+            pd = bd_try_layout_(R, src, w, b, nhwc, g, attr);
+            dnnl_memory_desc_destroy(nhwc);
+        }
+        if (pd) return pd;
+    }
+    return bd_try_layout_(R, src, w, b, dst_any, g, attr);
 }
 
 /* 2-D convolution. `w` (a constant, logical dims [G,] O, I, KH, KW) is reordered once;
@@ -429,39 +525,63 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
                     const dnnl_dim_t *dilations, const dnnl_dim_t *pad_l,
                     const dnnl_dim_t *pad_r, const bd_post *posts, int nposts) {
     if (R->error[0]) return;
-    dnnl_memory_desc_t src_any, w_any, b_md, dst_any;
     dnnl_format_tag_t act = R->activation_tag;
     const bd_value *S = &R->values[src], *W = &R->values[w];
-    bd_md(R, &src_any, 4, S->md.dims, act);
-    bd_md(R, &w_any, W->md.ndims, W->md.dims, dnnl_format_tag_any);
-    bd_md(R, &dst_any, 4, dst_dims, act);
-    if (b >= 0) b_md = R->values[b].md;
-    dnnl_dim_t dil[2] = {dilations[0] - 1, dilations[1] - 1};
-    dnnl_convolution_desc_t desc;
-    BD_TRY(R, dnnl_dilated_convolution_forward_desc_init(
-                  &desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any, &w_any,
-                  b >= 0 ? &b_md : NULL, &dst_any, strides, dil, pad_l, pad_r));
+    const_dnnl_memory_desc_t src_any = bd_md(R, 4, bd_dims(S->md), act);
+    const_dnnl_memory_desc_t w_any = bd_md(R, bd_ndims(W->md), bd_dims(W->md), dnnl_format_tag_any);
+    const_dnnl_memory_desc_t dst_any = bd_md(R, 4, dst_dims, act);
+    const_dnnl_memory_desc_t b_md = b >= 0 ? R->values[b].md : NULL;
+    bd_geom g = {strides, pad_l, pad_r, {dilations[0] - 1, dilations[1] - 1}};
     (void)groups;
     int sum_value, sum_in_place;
-    dnnl_primitive_t prim;
+    dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    if (R->error[0]) {
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        return;
+    }
     /* A region input is read in its own (plain) layout when oneDNN has a fast kernel for
      * it (the first conv of a network: 3 channels, NCHW): that saves a reorder per call. */
-    dnnl_primitive_desc_t pd = bd_is_input(R, src) ? bd_try_layout(R, &desc, &S->md, posts, nposts, &prim) : NULL;
-    if (pd == NULL)
-        pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
-    else
-        bd_attr_destroy_(bd_attr(R, posts, nposts, &sum_value, &sum_in_place));
-    if (pd == NULL) return;
+    dnnl_primitive_desc_t pd =
+        bd_is_input(R, src) ? bd_try_layout(R, S->md, w_any, b_md, dst_any, &g, attr) : NULL;
+    if (pd == NULL) BD_PD(R, &pd, bd_conv_pd(R, &pd, src_any, w_any, b_md, dst_any, &g, attr));
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_t prim = bd_primitive(R, pd);
+    if (prim == NULL) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        return;
+    }
     int s = bd_as(R, src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
     dnnl_memory_t wmem = bd_weights(R, w, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
     bd_destination(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), sum_value, sum_in_place);
     dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
+    if (R->error[0]) {
+        dnnl_primitive_destroy(prim);
+        return;
+    }
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, R->values[s].mem},
                                {DNNL_ARG_WEIGHTS, wmem},
                                {DNNL_ARG_DST, R->values[dst].mem},
                                {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
     bd_step_add(R, prim, b >= 0 ? 4 : 3, args);
+}
+
+/* The primitive of `pd` as a step reading `args` (its destination filled in from `dst`
+ * once it exists); destroys `pd`. */
+static void bd_finish(bd_region *R, dnnl_primitive_desc_t pd, int dst, int sum_value,
+                      int sum_in_place, int nargs, dnnl_exec_arg_t *args) {
+    dnnl_primitive_t prim = bd_primitive(R, pd);
+    if (prim != NULL)
+        bd_destination(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
+                       sum_value, sum_in_place);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (prim == NULL) return;
+    if (R->error[0]) {
+        dnnl_primitive_destroy(prim);
+        return;
+    }
+    for (int k = 0; k < nargs; ++k)
+        if (args[k].arg == DNNL_ARG_DST) args[k].memory = R->values[dst].mem;
+    bd_step_add(R, prim, nargs, args);
 }
 
 /* Max or average pooling (`alg`), with padding (excluded from max; counted by avg). */
@@ -471,53 +591,35 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
                     const dnnl_dim_t *pad_l, const dnnl_dim_t *pad_r, const bd_post *posts,
                     int nposts) {
     if (R->error[0]) return;
-    dnnl_memory_desc_t dst_any;
-    bd_md(R, &dst_any, 4, dst_dims, R->activation_tag == dnnl_format_tag_any
-                                        ? dnnl_format_tag_any : R->activation_tag);
+    const_dnnl_memory_desc_t dst_any = bd_md(R, 4, dst_dims, R->activation_tag);
     dnnl_dim_t dil[2] = {dilations[0] - 1, dilations[1] - 1};
-    dnnl_pooling_v2_desc_t desc;
-    BD_TRY(R, dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg,
-                                                &R->values[src].md, &dst_any, strides, kernel,
-                                                dil, pad_l, pad_r));
     int sum_value, sum_in_place;
-    dnnl_primitive_t prim;
-    dnnl_primitive_desc_t pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
-    if (pd == NULL) return;
-    bd_destination(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), sum_value, sum_in_place);
-    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0);
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
-    if (ws && ws->ndims) {
+    dnnl_primitive_desc_t pd;
+    BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
+              dnnl_pooling_forward_primitive_desc_create(
+                  &pd, R->eng, dnnl_forward_inference, alg, R->values[src].md, dst_any,
+                  strides, kernel, dil, pad_l, pad_r, attr_));
+    if (pd && bd_ndims(dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0))) {
+        dnnl_primitive_desc_destroy(pd);
         bd_fail(R, "pooling needs a workspace (training only)");
         return;
     }
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 2, args);
-}
-
-/* A step of a one-source primitive (`desc`, no post-ops) writing a new value `dst`. */
-static void bd_src_dst_step(bd_region *R, int dst, int src, const_dnnl_op_desc_t desc) {
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    bd_create(R, &prim, desc, NULL, &pd);
-    if (R->error[0]) return;
-    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 2, args);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem}, {DNNL_ARG_DST, NULL}};
+    bd_finish(R, pd, dst, sum_value, sum_in_place, 2, args);
 }
 
 /* Elementwise `alg(alpha, beta)` of `src`, in `src`'s format. */
 static void bd_eltwise(bd_region *R, int dst, int src, dnnl_alg_kind_t alg, float alpha,
                        float beta) {
     if (R->error[0]) return;
-    dnnl_eltwise_desc_t desc;
-    BD_TRY(R, dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg,
-                                             &R->values[src].md, alpha, beta));
-    bd_src_dst_step(R, dst, src, &desc);
+    const_dnnl_memory_desc_t md = R->values[src].md;
+    int sum_value, sum_in_place;
+    dnnl_primitive_desc_t pd;
+    BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,
+              dnnl_eltwise_forward_primitive_desc_create(
+                  &pd, R->eng, dnnl_forward_inference, alg, md, md, alpha, beta, attr_));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem}, {DNNL_ARG_DST, NULL}};
+    bd_finish(R, pd, dst, -1, 0, 2, args);
 }
 
 /* `a alg b` (add, sub, mul, div); `b` may broadcast (dims of 1). The result takes
@@ -525,22 +627,17 @@ static void bd_eltwise(bd_region *R, int dst, int src, dnnl_alg_kind_t alg, floa
 static void bd_binary(bd_region *R, int dst, int a, int b, dnnl_alg_kind_t alg,
                       const bd_post *posts, int nposts) {
     if (R->error[0]) return;
-    const dnnl_memory_desc_t *amd = &R->values[a].md;
-    int same_dims = R->values[b].md.ndims == amd->ndims &&
-                    !memcmp(R->values[b].md.dims, amd->dims, (size_t)amd->ndims * sizeof(dnnl_dim_t));
-    if (same_dims) b = bd_as(R, b, amd);
-    dnnl_binary_desc_t desc;
-    BD_TRY(R, dnnl_binary_desc_init(&desc, alg, amd, &R->values[b].md, amd));
+    const_dnnl_memory_desc_t amd = R->values[a].md;
+    if (bd_same_dims(R->values[b].md, amd)) b = bd_as(R, b, amd);
     int sum_value, sum_in_place;
-    dnnl_primitive_t prim;
-    dnnl_primitive_desc_t pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
-    if (pd == NULL) return;
-    bd_destination(R, dst, amd, sum_value, sum_in_place);
-    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_t pd;
+    BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
+              dnnl_binary_primitive_desc_create(&pd, R->eng, alg, amd,
+                  R->values[b].md, amd, attr_));
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC_0, R->values[a].mem},
                                {DNNL_ARG_SRC_1, R->values[b].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 3, args);
+                               {DNNL_ARG_DST, NULL}};
+    bd_finish(R, pd, dst, sum_value, sum_in_place, 3, args);
 }
 
 /* Matmul (2-D or batched 3-D, row-major): `dst = a @ b (+ bias)`. A constant `b` is
@@ -550,31 +647,27 @@ static void bd_matmul(bd_region *R, int dst, int a, int b, int b_is_const, int b
     if (R->error[0]) return;
     a = bd_plain(R, a);
     if (!b_is_const) b = bd_plain(R, b);
-    int nd = R->values[a].md.ndims;
-    dnnl_memory_desc_t w_md, dst_md;
-    if (b_is_const)
-        bd_md(R, &w_md, nd, R->values[b].md.dims, dnnl_format_tag_any);
-    else
-        w_md = R->values[b].md;
-    bd_md(R, &dst_md, nd, dst_dims, bd_plain_tag(nd));
-    dnnl_matmul_desc_t desc;
-    BD_TRY(R, dnnl_matmul_desc_init(&desc, &R->values[a].md, &w_md,
-                                    bias >= 0 ? &R->values[bias].md : NULL, &dst_md));
+    int nd = bd_ndims(R->values[a].md);
+    const_dnnl_memory_desc_t w_md =
+        b_is_const ? bd_md(R, nd, bd_dims(R->values[b].md), dnnl_format_tag_any)
+                   : R->values[b].md;
+    const_dnnl_memory_desc_t dst_md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
     int sum_value, sum_in_place;
-    dnnl_primitive_t prim;
-    dnnl_primitive_desc_t pd = bd_make(R, &desc, posts, nposts, &prim, &sum_value, &sum_in_place);
-    if (pd == NULL) return;
-    dnnl_memory_t wmem = b_is_const
-                             ? bd_prepack(R, b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
-                             : R->values[b].mem;
-    bd_destination(R, dst, &dst_md, sum_value, sum_in_place);
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
+    dnnl_primitive_desc_t pd;
+    BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
+              dnnl_matmul_primitive_desc_create(
+                  &pd, R->eng, R->values[a].md, w_md,
+                  bias >= 0 ? R->values[bias].md : NULL, dst_md, attr_));
+    dnnl_memory_t wmem = NULL;
+    if (pd)
+        wmem = b_is_const
+                   ? bd_prepack(R, b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
+                   : R->values[b].mem;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, R->values[a].mem},
                                {DNNL_ARG_WEIGHTS, wmem},
-                               {DNNL_ARG_DST, R->values[dst].mem},
+                               {DNNL_ARG_DST, NULL},
                                {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
-    bd_step_add(R, prim, bias >= 0 ? 4 : 3, args);
+    bd_finish(R, pd, dst, sum_value, sum_in_place, bias >= 0 ? 4 : 3, args);
 }
 
 /* A buffer with a fixed address holding value `v`: `v` itself, or for a region input
@@ -585,9 +678,9 @@ static int bd_stable(bd_region *R, int v) {
         return v;
     if (handle != NULL) return v;
     int t = bd_temp(R);
-    bd_alloc(R, t, &R->values[v].md);
+    bd_alloc(R, t, R->values[v].md);
     if (!R->error[0])
-        bd_reorder_step(R, R->values[v].mem, &R->values[v].md, R->values[t].mem, &R->values[t].md);
+        bd_reorder_step(R, R->values[v].mem, R->values[v].md, R->values[t].mem, R->values[t].md);
     return t;
 }
 
@@ -598,8 +691,9 @@ static void bd_reshape(bd_region *R, int dst, int src, int ndims, const dnnl_dim
     if (R->error[0]) return;
     void *handle = NULL;
     BD_TRY(R, dnnl_memory_get_data_handle(R->values[p].mem, &handle));
-    bd_md(R, &R->values[dst].md, ndims, dims, bd_plain_tag(ndims));
-    BD_TRY(R, bd_mem_create(R, &R->values[dst].mem, &R->values[dst].md, R->eng, handle));
+    R->values[dst].md = bd_md(R, ndims, dims, bd_plain_tag(ndims));
+    if (R->error[0]) return;
+    BD_TRY(R, bd_mem_create(R, &R->values[dst].mem, R->values[dst].md, handle));
 }
 
 /* A reduction (`alg`: sum or max) of `src` (made plain) to `dst_dims`: src's rank,
@@ -608,31 +702,29 @@ static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
                       const dnnl_dim_t *dst_dims) {
     if (R->error[0]) return;
     int p = bd_plain(R, src);
-    int nd = R->values[p].md.ndims;
-    dnnl_memory_desc_t md;
-    bd_md(R, &md, nd, dst_dims, bd_plain_tag(nd));
-    dnnl_reduction_desc_t desc;
-    BD_TRY(R, dnnl_reduction_desc_init(&desc, alg, &R->values[p].md, &md, 0.f, 0.f));
+    int nd = bd_ndims(R->values[p].md);
+    const_dnnl_memory_desc_t md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
+    int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    bd_create(R, &prim, &desc, NULL, &pd);
-    if (R->error[0]) return;
-    dnnl_primitive_desc_destroy(pd);
-    bd_alloc(R, dst, &md);
-    if (R->error[0]) return;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[p].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
-    bd_step_add(R, prim, 2, args);
+    BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,
+              dnnl_reduction_primitive_desc_create(&pd, R->eng, alg, R->values[p].md,
+                  md, 0.f, 0.f, attr_));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[p].mem}, {DNNL_ARG_DST, NULL}};
+    bd_finish(R, pd, dst, -1, 0, 2, args);
 }
 
 /* Softmax of `src` along logical dim `axis` (recognised from its decomposed form). */
 static void bd_softmax(bd_region *R, int dst, int src, int axis) {
     if (R->error[0]) return;
-    dnnl_softmax_v2_desc_t desc;
-    const dnnl_memory_desc_t *md = &R->values[src].md;
-    BD_TRY(R, dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference,
-                                                dnnl_softmax_accurate, md, md, axis));
-    bd_src_dst_step(R, dst, src, &desc);
+    const_dnnl_memory_desc_t md = R->values[src].md;
+    int sum_value, sum_in_place;
+    dnnl_primitive_desc_t pd;
+    BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,
+              dnnl_softmax_forward_primitive_desc_create(
+                  &pd, R->eng, dnnl_forward_inference, dnnl_softmax_accurate, md, md,
+                  axis, attr_));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem}, {DNNL_ARG_DST, NULL}};
+    bd_finish(R, pd, dst, -1, 0, 2, args);
 }
 
 /* Layer normalisation of `src` over its last dim, `eps` inside the square root, with
@@ -640,30 +732,24 @@ static void bd_softmax(bd_region *R, int dst, int src, int axis) {
  * decomposed form. Mean and variance are computed per call (scratch outputs). */
 static void bd_layernorm(bd_region *R, int dst, int src, float eps, int scale, int shift) {
     if (R->error[0]) return;
-    const dnnl_memory_desc_t *md = &R->values[src].md;
+    const_dnnl_memory_desc_t md = R->values[src].md;
     unsigned flags = (scale >= 0 ? dnnl_use_scale : 0) | (shift >= 0 ? dnnl_use_shift : 0);
-    dnnl_layer_normalization_desc_t desc;
-    BD_TRY(R, dnnl_layer_normalization_forward_desc_init(&desc, dnnl_forward_inference, md,
-                                                         NULL, eps, flags));
+    int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    bd_create(R, &prim, &desc, NULL, &pd);
-    if (R->error[0]) return;
-    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, R->values[src].mem},
-                               {DNNL_ARG_DST, R->values[dst].mem}};
+    BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,
+              dnnl_layer_normalization_forward_primitive_desc_create(
+                  &pd, R->eng, dnnl_forward_inference, md, md, NULL, eps, flags, attr_));
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, R->values[src].mem}, {DNNL_ARG_DST, NULL}};
     int nargs = 2;
     const int stat_args[2] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-    for (int k = 0; k < 2; ++k) { /* inference may still write the statistics */
-        const dnnl_memory_desc_t *stat = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 1 + k);
-        if (stat == NULL || stat->ndims == 0) continue;
+    for (int k = 0; pd && k < 2; ++k) { /* inference may still write the statistics */
+        const_dnnl_memory_desc_t stat = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 1 + k);
+        if (bd_ndims(stat) == 0) continue;
         int t = bd_temp(R);
         bd_alloc(R, t, stat);
         args[nargs].arg = stat_args[k];
         args[nargs++].memory = R->values[t].mem;
     }
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
     if (scale >= 0) {
         args[nargs].arg = DNNL_ARG_SCALE;
         args[nargs++].memory = R->values[scale].mem;
@@ -672,7 +758,7 @@ static void bd_layernorm(bd_region *R, int dst, int src, float eps, int scale, i
         args[nargs].arg = DNNL_ARG_SHIFT;
         args[nargs++].memory = R->values[shift].mem;
     }
-    bd_step_add(R, prim, nargs, args);
+    bd_finish(R, pd, dst, -1, 0, nargs, args);
 }
 
 /* Concatenation of `n` values (n < BD_MAX_ARGS) along logical dim `axis`; the result
@@ -683,43 +769,41 @@ static void bd_concat(bd_region *R, int dst, int axis, int n, const int *srcs) {
         bd_fail(R, "concat of too many tensors");
         return;
     }
-    dnnl_memory_desc_t mds[BD_MAX_ARGS];
+    const_dnnl_memory_desc_t mds[BD_MAX_ARGS];
     for (int i = 0; i < n; ++i) mds[i] = R->values[srcs[i]].md;
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t prim;
-    BD_TRY(R, dnnl_concat_primitive_desc_create(&pd, NULL, n, axis, mds, NULL, R->eng));
-    BD_TRY(R, dnnl_primitive_create(&prim, pd));
-    bd_alloc(R, dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-    dnnl_primitive_desc_destroy(pd);
-    if (R->error[0]) return;
+    dnnl_primitive_desc_t pd = NULL;
+    BD_PD(R, &pd, dnnl_concat_primitive_desc_create(&pd, R->eng, NULL, n, axis, mds, NULL));
     dnnl_exec_arg_t args[BD_MAX_ARGS];
     for (int i = 0; i < n; ++i) {
         args[i].arg = DNNL_ARG_MULTIPLE_SRC + i;
         args[i].memory = R->values[srcs[i]].mem;
     }
     args[n].arg = DNNL_ARG_DST;
-    args[n].memory = R->values[dst].mem;
-    bd_step_add(R, prim, n + 1, args);
+    args[n].memory = NULL;
+    bd_finish(R, pd, dst, -1, 0, n + 1, args);
 }
 
 /* A transpose: dst dim i is src dim perm[i] (linalg.transpose), one reorder into a
  * plain buffer viewed in src's dim order. */
 static void bd_transpose(bd_region *R, int dst, int src, const int *perm) {
     if (R->error[0]) return;
-    const dnnl_memory_desc_t *smd = &R->values[src].md;
-    int nd = smd->ndims;
+    const_dnnl_memory_desc_t smd = R->values[src].md;
+    int nd = bd_ndims(smd);
+    const dnnl_dim_t *sdims = bd_dims(smd);
     dnnl_dim_t dims[DNNL_MAX_NDIMS];
-    for (int i = 0; i < nd; ++i) dims[i] = smd->dims[perm[i]];
-    dnnl_memory_desc_t md, view;
-    bd_md(R, &md, nd, dims, bd_plain_tag(nd));
-    bd_alloc(R, dst, &md);
+    for (int i = 0; i < nd; ++i) dims[i] = sdims[perm[i]];
+    const_dnnl_memory_desc_t md = bd_md(R, nd, dims, bd_plain_tag(nd));
+    if (R->error[0]) return;
+    bd_alloc(R, dst, md);
     if (R->error[0]) return;
     void *data = NULL;
+    dnnl_memory_desc_t view = NULL;
     BD_TRY(R, dnnl_memory_get_data_handle(R->values[dst].mem, &data));
-    BD_TRY(R, dnnl_memory_desc_permute_axes(&view, &md, perm));
+    BD_TRY(R, dnnl_memory_desc_permute_axes(&view, md, perm));
+    if (bd_keep(R, view) == NULL) return;
     dnnl_memory_t viewed;
-    BD_TRY(R, bd_mem_create(R, &viewed, &view, R->eng, data));
-    bd_reorder_step(R, R->values[src].mem, smd, viewed, &view);
+    BD_TRY(R, bd_mem_create(R, &viewed, view, data));
+    bd_reorder_step(R, R->values[src].mem, smd, viewed, view);
 }
 
 /* A constant pad: `src` copied into the interior of a buffer filled with `value`. */
@@ -727,19 +811,21 @@ static void bd_pad(bd_region *R, int dst, int src, const dnnl_dim_t *dst_dims,
                    const dnnl_dim_t *low, float value) {
     if (R->error[0]) return;
     int p = bd_plain(R, src);
-    int nd = R->values[p].md.ndims;
-    dnnl_memory_desc_t md, sub;
-    bd_md(R, &md, nd, dst_dims, bd_plain_tag(nd));
-    bd_alloc(R, dst, &md);
+    int nd = bd_ndims(R->values[p].md);
+    const_dnnl_memory_desc_t md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
+    if (R->error[0]) return;
+    bd_alloc(R, dst, md);
     if (R->error[0]) return;
     float *data = NULL;
     BD_TRY(R, dnnl_memory_get_data_handle(R->values[dst].mem, (void **)&data));
-    size_t n = dnnl_memory_desc_get_size(&md) / sizeof(float);
+    size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
     for (size_t i = 0; i < n; ++i) data[i] = value; /* the interior is overwritten per call */
-    BD_TRY(R, dnnl_memory_desc_init_submemory(&sub, &md, R->values[p].md.dims, low));
+    dnnl_memory_desc_t sub = NULL;
+    BD_TRY(R, dnnl_memory_desc_create_submemory(&sub, md, bd_dims(R->values[p].md), low));
+    if (bd_keep(R, sub) == NULL) return;
     dnnl_memory_t interior; /* the interior of the same buffer */
-    BD_TRY(R, bd_mem_create(R, &interior, &sub, R->eng, data));
-    bd_reorder_step(R, R->values[p].mem, &R->values[p].md, interior, &sub);
+    BD_TRY(R, bd_mem_create(R, &interior, sub, data));
+    bd_reorder_step(R, R->values[p].mem, R->values[p].md, interior, sub);
 }
 
 /* One call: binds the buffers, runs every step. Returns 0, or -1 with `R->error`. */

@@ -124,6 +124,14 @@ def _entries() -> dict[str, ZooEntry]:
         ZooEntry("squeezenet", "onnx", "SqueezeNet 1.0 (onnx)", onnx_models.squeezenet, 1e-5),
         ZooEntry("resnet50", "onnx", "ResNet-50 (onnx)", onnx_models.resnet50, 1e-4, slow=True),
         ZooEntry(
+            "inception_v1",
+            "onnx",
+            "Inception v1 / GoogLeNet (onnx)",
+            onnx_models.inception_v1,
+            1e-4,
+            slow=True,
+        ),
+        ZooEntry(
             "bert_tiny",
             "torch",
             "HF BERT 2 layers, hidden 128, seq 32",

@@ -117,3 +117,7 @@ def squeezenet(work_dir: Path) -> Instance:
 
 def resnet50(work_dir: Path) -> Instance:
     return light_instance("resnet50", work_dir)
+
+
+def inception_v1(work_dir: Path) -> Instance:
+    return light_instance("inception_v1", work_dir)

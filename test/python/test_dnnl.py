@@ -137,9 +137,9 @@ def only(calls: list[Call], fn: str) -> list[Call]:
 
 
 def activation_tag(compiled: Compiled, region: str = "dnnl.main_0") -> str:
-    """The activation format a region asks oneDNN for (``bd_new``'s last argument)."""
+    """The activation format a region asks oneDNN for (``bd_new``'s 6th argument)."""
     source = payload_files(compiled, region)["region.c"].decode()
-    m = re.search(r"bd_new\(.*, (\w+)\);", source)
+    m = re.search(r"bd_new\(.*, (\w+), \w+\);", source)
     assert m is not None, source
     return m.group(1)
 
