@@ -63,24 +63,42 @@ def _distribution_file(distribution: str, suffix: str) -> Path | None:
     return None
 
 
+def _override(variable: str) -> Path | None:
+    """The path in environment variable ``variable``, checked to exist, or None if unset."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.exists():
+        raise DnnlError(f"{variable}={value}: no such file or directory")
+    return path
+
+
 def library_path() -> Path:
     """oneDNN 3's shared library from the ``onednn-cpu-gomp`` wheel.
+
+    ``BYOC_ONEDNN_LIBRARY`` (a ``libdnnl.so.3``) overrides it, e.g. for another oneDNN 3
+    build; its headers then come from ``BYOC_ONEDNN_INCLUDE``.
 
     Raises:
         DnnlError: the wheel is not installed (the message says how to install it).
     """
-    path = _distribution_file(ONEDNN, "/libdnnl.so.3")
+    path = _override("BYOC_ONEDNN_LIBRARY") or _distribution_file(ONEDNN, "/libdnnl.so.3")
     if path is None:
         raise DnnlError(f"oneDNN 3 is not installed in this Python environment ({INSTALL_HINT})")
     return path
 
 
 def include_dir() -> Path:
-    """The directory holding ``oneapi/dnnl/dnnl.h`` from ``onednn-devel-cpu-gomp``.
+    """The directory holding ``oneapi/dnnl/dnnl.h`` from ``onednn-devel-cpu-gomp``
+    (or ``BYOC_ONEDNN_INCLUDE``).
 
     Raises:
         DnnlError: the headers are not installed.
     """
+    directory = _override("BYOC_ONEDNN_INCLUDE")
+    if directory is not None:
+        return directory
     header = _distribution_file(ONEDNN_DEVEL, "include/oneapi/dnnl/dnnl.h")
     if header is None:
         raise DnnlError(f"oneDNN 3's headers are not installed ({INSTALL_HINT})")
