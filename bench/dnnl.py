@@ -1,20 +1,23 @@
 """IREE alone, byoc_mlir with the ``dnnl`` backend, and onnxruntime on the same models.
 
-    python bench/dnnl.py               # resnet50, resnet18, mobilenet_v2, bert_mini
+    python bench/dnnl.py     # resnet50 resnet18 mobilenet_v2 inception_v1 squeezenet
+                             # bert_mini transformer bert_tiny
     python bench/dnnl.py --models resnet50,resnet18 --runs 20
 
 Per zoo model (`byoc_mlir.zoo`; batch 1, 2 threads everywhere), milliseconds per
 inference (median of ``--runs`` calls after one warm-up call) for
 
-- **IREE default**: the host-only build with only the target flags
-  (``--iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu``,
-  and IREE's default generic CPU named explicitly);
 - **IREE best**: the host-only build with the driver's `BEST_CPU_FLAGS`
   (``target-cpu=host``, im2col for convs, ``-O3``, data tiling) — the baseline;
 - **dnnl**: ``byoc_mlir.compile(model, ["dnnl"])`` (IREE best flags for the rest), with
   compute ops offloaded / total from the report's summary and, below the table, the
   time per inference spent in each dnnl region (``byoc_mlir.codegen.dnnl_runtime``'s
   profile over the timed calls);
+- **dnnl tuned**: the same with ``tune=True`` (``byoc-compile --tune``: each region
+  timed on the host and on oneDNN here, the faster kept, then the whole model against
+  host-only);
+- **dnnl bf16**: the same as dnnl with the backend option ``precision=bf16`` (oneDNN's
+  bf16 fpmath mode);
 - **onnxruntime**: CPU execution provider, ``intra_op_num_threads=2``; ONNX models as
   they are, torch models exported with ``torch.onnx.export(dynamo=False)`` (the
   TorchScript exporter: works offline and needs no onnxscript);
@@ -38,7 +41,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,28 +52,31 @@ from byoc_mlir import CompileOptions, compile, frontends, report, zoo
 from byoc_mlir.driver import BEST_CPU_FLAGS
 from byoc_mlir.frontends import Source
 
-MODELS = ("resnet50", "resnet18", "mobilenet_v2", "bert_mini")
-"""The models issue 6 measures (zoo entries)."""
-
-DEFAULT_FLAGS = (
-    "--iree-hal-target-device=local",
-    "--iree-hal-local-target-device-backends=llvm-cpu",
-    # IREE's default CPU, said explicitly: unset, it warns on every compile (a page).
-    "--iree-llvmcpu-target-cpu=generic",
+MODELS = (
+    "resnet50",
+    "resnet18",
+    "mobilenet_v2",
+    "inception_v1",
+    "squeezenet",
+    "bert_mini",
+    "transformer",
+    "bert_tiny",
 )
-"""IREE with no tuning: just the CPU target (what ``iree-compile`` needs at least)."""
+"""The models issues 6 and 14 measure (zoo entries)."""
 
 COLUMNS = (
     "model",
-    "IREE default ms",
     "IREE best ms",
     "dnnl ms",
     "dnnl offloaded",
+    "dnnl tuned ms",
+    "dnnl bf16 ms",
     "onnxruntime ms",
-    "x best: dnnl",
-    "x best: ort",
-    "err best",
+    "dnnl / ort",
+    "tuned / best",
+    "bf16 / ort",
     "err dnnl",
+    "err bf16",
     "err ort",
 )
 
@@ -263,38 +269,43 @@ def bench_model(
         row = [name, cell(failed, ms, True), *["-"] * (len(COLUMNS) - 2)]
         return row, [f"{name}: {failed.failure}"], failed
     best = CompileOptions(cache_dir=None, threads=threads)
-    default = CompileOptions(cache_dir=None, threads=threads, iree_flags=DEFAULT_FLAGS)
-    variants = [
-        prepare("IREE default", iree_variant(source, inst, entry, ["none"], default, work / "a")),
-        prepare("IREE best", iree_variant(source, inst, entry, ["none"], best, work / "b")),
-    ]
+    tuned = replace(best, tune=True)
+    bf16 = replace(best, backend_options={"dnnl": {"precision": "bf16"}})
+    variants = [prepare("IREE best", iree_variant(source, inst, entry, ["none"], best, work / "b"))]
     profiler, unavailable = dnnl_runtime()
-    if unavailable is not None:
-        variants.append(Variant("dnnl", Measured(failure=f"dnnl: unavailable ({unavailable})")))
-    else:
+    dnnl_variants = (("dnnl", best, "c"), ("dnnl tuned", tuned, "d"), ("dnnl bf16", bf16, "e"))
+    for label, options, folder in dnnl_variants:
+        if unavailable is not None:
+            variants.append(Variant(label, Measured(failure=f"dnnl: unavailable ({unavailable})")))
+            continue
         variants.append(
-            prepare("dnnl", iree_variant(source, inst, entry, ["dnnl"], best, work / "c"))
+            prepare(label, iree_variant(source, inst, entry, ["dnnl"], options, work / folder))
         )
-        variants[-1].profiler = profiler
+        if label == "dnnl":
+            variants[-1].profiler = profiler
     variants.append(prepare("onnxruntime", ort_variant(inst, entry, work, name, threads)))
     time_each(variants, runs)
-    a, b, c, d = (v.result for v in variants)
+    b, c, t, h, d = (v.result for v in variants)
     for v in variants:
         v.close()
     row = [
         name,
-        cell(a, ms, True),
         cell(b, ms, True),
         cell(c, ms, True),
         cell(c, lambda m: m.offloaded or "-"),
+        cell(t, ms, True),
+        cell(h, ms, True),
         cell(d, ms, True),
-        cell(c, lambda m: ratio(m, b)),
-        cell(d, lambda m: ratio(m, b)),
-        cell(b, err),
+        cell(c, lambda m: ratio(m, d)),
+        cell(t, lambda m: ratio(m, b)),
+        cell(h, lambda m: ratio(m, d)),
         cell(c, err),
+        cell(h, err),
         cell(d, err),
     ]
     notes = [f"{name} {v.name}: {v.result.failure}" for v in variants if v.result.failure]
+    if t.failure is None and t.offloaded:
+        notes.append(f"{name} dnnl tuned: {t.offloaded} offloaded")
     return row, notes, c
 
 

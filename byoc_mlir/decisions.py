@@ -36,6 +36,15 @@ class RegionEntry:
     route: str | None = None
     artifact: str | None = None
     status: str = "partitioned"
+    timing: dict[str, Any] | None = None  # measured placement (--tune): see byoc_mlir.tune
+
+
+def _region_json(entry: RegionEntry) -> dict[str, Any]:
+    """A region's report entry; ``timing`` only where measured (a tuned build)."""
+    data = asdict(entry)
+    if data["timing"] is None:
+        del data["timing"]
+    return data
 
 
 @dataclass
@@ -161,7 +170,7 @@ class DecisionLog:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "version": VERSION,
-            "regions": [asdict(r) for r in self.regions],
+            "regions": [_region_json(r) for r in self.regions],
             "host_ops": [asdict(h) for h in self.host_ops],
         }
         if self.ops:

@@ -44,12 +44,13 @@ from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
-from byoc_mlir.host_compile import compile_host, iree, one_line, put_back
+from byoc_mlir.host_compile import compile_host, iree, keep_original, one_line, put_back
 from byoc_mlir.normalise import normalise
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
 from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, PARAMETERS, Compiled, spec_json
+from byoc_mlir.tune import tune_regions, whole_model_check
 
 BEST_CPU_FLAGS = (
     "--iree-hal-target-device=local",
@@ -92,6 +93,9 @@ class CompileOptions:
             that prepack weights (``dnnl``) cannot take convolutions reading them.
         parameters: a parameter file (``.irpa``, scope ``model``) that an ``.mlir`` model's
             ``#stream.parameter.named`` globals read; copied into the bundle.
+        tune: measured placement: time every offloaded runtime-route region on the host
+            and on its backend, here, and keep the faster (see `byoc_mlir.tune`); the
+            times go to the report and the saved plan. Ignored when replaying a plan.
     """
 
     partition: PartitionOptions = field(default_factory=PartitionOptions)
@@ -109,6 +113,7 @@ class CompileOptions:
     parameters: str | Path | None = None
     demote_f64: bool = False
     bind_inputs: Mapping[str, Any] | None = None
+    tune: bool = False
 
     @property
     def phase_flags(self) -> list[str]:
@@ -190,7 +195,8 @@ def _compile_to(
 ) -> Compiled:
     """Builds the bundle in a staging directory beside ``final`` and publishes it there."""
     staging = _staging_dir(final)
-    progress = Progress(options.progress, steps=3 if chosen else 2)
+    steps = (4 if options.tune else 3) if chosen else 2
+    progress = Progress(options.progress, steps=steps)
     try:
         loaded = frontends.load(
             model,
@@ -263,7 +269,7 @@ def _build_bundle(
         outputs = _as_declared(outputs, declared[1], notes)
     log = DecisionLog(notes=notes)
     served: list[dict[str, Any]] = []
-    originals: dict[str, str] = {}
+    originals: dict[str, ir.Operation] = {}
     plan: Plan | None = None
     with context, ir.Location.unknown():
         if backends:
@@ -279,30 +285,51 @@ def _build_bundle(
             # each offloaded region against.
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
             served = _codegen_all(module_op, log, options, bundle, originals, progress)
+            if options.tune and options.plan is None and served:
+                progress.begin("tune")
+                payloads = {_served_name(s): (bundle / s["payload"]).read_bytes() for s in served}
+                timings = tune_regions(module_op, log, served, originals, payloads, flags)
+                if plan is not None:
+                    plan.apply_tuning({n: t.to_json() for n, t in timings.items()})
+            elif options.plan is not None:
+                log.notes += _replayed_timings(options.plan)
         progress.begin("IREE compile")
         # A region the host module cannot take goes back (found by bisection), so a
         # backend never fails a model that host-only compiles.
         vmfb = compile_host(module_op, log, flags, originals, options.fallback)
         served = _still_served(served, originals, bundle)
-        # What IREE compiled (after codegen rewriting): for inspection and lit tests.
-        (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
-        log.refresh_host_ops(module_op)
-    (bundle / "module.vmfb").write_bytes(vmfb)
-    (bundle / "report.json").write_text(log.dumps())
-    manifest = {
-        "version": BUNDLE_VERSION,
-        "entry": entry,
-        "module": "module.vmfb",
-        "inputs": [spec_json(s) for s in inputs],
-        "outputs": [spec_json(s) for s in outputs],
-        "served": served,
-        "backends": [b.name for b in backends],
-        "iree_flags": flags,
-        "source": "source.mlir",
-    }
-    if parameters is not None:
-        manifest["parameters"] = {"file": parameters.name, "scope": PARAMS_SCOPE}
-    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+        def write(vmfb: bytes, served: list[dict[str, Any]]) -> None:
+            # What IREE compiled (after codegen rewriting): for inspection and lit tests.
+            (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
+            log.refresh_host_ops(module_op)
+            (bundle / "module.vmfb").write_bytes(vmfb)
+            (bundle / "report.json").write_text(log.dumps())
+            manifest = {
+                "version": BUNDLE_VERSION,
+                "entry": entry,
+                "module": "module.vmfb",
+                "inputs": [spec_json(s) for s in inputs],
+                "outputs": [spec_json(s) for s in outputs],
+                "served": served,
+                "backends": [b.name for b in backends],
+                "iree_flags": flags,
+                "source": "source.mlir",
+            }
+            if parameters is not None:
+                manifest["parameters"] = {"file": parameters.name, "scope": PARAMS_SCOPE}
+            (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+        write(vmfb, served)
+        if options.tune and options.plan is None and originals:
+            host_only = whole_model_check(bundle, module_op, log, originals, flags)
+            if host_only is not None:
+                vmfb, moved = host_only
+                if plan is not None:
+                    plan.apply_tuning({n: log.region(n).timing or {} for n in moved})
+                write(vmfb, _still_served(served, originals, bundle))
+            else:  # kept as built: the report gains the whole-model times
+                (bundle / "report.json").write_text(log.dumps())
     return plan
 
 
@@ -359,12 +386,12 @@ def _codegen_all(
     log: DecisionLog,
     options: CompileOptions,
     bundle: Path,
-    originals: dict[str, str],
+    originals: dict[str, ir.Operation],
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Runs every region's hook; applies its route or falls back. Returns served regions.
 
-    ``originals`` receives each offloaded region's original function text, so a failure
+    ``originals`` receives a copy of each offloaded region's original function, so a failure
     found later (IREE cannot link the artifact) can still put it back on the host.
     """
     cache = ArtifactCache(options.cache_dir)
@@ -378,7 +405,7 @@ def _codegen_all(
         if backend.codegen is None:
             entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
             continue
-        original = func.get_asm()
+        original = keep_original(func)
         try:
             route, artifact_file, serve = _codegen_region(
                 module_op, func, view, backend, options, cache, bundle
@@ -474,13 +501,28 @@ def _check_loads(backend: Backend, payload: bytes) -> None:
         raise ByocError(f"{backend.name}'s runtime cannot load its payload: {err}") from None
 
 
+def _served_name(serve: dict[str, Any]) -> str:
+    """The region name of a served region's manifest entry."""
+    return f"{serve['backend']}.{serve['function']}"
+
+
+def _replayed_timings(plan_path: str | Path) -> list[str]:
+    """Notes carrying a tuned plan's measured times into the replayed build's report."""
+    tuned = load_plan(plan_path).tuned
+    return [
+        f"placement of {label} measured when the plan was made: host {t.get('host_ms')} ms, "
+        f"{t.get('backend')} {t.get('backend_ms')} ms, kept on {t.get('kept')}"
+        for label, t in tuned.items()
+    ]
+
+
 def _still_served(
-    served: list[dict[str, Any]], originals: dict[str, str], bundle: Path
+    served: list[dict[str, Any]], originals: dict[str, ir.Operation], bundle: Path
 ) -> list[dict[str, Any]]:
     """The served regions that stayed offloaded; the payloads of the others are deleted."""
     kept = []
     for serve in served:
-        if f"{serve['backend']}.{serve['function']}" in originals:
+        if _served_name(serve) in originals:
             kept.append(serve)
         else:
             (bundle / serve["payload"]).unlink(missing_ok=True)

@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from iree.compiler import CompilerToolError, compile_str, ir
 
 from byoc_mlir import _compat
-from byoc_mlir.codegen import linked
 from byoc_mlir.codegen.hook import c_identifier
 from byoc_mlir.decisions import DecisionLog
+from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.guard_data_tiling import data_tiling_on, guard_data_tiling
@@ -52,8 +52,13 @@ def one_line(err: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
-def put_back(module_op: ir.Operation, name: str, original: str, reason: str) -> None:
-    """Restores a region's original function (if rewritten) and inlines it back."""
+def put_back(module_op: ir.Operation, name: str, original: ir.Operation, reason: str) -> None:
+    """Restores a region's original function (if rewritten) and inlines it back.
+
+    ``original`` is a detached copy of the function as outlined (`keep_original`), in
+    the module's context: cloned back, its ``dense_resource`` weights still name the
+    context's blobs (text parsed again would declare new, empty ones).
+    """
     body = _compat.module_body(module_op)
     current = None
     exe_name = f"{c_identifier(name)}_exe"
@@ -66,9 +71,18 @@ def put_back(module_op: ir.Operation, name: str, original: str, reason: str) -> 
             current = op
         elif sym == exe_name and op.name == "stream.executable":
             op.erase()
-    if current is not None and current.get_asm() != original:
-        linked._splice(module_op, current, "module {\n" + original + "\n}")
+    if current is not None and current.get_asm() != original.get_asm():
+        restored = original.clone(ir.InsertionPoint(current))
+        for attr in (byoc.TARGET, byoc.REGION, byoc.COMPOSITES):
+            if attr in current.attributes:
+                restored.attributes[attr] = current.attributes[attr]
+        current.erase()
     inline_region(module_op, name, reason)
+
+
+def keep_original(func: ir.Operation) -> ir.Operation:
+    """A detached copy of an outlined function, for `put_back`."""
+    return func.clone(None)
 
 
 RETRY_WITHOUT = ("--iree-global-opt-use-im2col-for-convs", "--iree-opt-level=O3")
@@ -84,7 +98,7 @@ def compile_host(
     module_op: ir.Operation,
     log: DecisionLog,
     flags: Sequence[str],
-    originals: dict[str, str],
+    originals: dict[str, ir.Operation],
     fallback: bool,
 ) -> bytes:
     """Compiles the host module; regions it cannot take go back to the host (see above).
@@ -138,7 +152,7 @@ def _compile_sending_back(
     module_op: ir.Operation,
     log: DecisionLog,
     flags: Sequence[str],
-    originals: dict[str, str],
+    originals: dict[str, ir.Operation],
     fallback: bool,
 ) -> bytes:
     flags = ["--compile-from=input", *flags]
@@ -206,7 +220,11 @@ def culprits(names: Sequence[str], compiles: Callable[[frozenset[str]], bool]) -
 
 
 def _back(
-    module_op: ir.Operation, log: DecisionLog, originals: dict[str, str], name: str, reason: str
+    module_op: ir.Operation,
+    log: DecisionLog,
+    originals: dict[str, ir.Operation],
+    name: str,
+    reason: str,
 ) -> None:
     put_back(module_op, name, originals.pop(name), reason)
     log.fall_back(name, reason)
@@ -215,7 +233,7 @@ def _back(
 def _compile_keeping(
     text: str,
     kept: frozenset[str],
-    originals: dict[str, str],
+    originals: dict[str, ir.Operation],
     flags: list[str],
     context: ir.Context,
 ) -> bytes | None:

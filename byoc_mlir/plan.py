@@ -53,6 +53,14 @@ Per op (every compute op of every partitionable function; all fields required ex
     What the op is (name, recognised kind, result types); checked against the model.
 ``location``
     Where the op is in the source, for humans.
+
+Optional, written by a tuned build (``--tune``, see `byoc_mlir.tune`):
+
+``tuned``
+    Per region label: ``{"backend", "backend_ms", "host_ms", "kept"}``, the times
+    measured when the plan was made. The ops of a region kept on the host already say
+    ``"backend": null``, so replay places them there without timing; the times are for
+    reading (and are carried into the replayed build's report notes).
 """
 
 from __future__ import annotations
@@ -105,6 +113,8 @@ class Plan:
     ops: list[PlanOp] = field(default_factory=list)
     source: str = "<plan>"
     """Where the plan was read from (for messages and host reasons)."""
+    tuned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Measured placement, by region label (see ``tuned`` above)."""
 
     @staticmethod
     def from_records(records: Sequence[OpRecord], backends: Sequence[str]) -> Plan:
@@ -117,13 +127,24 @@ class Plan:
             fingerprint(signature(o.id, o.op, o.kind, o.types) for o in ops), [*backends], ops
         )
 
+    def apply_tuning(self, timings: dict[str, dict[str, Any]]) -> None:
+        """Records measured placement: regions kept on the host lose their backend."""
+        for label, timing in timings.items():
+            self.tuned.setdefault(label, {}).update(timing)
+            if timing.get("kept") == "host":
+                for o in self.ops:
+                    if o.region == label:
+                        o.backend = o.region = o.composite = None
+
     def dumps(self) -> str:
-        head = {
+        head: dict[str, Any] = {
             "version": VERSION,
             "about": ABOUT,
             "fingerprint": self.fingerprint,
             "backends": self.backends,
         }
+        if self.tuned:
+            head["tuned"] = self.tuned
         lines = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
         ops = ",\n".join("    " + json.dumps(asdict(o)) for o in self.ops)
         return "{\n" + "\n".join(lines) + '\n  "ops": [\n' + ops + "\n  ]\n}\n"
@@ -195,7 +216,7 @@ def load_plan(path: str | Path) -> Plan:
             f"(valid: {VERSION}); save the plan again with this byoc_mlir",
             where,
         )
-    known = {"version", "about", "fingerprint", "backends", "ops"}
+    known = {"version", "about", "fingerprint", "backends", "ops", "tuned"}
     _no_unknown(data, known, "the plan", where)
     fp = _field(data, "fingerprint", str, "a string", "the plan", where)
     backends = _field(data, "backends", list, "a list of backend names", "the plan", where)
@@ -229,7 +250,10 @@ def load_plan(path: str | Path) -> Plan:
                 where,
             )
         ops.append(op)
-    return Plan(fp, list(backends), ops, where)
+    tuned = data.get("tuned", {})
+    if not isinstance(tuned, dict) or not all(isinstance(t, dict) for t in tuned.values()):
+        raise ByocError('"tuned" must be an object of region label -> timing object', where)
+    return Plan(fp, list(backends), ops, where, tuned)
 
 
 def _no_unknown(obj: dict[str, Any], known: set[str], what: str, where: str) -> None:

@@ -67,23 +67,32 @@ def _vendor_module(
     backend = registry.get(backend_name)
     if backend.runtime is None:
         raise ByocError(f"backend '{backend_name}' has runtime-route regions but no runtime")
-
-    class Served:  # the VM module's state object; one per context
-        def __init__(self, iface: Any) -> None:
-            self.iface = iface
-
-    iface = rt.PyModuleInterface(backend_name, Served)
+    loaded = []
     for region in regions:
         try:
             payload = (root / region.payload).read_bytes()
         except OSError as err:
             raise ByocError(f"bundle {root}: payload {region.payload} unreadable: {err}") from None
         try:
-            fn = backend.runtime(payload)
+            loaded.append((region, backend.runtime(payload)))
         except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
             raise ByocError(
                 f"bundle {root}: payload {region.payload} of {backend_name} cannot be loaded: {err}"
             ) from None
+    return serving_module(rt, backend_name, loaded, device)
+
+
+def serving_module(
+    rt: Any, module_name: str, regions: Sequence[tuple[ServedRegion, Any]], device: Any
+) -> Any:
+    """The VM module ``module_name`` exporting each region's callable (numpy in, out)."""
+
+    class Served:  # the VM module's state object; one per context
+        def __init__(self, iface: Any) -> None:
+            self.iface = iface
+
+    iface = rt.PyModuleInterface(module_name, Served)
+    for region, fn in regions:
         iface.export(
             region.function,
             calling_convention(len(region.inputs), len(region.outputs)),

@@ -6,6 +6,7 @@
     byoc-compile model.mlir --backend none -o out/                          # host only
     byoc-compile model.mlir --backend ccompiler --save-plan plan.json -o out/
     byoc-compile model.mlir --plan plan.json -o out/          # replay an (edited) plan
+    byoc-compile model.onnx --backend dnnl --tune -o out/     # keep each region where faster
 
 The bundle holds ``module.vmfb``, the vendor artifacts it needs, ``report.json`` (the
 decision log) and ``bundle.json``; ``byoc-run out/`` runs it from anywhere.
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan",
         metavar="FILE",
         help="replay a placement plan (from --save-plan, maybe edited) instead of partitioning",
+    )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="time each offloaded region on the host and on its backend, here, and keep the "
+        "faster (times in the report and the saved plan)",
     )
     p.add_argument("--min-size", type=int, default=1, help="smallest region kept (ops)")
     p.add_argument("--max-size", type=int, default=0, help="largest region (ops; 0 = no limit)")
@@ -150,6 +157,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         externalize_params=args.externalize_params,
         parameters=args.parameters,
         demote_f64=args.demote_f64,
+        tune=args.tune,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)

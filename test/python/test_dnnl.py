@@ -771,3 +771,27 @@ def test_zoo_model_matches_its_reference(name: str, tmp_path: Path) -> None:
         assert not host & {"linalg.matmul", "linalg.batch_matmul"}, host
     entry.check(c(*inst.inputs), inst.expected)
     c.close()
+
+
+def test_a_region_with_resource_weights_goes_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch weights are dense_resource blobs: a dnnl region (weights moved in) that the
+    # host module cannot take goes back with its weights' data, not renamed empty blobs.
+    from byoc_mlir import host_compile
+
+    real = host_compile.iree
+
+    def iree(source: str | bytes, args: list[str], what: str) -> bytes:
+        text = source if isinstance(source, str) else source.decode()
+        if "--compile-from=input" in args and "call @dnnl.main_0" in text:
+            raise ByocError(f"IREE failed to {what}: error: injected fault")
+        return real(source, args, what)
+
+    monkeypatch.setattr(host_compile, "iree", iree)
+    model = seeded(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1))).eval()
+    x = randn(1, 3, 10, 10)
+    c = build(model, x, out_dir=tmp_path / "b")
+    (region,) = c.report["regions"]
+    assert region["status"].startswith("fallback: the host module does not compile")
+    np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)

@@ -4,6 +4,8 @@ per-region tests: an add -> tanh -> add model whose two adds any toy backend tak
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from byoc_mlir import Backend, CompileOptions
@@ -76,6 +78,7 @@ class Toy:
     def __init__(self, name: str, behaviour: str):
         self.calls = 0
         self.behaviour = behaviour
+        self.fast = False  # "slow": regions loaded while this is set answer at once
         self.backend = Backend(name, f"toy ({behaviour})", codegen=self.hook, runtime=self.runtime)
         self.backend.supports(ADD, check=tensor_types(("f32",), static=True))
 
@@ -84,7 +87,7 @@ class Toy:
         b = self.behaviour
         if b == "linked":
             return add_kernel(view)
-        if b == "runtime":
+        if b in ("runtime", "slow"):
             return RuntimeArtifact(b"add")
         if b == "raise":
             raise RuntimeError("vendor compiler exploded")
@@ -113,6 +116,8 @@ class Toy:
     def runtime(self, payload: bytes) -> object:
         if payload != b"add":
             raise ValueError(f"not a toy payload: {payload!r}")
+        if self.behaviour == "slow" and not self.fast:
+            return lambda a, b: (time.sleep(0.005), [a + b])[1]
         return lambda a, b: [a + b]
 
 
