@@ -528,7 +528,7 @@ class _Program:
         else:
             b = self._broadcast_operand(ins[1], maps[1], va)
         if alg == "dnnl_binary_div" and self.values[b].dims != va.dims:
-            # oneDNN 2.6 has no JIT kernel for a broadcast divide (softmax's row sums):
+            # oneDNN (2.6, where this was found) has no JIT kernel for a broadcast divide (softmax's row sums):
             # multiply by the reciprocal of the small operand instead
             inverse = self._new(self.values[b].dims, self.values[b].perm)
             args = [str(b), "dnnl_eltwise_pow", "1.0f", "-1.0f"]
@@ -537,7 +537,7 @@ class _Program:
         vb = self.values[b]
         if len(va.dims) > 3 and vb.dims == va.dims[:-1] + (1,) and va.perm == vb.perm:
             # A per-row broadcast of rank > 3 (softmax over heads) has no JIT kernel in
-            # oneDNN 2.6, rank 3 has: run it on rank-3 views of both operands.
+            # oneDNN 2.6, rank 3 has: run it on rank-3 views of both operands (kept for 3.2).
             rows = math.prod(va.dims[:-2])
             a = self._view(a, (rows, *va.dims[-2:]))
             b = self._view(b, (rows, va.dims[-2], 1))

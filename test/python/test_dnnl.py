@@ -1,4 +1,4 @@
-"""The ``dnnl`` backend (oneDNN 2.6) end to end: models compiled with ``["dnnl"]``, run
+"""The ``dnnl`` backend (oneDNN 3.2 from PyPI) end to end: models compiled with ``["dnnl"]``, run
 through the runtime route, and compared with torch, numpy or the host-only build.
 
 Besides numerics, each payload's generated ``region.c`` is read back (`region_calls`) to
