@@ -16,8 +16,10 @@ inference (median of ``--runs`` calls after one warm-up call) for
 - **dnnl tuned**: the same with ``tune=True`` (``byoc-compile --tune``: each region
   timed on the host and on oneDNN here, the faster kept, then the whole model against
   host-only);
-- **dnnl bf16**: the same as dnnl with the backend option ``precision=bf16`` (oneDNN's
-  bf16 fpmath mode);
+- **dnnl bf16**: the same as dnnl with the backend option ``precision=bf16``
+  (convolutions and matmuls on bf16 data, f32 accumulation; opt-in), with "top-1 bf16":
+  the rows of the first output whose largest entry (last axis) is where the framework's
+  reference has it (``same``: all; for a classifier, the predicted class);
 - **onnxruntime**: CPU execution provider, ``intra_op_num_threads=2``; ONNX models as
   they are, torch models exported with ``torch.onnx.export(dynamo=False)`` (the
   TorchScript exporter: works offline and needs no onnxscript);
@@ -78,6 +80,7 @@ COLUMNS = (
     "err dnnl",
     "err bf16",
     "err ort",
+    "top-1 bf16",
 )
 
 CELL = 70
@@ -93,6 +96,7 @@ class Measured:
     failure: str | None = None
     offloaded: str = ""
     regions: dict[str, tuple[int, float]] = field(default_factory=dict)
+    top1: str = "-"  # rows whose largest entry (last axis) is where the reference's is
 
     @property
     def ms(self) -> float | None:
@@ -180,7 +184,9 @@ def iree_variant(
     def make(v: Variant) -> None:
         compiled = compile(source.data, backends, out_dir=out_dir, options=options)
         v.close = compiled.close
-        v.result.error = entry.max_error(compiled(*inst.inputs), inst.expected)
+        outputs = compiled(*inst.inputs)
+        v.result.error = entry.max_error(outputs, inst.expected)
+        v.result.top1 = top1(outputs[0], inst.expected[0])
         if backends != ["none"]:
             summary = compiled.report.get("summary") or report.summarize(compiled.report)
             row = next((b for b in summary["backends"] if b["backend"] == backends[0]), None)
@@ -191,6 +197,15 @@ def iree_variant(
         v.run = lambda: compiled(*inst.inputs)
 
     return make
+
+
+def top1(got: Any, want: Any) -> str:
+    """How many rows (last axis) have their largest entry where the reference has it."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape or got.ndim == 0 or got.shape[-1] < 2:
+        return "-"
+    same = np.argmax(got, axis=-1) == np.argmax(want, axis=-1)
+    return "same" if same.all() else f"{int(same.sum())}/{same.size}"
 
 
 def onnx_file(inst: zoo.Instance, work: Path, name: str) -> Path:
@@ -302,6 +317,7 @@ def bench_model(
         cell(c, err),
         cell(h, err),
         cell(d, err),
+        cell(h, lambda m: m.top1),
     ]
     notes = [f"{name} {v.name}: {v.result.failure}" for v in variants if v.result.failure]
     if t.failure is None and t.offloaded:

@@ -131,10 +131,25 @@ def _run(
     return out
 
 
+def scale_of(reference: np.ndarray) -> float:
+    """The largest magnitude in ``reference`` (1.0 for an empty or all-zero one)."""
+    if not reference.size:
+        return 1.0
+    top = float(np.nanmax(np.abs(reference.astype(np.float64))))
+    return top if top > 0 else 1.0
+
+
 def check_regions(
-    bundle: str | Path, inputs: Sequence[np.ndarray], rtol: float = 1e-4, atol: float = 1e-4
+    bundle: str | Path,
+    inputs: Sequence[np.ndarray],
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+    scaled: bool = False,
 ) -> list[RegionCheck]:
-    """Runs every offloaded region of ``bundle`` alone against its host version."""
+    """Runs every offloaded region of ``bundle`` alone against its host version.
+
+    ``scaled``: ``atol`` is relative to each output's largest reference magnitude (the
+    bound for regions computing in reduced precision)."""
     bundle = Path(bundle)
     manifest, report, partitioned, host = _load(bundle)
     flags = manifest["iree_flags"]
@@ -168,7 +183,8 @@ def check_regions(
                 max_abs = max(max_abs, float(diff.max()))
                 scale = np.maximum(np.abs(want.astype(np.float64)), 1e-30)
                 max_rel = max(max_rel, float((diff / scale).max()))
-            ok = ok and bool(np.allclose(g, want, rtol=rtol, atol=atol))
+            bound = atol * scale_of(want) if scaled else atol
+            ok = ok and bool(np.allclose(g, want, rtol=rtol, atol=bound))
         checks.append(RegionCheck(name, region["backend"], region["route"], max_abs, max_rel, ok))
     return checks
 

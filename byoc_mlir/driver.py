@@ -318,6 +318,9 @@ def _build_bundle(
             }
             if parameters is not None:
                 manifest["parameters"] = {"file": parameters.name, "scope": PARAMS_SCOPE}
+            precision = _reduced_precision(options, backends)
+            if precision:  # byoc-run --check bounds the error accordingly
+                manifest["precision"] = precision
             (bundle / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
         write(vmfb, served)
@@ -499,6 +502,16 @@ def _check_loads(backend: Backend, payload: bytes) -> None:
         backend.runtime(bytes(payload))
     except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
         raise ByocError(f"{backend.name}'s runtime cannot load its payload: {err}") from None
+
+
+def _reduced_precision(options: CompileOptions, backends: Sequence[Backend]) -> dict[str, str]:
+    """Backends asked to compute below f32 (backend option ``precision``), by name."""
+    names = {b.name for b in backends}
+    return {
+        name: str(opts["precision"])
+        for name, opts in options.backend_options.items()
+        if name in names and str(opts.get("precision", "f32")) != "f32"
+    }
 
 
 def _served_name(serve: dict[str, Any]) -> str:

@@ -528,8 +528,8 @@ class _Program:
         else:
             b = self._broadcast_operand(ins[1], maps[1], va)
         if alg == "dnnl_binary_div" and self.values[b].dims != va.dims:
-            # oneDNN (2.6, where this was found) has no JIT kernel for a broadcast divide (softmax's row sums):
-            # multiply by the reciprocal of the small operand instead
+            # oneDNN (2.6, where this was found) has no JIT kernel for a broadcast divide
+            # (softmax's row sums): multiply by the reciprocal of the small operand instead
             inverse = self._new(self.values[b].dims, self.values[b].perm)
             args = [str(b), "dnnl_eltwise_pow", "1.0f", "-1.0f"]
             b = self._emit(_Step("bd_eltwise", inverse, args, fusable=False))

@@ -76,6 +76,7 @@ typedef struct {
     int nmds, md_capacity;
     dnnl_format_tag_t activation_tag; /* dnnl_format_tag_any, or e.g. dnnl_nhwc */
     dnnl_fpmath_mode_t fpmath;        /* dnnl_fpmath_mode_strict, or _bf16 (opt-in) */
+    dnnl_data_type_t compute_dt;      /* convs' and matmuls' data: f32, or bf16 with _bf16 */
     char error[512];
 } bd_region;
 
@@ -240,6 +241,10 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     R->weights = (const char *)weights;
     R->activation_tag = activation_tag;
     R->fpmath = fpmath;
+    /* bf16: convolutions and matmuls read, write and keep their weights in bf16 (f32
+     * accumulation, f32 bias); the ops between them follow their inputs; region inputs
+     * and outputs stay f32 (converted by the boundary reorders). */
+    R->compute_dt = fpmath == dnnl_fpmath_mode_bf16 ? dnnl_bf16 : dnnl_f32;
     if (!R->values || !R->reordered_from || !R->constant || !R->steps || !R->inputs ||
         !R->outputs) {
         bd_fail(R, "out of memory");
@@ -251,17 +256,35 @@ static bd_region *bd_new(int nvalues, int ninputs, int noutputs, const void *wei
     return R;
 }
 
-/* A memory descriptor for logical `dims` in format `tag` (f32), kept by the region. */
-static const_dnnl_memory_desc_t bd_md(bd_region *R, int ndims, const dnnl_dim_t *dims,
-                                      dnnl_format_tag_t tag) {
+/* A memory descriptor for logical `dims` in format `tag` of type `dt`, kept by the region. */
+static const_dnnl_memory_desc_t bd_md_dt(bd_region *R, int ndims, const dnnl_dim_t *dims,
+                                         dnnl_format_tag_t tag, dnnl_data_type_t dt) {
     dnnl_memory_desc_t md = NULL;
     if (R->error[0]) return NULL;
-    dnnl_status_t s = dnnl_memory_desc_create_with_tag(&md, ndims, dims, dnnl_f32, tag);
+    dnnl_status_t s = dnnl_memory_desc_create_with_tag(&md, ndims, dims, dt, tag);
     if (s != dnnl_success) {
         bd_status(R, s, __func__, __LINE__, "dnnl_memory_desc_create_with_tag");
         return NULL;
     }
     return bd_keep(R, md);
+}
+
+/* The same in f32 (region inputs, outputs and constants are f32). */
+static const_dnnl_memory_desc_t bd_md(bd_region *R, int ndims, const dnnl_dim_t *dims,
+                                      dnnl_format_tag_t tag) {
+    return bd_md_dt(R, ndims, dims, tag, dnnl_f32);
+}
+
+static dnnl_data_type_t bd_dt(const_dnnl_memory_desc_t md) {
+    dnnl_data_type_t dt = dnnl_f32;
+    if (md) dnnl_memory_desc_query(md, dnnl_query_data_type, &dt);
+    return dt;
+}
+
+/* A new descriptor like value `v`'s type, with `dims` in format `tag`. */
+static const_dnnl_memory_desc_t bd_md_like(bd_region *R, int v, int ndims,
+                                           const dnnl_dim_t *dims, dnnl_format_tag_t tag) {
+    return bd_md_dt(R, ndims, dims, tag, bd_dt(R->values[v].md));
 }
 
 /* Value `v`, a new buffer in format `md` (a copy of `md` is kept: it may be a query's). */
@@ -336,7 +359,14 @@ static int bd_as(bd_region *R, int v, const_dnnl_memory_desc_t md) {
 /* Value `v` in the plain (row-major) format of its logical dims. */
 static int bd_plain(bd_region *R, int v) {
     int nd = bd_ndims(R->values[v].md);
-    const_dnnl_memory_desc_t md = bd_md(R, nd, bd_dims(R->values[v].md), bd_plain_tag(nd));
+    const_dnnl_memory_desc_t md = bd_md_like(R, v, nd, bd_dims(R->values[v].md), bd_plain_tag(nd));
+    return R->error[0] ? v : bd_as(R, v, md);
+}
+
+/* Value `v` plain and of type `dt`. */
+static int bd_plain_dt(bd_region *R, int v, dnnl_data_type_t dt) {
+    int nd = bd_ndims(R->values[v].md);
+    const_dnnl_memory_desc_t md = bd_md_dt(R, nd, bd_dims(R->values[v].md), bd_plain_tag(nd), dt);
     return R->error[0] ? v : bd_as(R, v, md);
 }
 
@@ -508,7 +538,7 @@ static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const_dnnl_memory_desc_
     dnnl_primitive_desc_t pd = NULL;
     if (R->activation_tag == dnnl_format_tag_any && bd_ndims(dst_any) == 4) {
         dnnl_memory_desc_t nhwc = NULL;
-        if (dnnl_memory_desc_create_with_tag(&nhwc, 4, bd_dims(dst_any), dnnl_f32, dnnl_nhwc) ==
+        if (dnnl_memory_desc_create_with_tag(&nhwc, 4, bd_dims(dst_any), bd_dt(dst_any), dnnl_nhwc) ==
             dnnl_success) {
             pd = bd_try_layout_(R, src, w, b, nhwc, g, attr);
             dnnl_memory_desc_destroy(nhwc);
@@ -527,9 +557,11 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
     if (R->error[0]) return;
     dnnl_format_tag_t act = R->activation_tag;
     const bd_value *S = &R->values[src], *W = &R->values[w];
-    const_dnnl_memory_desc_t src_any = bd_md(R, 4, bd_dims(S->md), act);
-    const_dnnl_memory_desc_t w_any = bd_md(R, bd_ndims(W->md), bd_dims(W->md), dnnl_format_tag_any);
-    const_dnnl_memory_desc_t dst_any = bd_md(R, 4, dst_dims, act);
+    dnnl_data_type_t dt = R->compute_dt;
+    const_dnnl_memory_desc_t src_any = bd_md_dt(R, 4, bd_dims(S->md), act, dt);
+    const_dnnl_memory_desc_t w_any =
+        bd_md_dt(R, bd_ndims(W->md), bd_dims(W->md), dnnl_format_tag_any, dt);
+    const_dnnl_memory_desc_t dst_any = bd_md_dt(R, 4, dst_dims, act, dt);
     const_dnnl_memory_desc_t b_md = b >= 0 ? R->values[b].md : NULL;
     bd_geom g = {strides, pad_l, pad_r, {dilations[0] - 1, dilations[1] - 1}};
     (void)groups;
@@ -542,7 +574,9 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
     /* A region input is read in its own (plain) layout when oneDNN has a fast kernel for
      * it (the first conv of a network: 3 channels, NCHW): that saves a reorder per call. */
     dnnl_primitive_desc_t pd =
-        bd_is_input(R, src) ? bd_try_layout(R, S->md, w_any, b_md, dst_any, &g, attr) : NULL;
+        bd_is_input(R, src) && dt == dnnl_f32
+            ? bd_try_layout(R, S->md, w_any, b_md, dst_any, &g, attr)
+            : NULL;
     if (pd == NULL) BD_PD(R, &pd, bd_conv_pd(R, &pd, src_any, w_any, b_md, dst_any, &g, attr));
     dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_t prim = bd_primitive(R, pd);
@@ -591,7 +625,7 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
                     const dnnl_dim_t *pad_l, const dnnl_dim_t *pad_r, const bd_post *posts,
                     int nposts) {
     if (R->error[0]) return;
-    const_dnnl_memory_desc_t dst_any = bd_md(R, 4, dst_dims, R->activation_tag);
+    const_dnnl_memory_desc_t dst_any = bd_md_like(R, src, 4, dst_dims, R->activation_tag);
     dnnl_dim_t dil[2] = {dilations[0] - 1, dilations[1] - 1};
     int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
@@ -645,13 +679,14 @@ static void bd_binary(bd_region *R, int dst, int a, int b, dnnl_alg_kind_t alg,
 static void bd_matmul(bd_region *R, int dst, int a, int b, int b_is_const, int bias,
                       const dnnl_dim_t *dst_dims, const bd_post *posts, int nposts) {
     if (R->error[0]) return;
-    a = bd_plain(R, a);
-    if (!b_is_const) b = bd_plain(R, b);
+    dnnl_data_type_t dt = R->compute_dt;
+    a = bd_plain_dt(R, a, dt);
+    if (!b_is_const) b = bd_plain_dt(R, b, dt);
     int nd = bd_ndims(R->values[a].md);
     const_dnnl_memory_desc_t w_md =
-        b_is_const ? bd_md(R, nd, bd_dims(R->values[b].md), dnnl_format_tag_any)
+        b_is_const ? bd_md_dt(R, nd, bd_dims(R->values[b].md), dnnl_format_tag_any, dt)
                    : R->values[b].md;
-    const_dnnl_memory_desc_t dst_md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
+    const_dnnl_memory_desc_t dst_md = bd_md_dt(R, nd, dst_dims, bd_plain_tag(nd), dt);
     int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
     BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
@@ -691,7 +726,7 @@ static void bd_reshape(bd_region *R, int dst, int src, int ndims, const dnnl_dim
     if (R->error[0]) return;
     void *handle = NULL;
     BD_TRY(R, dnnl_memory_get_data_handle(R->values[p].mem, &handle));
-    R->values[dst].md = bd_md(R, ndims, dims, bd_plain_tag(ndims));
+    R->values[dst].md = bd_md_like(R, p, ndims, dims, bd_plain_tag(ndims));
     if (R->error[0]) return;
     BD_TRY(R, bd_mem_create(R, &R->values[dst].mem, R->values[dst].md, handle));
 }
@@ -703,7 +738,7 @@ static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     if (R->error[0]) return;
     int p = bd_plain(R, src);
     int nd = bd_ndims(R->values[p].md);
-    const_dnnl_memory_desc_t md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
+    const_dnnl_memory_desc_t md = bd_md_like(R, p, nd, dst_dims, bd_plain_tag(nd));
     int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
     BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,
@@ -770,13 +805,19 @@ static void bd_concat(bd_region *R, int dst, int axis, int n, const int *srcs) {
         return;
     }
     const_dnnl_memory_desc_t mds[BD_MAX_ARGS];
-    for (int i = 0; i < n; ++i) mds[i] = R->values[srcs[i]].md;
+    int vals[BD_MAX_ARGS];
+    int mixed = 0; /* sources of several types (bf16 mode): all made bf16 first */
+    for (int i = 0; i < n; ++i) mixed |= bd_dt(R->values[srcs[i]].md) != bd_dt(R->values[srcs[0]].md);
+    for (int i = 0; i < n; ++i) {
+        vals[i] = mixed ? bd_plain_dt(R, srcs[i], R->compute_dt) : srcs[i];
+        mds[i] = R->values[vals[i]].md;
+    }
     dnnl_primitive_desc_t pd = NULL;
     BD_PD(R, &pd, dnnl_concat_primitive_desc_create(&pd, R->eng, NULL, n, axis, mds, NULL));
     dnnl_exec_arg_t args[BD_MAX_ARGS];
     for (int i = 0; i < n; ++i) {
         args[i].arg = DNNL_ARG_MULTIPLE_SRC + i;
-        args[i].memory = R->values[srcs[i]].mem;
+        args[i].memory = R->values[vals[i]].mem;
     }
     args[n].arg = DNNL_ARG_DST;
     args[n].memory = NULL;
@@ -792,7 +833,7 @@ static void bd_transpose(bd_region *R, int dst, int src, const int *perm) {
     const dnnl_dim_t *sdims = bd_dims(smd);
     dnnl_dim_t dims[DNNL_MAX_NDIMS];
     for (int i = 0; i < nd; ++i) dims[i] = sdims[perm[i]];
-    const_dnnl_memory_desc_t md = bd_md(R, nd, dims, bd_plain_tag(nd));
+    const_dnnl_memory_desc_t md = bd_md_like(R, src, nd, dims, bd_plain_tag(nd));
     if (R->error[0]) return;
     bd_alloc(R, dst, md);
     if (R->error[0]) return;
@@ -812,14 +853,24 @@ static void bd_pad(bd_region *R, int dst, int src, const dnnl_dim_t *dst_dims,
     if (R->error[0]) return;
     int p = bd_plain(R, src);
     int nd = bd_ndims(R->values[p].md);
-    const_dnnl_memory_desc_t md = bd_md(R, nd, dst_dims, bd_plain_tag(nd));
+    const_dnnl_memory_desc_t md = bd_md_like(R, p, nd, dst_dims, bd_plain_tag(nd));
     if (R->error[0]) return;
     bd_alloc(R, dst, md);
     if (R->error[0]) return;
-    float *data = NULL;
-    BD_TRY(R, dnnl_memory_get_data_handle(R->values[dst].mem, (void **)&data));
-    size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
-    for (size_t i = 0; i < n; ++i) data[i] = value; /* the interior is overwritten per call */
+    void *data = NULL;
+    BD_TRY(R, dnnl_memory_get_data_handle(R->values[dst].mem, &data));
+    /* the interior is overwritten per call; the border keeps `value` */
+    if (bd_dt(md) == dnnl_bf16) {
+        unsigned int bits;
+        memcpy(&bits, &value, sizeof(bits));
+        bits += 0x7fffu + ((bits >> 16) & 1u); /* round to nearest even */
+        unsigned short half = (unsigned short)(bits >> 16);
+        size_t n = dnnl_memory_desc_get_size(md) / sizeof(half);
+        for (size_t i = 0; i < n; ++i) ((unsigned short *)data)[i] = half;
+    } else {
+        size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
+        for (size_t i = 0; i < n; ++i) ((float *)data)[i] = value;
+    }
     dnnl_memory_desc_t sub = NULL;
     BD_TRY(R, dnnl_memory_desc_create_submemory(&sub, md, bd_dims(R->values[p].md), low));
     if (bd_keep(R, sub) == NULL) return;

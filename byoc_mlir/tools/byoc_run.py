@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from byoc_mlir import dtypes
+from byoc_mlir.bisect import scale_of
 from byoc_mlir.errors import ByocError
 from byoc_mlir.runtime import Compiled
 from byoc_mlir.tools.common import run_tool
@@ -41,9 +42,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --check: run each offloaded region alone on its real inputs against its "
         "host version and name the first one that differs",
     )
-    p.add_argument("--rtol", type=float, default=1e-4, help="--check: relative tolerance")
-    p.add_argument("--atol", type=float, default=1e-4, help="--check: absolute tolerance")
+    p.add_argument(
+        "--rtol",
+        type=float,
+        help=f"--check: relative tolerance (default {F32_TOL}; {REDUCED_TOL} for a bundle built "
+        "with reduced precision, e.g. dnnl:precision=bf16)",
+    )
+    p.add_argument(
+        "--atol",
+        type=float,
+        help=f"--check: absolute tolerance (default {F32_TOL}; for reduced precision "
+        f"{REDUCED_TOL} x the largest reference magnitude of each output)",
+    )
     return p
+
+
+F32_TOL = 1e-4
+REDUCED_TOL = 0.03
+"""--check's bound for bf16 regions: 3% of the output's scale, relative and absolute (bf16
+keeps 8 significant bits, 0.4% per rounding; a network accumulates a few of those)."""
+
+
+def _tolerances(compiled: Compiled, args: argparse.Namespace) -> None:
+    """Fills in --rtol/--atol (and ``args.scaled``: atol relative to each output's scale)."""
+    reduced = compiled.manifest.get("precision") or {}
+    args.scaled = bool(reduced) and args.atol is None
+    default = REDUCED_TOL if reduced else F32_TOL
+    args.rtol = default if args.rtol is None else args.rtol
+    args.atol = default if args.atol is None else args.atol
+    args.bound = (
+        f"rtol={args.rtol}, atol={args.atol} x max|reference| "
+        f"({', '.join(f'{b}: {p}' for b, p in sorted(reduced.items()))})"
+        if args.scaled
+        else f"rtol={args.rtol}, atol={args.atol}"
+    )
 
 
 def _load_inputs(compiled: Compiled, files: Sequence[Path], seed: int) -> list[np.ndarray]:
@@ -121,7 +153,8 @@ def _check(
     code, report = 0, []
 
     def close(a: np.ndarray, b: np.ndarray) -> bool:
-        return bool(np.allclose(a, b, rtol=args.rtol, atol=args.atol, equal_nan=True))
+        atol = args.atol * scale_of(b) if args.scaled else args.atol
+        return bool(np.allclose(a, b, rtol=args.rtol, atol=atol, equal_nan=True))
 
     for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
         max_abs, max_rel = _errors(got, want)
@@ -151,7 +184,7 @@ def _check(
         report.append(entry)
         print(
             f"check output {k}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "
-            f"({'ok' if ok else 'MISMATCH'} at rtol={args.rtol}, atol={args.atol}){note}"
+            f"({'ok' if ok else 'MISMATCH'} at {args.bound}){note}"
         )
     return code, report
 
@@ -159,7 +192,7 @@ def _check(
 def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list) -> int:
     from byoc_mlir.bisect import check_regions, first_bad
 
-    checks = check_regions(args.bundle, inputs, rtol=args.rtol, atol=args.atol)
+    checks = check_regions(args.bundle, inputs, rtol=args.rtol, atol=args.atol, scaled=args.scaled)
     print(f"{'region':<32}{'backend':<12}{'route':<9}{'max abs':>11}{'max rel':>11}  result")
     for c in checks:
         verdict = "ok" if c.ok else "MISMATCH"
@@ -196,6 +229,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, args.output / f"output_{k}.npy")
     code = 0
     if args.check:
+        _tolerances(compiled, args)
         code, report = _check(compiled, inputs, outputs, args)
         if args.per_region:
             code = max(code, _per_region(args, inputs, report))

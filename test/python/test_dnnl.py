@@ -795,3 +795,41 @@ def test_a_region_with_resource_weights_goes_back_whole(
     (region,) = c.report["regions"]
     assert region["status"].startswith("fallback: the host module does not compile")
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
+
+
+def test_bf16_precision_computes_in_bf16_within_the_check_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byoc_mlir.tools import byoc_run
+
+    model = seeded(
+        nn.Sequential(
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 8, 1)
+        )
+    ).eval()
+    x = randn(1, 16, 12, 12)
+    want = reference(model, x)
+    scale = float(np.abs(want).max())
+    f32 = build(model, x, out_dir=tmp_path / "f32")
+    bf16 = build(
+        model, x, out_dir=tmp_path / "bf16", backend_options={"dnnl": {"precision": "bf16"}}
+    )
+    assert statuses(bf16) == {"dnnl.main_0": "offloaded"}
+    assert "dnnl_fpmath_mode_bf16" in payload_files(bf16, "dnnl.main_0")["region.c"].decode()
+    err_f32 = float(np.abs(run(f32, x) - want).max())
+    err_bf16 = float(np.abs(run(bf16, x) - want).max())
+    assert err_f32 < 1e-5 * scale
+    assert 1e-4 * scale < err_bf16 < 0.03 * scale  # really bf16, and within the bound
+    manifest = json.loads((tmp_path / "bf16" / "bundle.json").read_text())
+    assert manifest["precision"] == {"dnnl": "bf16"} and "precision" not in json.loads(
+        (tmp_path / "f32" / "bundle.json").read_text()
+    )
+    # byoc-run --check bounds a bf16 bundle's error by the output's scale (and says so);
+    # an f32 tolerance given explicitly still fails it, per region too.
+    bundle = str(tmp_path / "bf16")
+    assert byoc_run.run([bundle, "--check", "--per-region"]) == 0
+    assert "x max|reference| (dnnl: bf16)" in capsys.readouterr().out
+    assert (
+        byoc_run.run([bundle, "--check", "--per-region", "--atol", "1e-6", "--rtol", "1e-6"]) == 1
+    )
+    assert "first region that differs: dnnl.main_0" in capsys.readouterr().out
