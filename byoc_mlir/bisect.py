@@ -14,6 +14,8 @@ beyond tolerance is named.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from iree.compiler import CompilerToolError, compile_str, ir
 from byoc_mlir import _compat
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import c_identifier
+from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
 from byoc_mlir.runtime import MANIFEST
 
@@ -38,6 +41,7 @@ class RegionCheck:
     max_abs: float
     max_rel: float
     ok: bool
+    note: str = ""  # why there is no result (the region's runtime crashed or hung)
 
 
 def _load(bundle: Path) -> tuple[dict, dict, str, str]:
@@ -139,6 +143,21 @@ def scale_of(reference: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
+REGION_TIMEOUT = 600.0
+"""Seconds one region may run in the per-region check before it counts as hung."""
+
+
+def _serve_once(
+    backend_name: str, payload: bytes, inputs: list[np.ndarray], path: list[str] | None = None
+) -> list[np.ndarray]:
+    """Loads a runtime-route payload and calls it once (in a child, with its sys.path)."""
+    if path is not None:
+        sys.path[:] = path
+        registry.available.cache_clear()
+    backend = registry.get(backend_name)
+    return [np.asarray(a) for a in backend.runtime(payload)(*inputs)]  # type: ignore[misc]
+
+
 def check_regions(
     bundle: str | Path,
     inputs: Sequence[np.ndarray],
@@ -171,9 +190,24 @@ def check_regions(
         region = offloaded[name]
         if region["route"] == "runtime":
             serve = served[name]
-            backend = registry.get(serve["backend"])
             payload = (bundle / serve["payload"]).read_bytes()
-            got = [np.asarray(a) for a in backend.runtime(payload)(*region_inputs)]  # type: ignore[misc]
+            if registry.installed(serve["backend"]):  # alone in a child: a crash is named
+                status, value = call_in_child(
+                    _serve_once,
+                    (serve["backend"], payload, list(region_inputs), list(sys.path)),
+                    f"{name}'s runtime",
+                    REGION_TIMEOUT,
+                )
+                if status != "ok":
+                    checks.append(
+                        RegionCheck(
+                            name, region["backend"], "runtime", math.inf, math.inf, False, value
+                        )
+                    )
+                    continue
+                got = value
+            else:  # registered in this process only: a child cannot find it
+                got = _serve_once(serve["backend"], payload, list(region_inputs))
         else:
             got = _run(_region_module(host, name), name, region_inputs, flags)
         max_abs, max_rel, ok = 0.0, 0.0, True

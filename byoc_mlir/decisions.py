@@ -37,13 +37,16 @@ class RegionEntry:
     artifact: str | None = None
     status: str = "partitioned"
     timing: dict[str, Any] | None = None  # measured placement (--tune): see byoc_mlir.tune
+    codegen: dict[str, Any] | None = None  # how the hook ran: {"mode": "process" | ...}
 
 
 def _region_json(entry: RegionEntry) -> dict[str, Any]:
-    """A region's report entry; ``timing`` only where measured (a tuned build)."""
+    """A region's report entry; ``timing`` only where measured (a tuned build),
+    ``codegen`` only once a hook ran."""
     data = asdict(entry)
-    if data["timing"] is None:
-        del data["timing"]
+    for optional in ("timing", "codegen"):
+        if data[optional] is None:
+            del data[optional]
     return data
 
 

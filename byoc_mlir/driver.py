@@ -15,6 +15,7 @@ failure is an error instead (for CI).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,6 +39,13 @@ from byoc_mlir.codegen.hook import (
     RuntimeArtifact,
     TensorSpec,
     validate,
+)
+from byoc_mlir.codegen.workers import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    HookJob,
+    HookResult,
+    run_hooks,
 )
 from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
@@ -63,6 +71,7 @@ BEST_CPU_FLAGS = (
 """IREE at its best on this CPU: the baseline every speed-up is measured against."""
 
 HOST_ONLY = "none"
+ISOLATION_MODES = ("auto", "process", "inline")
 DEMOTE_F64 = "--iree-input-demote-f64-to-f32"
 
 
@@ -93,6 +102,13 @@ class CompileOptions:
             that prepack weights (``dnnl``) cannot take convolutions reading them.
         parameters: a parameter file (``.irpa``, scope ``model``) that an ``.mlir`` model's
             ``#stream.parameter.named`` globals read; copied into the bundle.
+        hook_isolation: where vendor hooks run (`byoc_mlir.codegen.workers`):
+            ``"auto"`` (out of process unless the backend declares ``in_process_safe``,
+            as the in-tree ones do), ``"process"`` (every installed backend's), or
+            ``"inline"`` (all in process). A backend registered in Python runs in process.
+        hook_timeout: seconds one region's hook may take out of process.
+        hook_memory_mb: heap one region's hook may allocate out of process (None: no cap).
+        jobs: hooks run out of process at once (0: one per core).
         tune: measured placement: time every offloaded runtime-route region on the host
             and on its backend, here, and keep the faster (see `byoc_mlir.tune`); the
             times go to the report and the saved plan. Ignored when replaying a plan.
@@ -114,6 +130,10 @@ class CompileOptions:
     demote_f64: bool = False
     bind_inputs: Mapping[str, Any] | None = None
     tune: bool = False
+    hook_isolation: str = "auto"
+    hook_timeout: float = DEFAULT_TIMEOUT
+    hook_memory_mb: int | None = DEFAULT_MEMORY_MB
+    jobs: int = 0
 
     @property
     def phase_flags(self) -> list[str]:
@@ -125,6 +145,14 @@ class CompileOptions:
 
     def __post_init__(self) -> None:
         frontends.check_torch_dialect(self.torch_dialect)
+        if self.hook_isolation not in ISOLATION_MODES:
+            raise ByocError(
+                f"hook_isolation={self.hook_isolation!r} (valid: {', '.join(ISOLATION_MODES)})"
+            )
+        if self.hook_timeout <= 0 or (self.hook_memory_mb is not None and self.hook_memory_mb <= 0):
+            raise ByocError("hook_timeout and hook_memory_mb must be positive")
+        if self.jobs < 0:
+            raise ByocError(f"jobs={self.jobs} (valid: 0 for one per core, or a positive count)")
         if self.externalize_params < 0:
             raise ByocError(
                 f"externalize_params={self.externalize_params} (valid: 0 to keep weights "
@@ -401,7 +429,9 @@ def _codegen_all(
     served: list[dict[str, Any]] = []
     (bundle / "artifacts").mkdir(exist_ok=True)
     progress = progress or Progress(False, 0)
-    for func in progress.each(_outlined(module_op), lambda f: f"codegen {_compat.symbol_name(f)}"):
+    funcs = _outlined(module_op)
+    isolated = _run_isolated(funcs, options, cache, progress)
+    for func in progress.each(funcs, lambda f: f"codegen {_compat.symbol_name(f)}"):
         view = RegionView.of(func)
         entry = log.region(view.name)
         backend = registry.get(view.backend)
@@ -409,9 +439,10 @@ def _codegen_all(
             entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
             continue
         original = keep_original(func)
+        produced = isolated.get(view.name)
         try:
             route, artifact_file, serve = _codegen_region(
-                module_op, func, view, backend, options, cache, bundle
+                module_op, func, view, backend, options, cache, bundle, produced
             )
         except Exception as err:  # noqa: BLE001 - any vendor failure degrades one region
             if not options.fallback:
@@ -421,12 +452,80 @@ def _codegen_all(
             reason = f"fallback: codegen failed: {one_line(err)}"
             put_back(module_op, view.name, original, reason)
             log.fall_back(view.name, reason)
+            entry.codegen = _codegen_record(produced)
             continue
+        entry.codegen = _codegen_record(produced)
         entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
         originals[view.name] = original
         if serve is not None:
             served.append(serve)
     return served
+
+
+def _hook_options(backend: Backend, options: CompileOptions) -> CodegenOptions:
+    return CodegenOptions(
+        threads=options.threads, backend_options=dict(options.backend_options.get(backend.name, {}))
+    )
+
+
+def _cache_key(func: ir.Operation, view: RegionView, backend: Backend, hook: CodegenOptions) -> str:
+    return cache_key(
+        func.get_asm(print_generic_op_form=True),
+        backend.name,
+        backend.version,
+        {
+            "threads": hook.threads,
+            "options": dict(hook.backend_options),
+            # dense_resource weights print as a handle name, not their values
+            "constants": _constants_digest(view),
+        },
+    )
+
+
+def _isolates(backend: Backend, options: CompileOptions) -> bool:
+    """Whether ``backend``'s hook runs out of process in this build."""
+    if options.hook_isolation == "inline" or not registry.installed(backend.name):
+        return False
+    return options.hook_isolation == "process" or not backend.in_process_safe
+
+
+def _run_isolated(
+    funcs: Sequence[ir.Operation], options: CompileOptions, cache: ArtifactCache, progress: Progress
+) -> dict[str, HookResult]:
+    """Runs the hooks that go out of process (and miss the cache), in parallel."""
+    names, jobs = [], []
+    for func in funcs:
+        view = RegionView.of(func)
+        backend = registry.get(view.backend)
+        if backend.codegen is None or not _isolates(backend, options):
+            continue
+        hook = _hook_options(backend, options)
+        if cache.get(_cache_key(func, view, backend, hook)) is not None:
+            continue
+        names.append(view.name)
+        jobs.append(HookJob(backend.name, view.name, _bytecode(func), hook))
+    if not jobs:
+        return {}
+    progress.begin(f"codegen ({len(jobs)} out of process)")
+    parallel = options.jobs or os.cpu_count() or 1
+    results = run_hooks(jobs, parallel, options.hook_timeout, options.hook_memory_mb)
+    return dict(zip(names, results, strict=True))
+
+
+def _bytecode(func: ir.Operation) -> bytes:
+    """MLIR bytecode of a module holding a copy of ``func`` (its resources included)."""
+    with func.context, ir.Location.unknown():
+        module = ir.Module.create()
+        func.clone(ir.InsertionPoint(module.body))
+        buffer = io.BytesIO()
+        module.operation.write_bytecode(buffer)
+    return buffer.getvalue()
+
+
+def _codegen_record(produced: HookResult | None) -> dict[str, Any]:
+    """How a region's hook ran, for its report entry (no wall time: reports of two builds
+    of one model are identical, whatever the machine's load)."""
+    return {"mode": "in-process" if produced is None else "process"}
 
 
 def _codegen_region(
@@ -437,22 +536,11 @@ def _codegen_region(
     options: CompileOptions,
     cache: ArtifactCache,
     bundle: Path,
+    produced: HookResult | None = None,
 ) -> tuple[str, str, dict[str, Any] | None]:
-    """Gets (from the cache or the hook) and applies one region's artifact."""
-    hook_options = CodegenOptions(
-        threads=options.threads, backend_options=dict(options.backend_options.get(backend.name, {}))
-    )
-    key = cache_key(
-        func.get_asm(print_generic_op_form=True),
-        backend.name,
-        backend.version,
-        {
-            "threads": hook_options.threads,
-            "options": dict(hook_options.backend_options),
-            # dense_resource weights print as a handle name, not their values
-            "constants": _constants_digest(view),
-        },
-    )
+    """Gets (from the cache, the isolated run, or the hook) and applies one region's artifact."""
+    hook_options = _hook_options(backend, options)
+    key = _cache_key(func, view, backend, hook_options)
     hit = cache.get(key)
     stem = view.symbol
     if hit is not None and hit.meta.get("route") == "linked":
@@ -464,7 +552,12 @@ def _codegen_region(
     elif hit is not None and hit.meta.get("route") == "runtime":
         art = RuntimeArtifact(hit.file("payload").read_bytes())
     else:
-        art = validate(backend.codegen(view, hook_options), view)  # type: ignore[misc]
+        if produced is not None:  # out of process: validated and its runtime tried there
+            if produced.artifact is None:
+                raise ByocError(produced.failure or "vendor hook failed")
+            art = produced.artifact
+        else:
+            art = validate(backend.codegen(view, hook_options), view)  # type: ignore[misc]
         if isinstance(art, LinkedArtifact):
             obj = _build_object(art, bundle / "artifacts", stem)
             files = {"object": obj.read_bytes()}
@@ -477,7 +570,8 @@ def _codegen_region(
     if isinstance(art, LinkedArtifact):
         linked.rewrite(module_op, func, view, art, obj.resolve())
         return "linked", f"artifacts/{obj.name}", None
-    _check_loads(backend, art.payload)
+    if produced is None:
+        _check_loads(backend, art.payload)
     payload_name = f"payloads/{stem}.bin"
     (bundle / "payloads").mkdir(exist_ok=True)
     (bundle / payload_name).write_bytes(art.payload)

@@ -166,6 +166,10 @@ class Backend:
         move_weights: outline every constant its regions read into them, however large,
             so codegen sees the weights (to prepack or fold them at compile time) instead
             of receiving them as arguments.
+        in_process_safe: the hook (and what it calls) is trusted not to crash, hang or
+            exhaust memory, so by default it runs in the compiling process (faster). Left
+            False, an installed backend's hook runs in a worker process with a time and
+            memory limit (`byoc_mlir.codegen.workers`).
     """
 
     def __init__(
@@ -176,6 +180,7 @@ class Backend:
         runtime: Callable[[bytes], Callable[..., Any]] | None = None,
         version: str = "1",
         move_weights: bool = False,
+        in_process_safe: bool = False,
     ):
         if not _NAME.match(name):
             raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
@@ -185,6 +190,7 @@ class Backend:
         self.runtime = runtime
         self.version = version
         self.move_weights = move_weights
+        self.in_process_safe = in_process_safe
         self._support: dict[KindKey, list[Check]] = {}
         self.composites: list[CompositeRule] = []
 

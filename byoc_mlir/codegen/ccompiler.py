@@ -227,6 +227,7 @@ BACKEND = Backend(
     "ccompiler",
     "reference C codegen (linked route): f32 matmul, conv2d, fill, elementwise, fused",
     codegen=codegen,
+    in_process_safe=True,  # in-tree and tested: its hook runs in process by default
 )
 
 BACKEND.supports(*CONTRACTIONS, check=f32_plain)

@@ -1075,6 +1075,7 @@ BACKEND = Backend(
     version="1+"
     + hashlib.sha256(HEADER.read_bytes() + Path(__file__).read_bytes()).hexdigest()[:12],
     move_weights=True,
+    in_process_safe=True,  # in-tree and tested: its hook runs in process by default
 )
 
 f32_static = tensor_types(("f32",), static=True)

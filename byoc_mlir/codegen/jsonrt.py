@@ -325,6 +325,7 @@ BACKEND = Backend(
     "reference runtime route: regions as JSON graphs run by numpy at run time",
     codegen=codegen,
     runtime=load,
+    in_process_safe=True,  # in-tree and tested: its hook runs in process by default
 )
 
 f32_static = tensor_types(("f32",), static=True)

@@ -52,6 +52,14 @@ def available() -> dict[str, Backend]:
     return {name: _load(name, target) for name, target in sorted(targets.items())}
 
 
+def installed(name: str) -> bool:
+    """Whether ``name`` is found by discovery (shipped here or an installed entry point),
+    so that another process can find it too; False for one only `register`-ed here."""
+    if name in _BUILTIN:
+        return True
+    return any(ep.name == name for ep in entry_points(group=GROUP))
+
+
 def get(name: str) -> Backend:
     """The backend called ``name``.
 

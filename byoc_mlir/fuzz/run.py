@@ -25,7 +25,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
 from byoc_mlir.fuzz.emit import emit
 from byoc_mlir.fuzz.graphs import Graph, evaluate, prune
@@ -125,37 +125,10 @@ def build_and_run(g: Graph, family: str, target: Target, timeout: float = TIMEOU
 
 
 def in_child(fn: Any, args: tuple[Any, ...], what: str, timeout: float) -> tuple[str, Any]:
-    """``fn(*args)`` in a child forked from a clean fork server: ("ok", its result), or
-    ("crash" / "hang", a message). A fork of the caller would inherit locks its threads
-    hold (IREE's workers, onnxruntime's pool, an MLIR context's pool) and can deadlock;
-    the fork server has no threads."""
-    ctx = _fork_server()
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_send, args=(sender, fn, args), daemon=True)
-    child.start()
-    sender.close()
-    result: tuple[str, Any] | None = None
-    if receiver.poll(timeout):
-        try:
-            result = ("ok", receiver.recv())
-        except EOFError:
-            result = None
-    child.join(None if result is not None else 5)
-    if child.is_alive():
-        child.kill()
-        child.join()
-        return "hang", f"{what} did not finish within {timeout:g} s"
-    receiver.close()
-    if result is not None:
-        return result
-    code = child.exitcode or 0
-    reason = signal.Signals(-code).name if code < 0 else f"exit status {code}"
-    return "crash", f"{what} died ({reason})"
-
-
-def _send(sender: Any, fn: Any, args: tuple[Any, ...]) -> None:
-    sender.send(fn(*args))
-    sender.close()
+    """``fn(*args)`` in a child of the clean fork server (`workers.call_in_child`), with
+    the fuzzer's modules preloaded there."""
+    _fork_server()
+    return call_in_child(fn, args, what, timeout)
 
 
 _CONTEXT: Any = None

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from byoc_mlir import graph_view, report
 from byoc_mlir.codegen.cache import default_root
-from byoc_mlir.driver import BEST_CPU_FLAGS, CompileOptions, compile
+from byoc_mlir.codegen.workers import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+from byoc_mlir.driver import BEST_CPU_FLAGS, ISOLATION_MODES, CompileOptions, compile
 from byoc_mlir.errors import ByocError
 from byoc_mlir.pipeline import PartitionOptions
 from byoc_mlir.tools.common import run_tool
@@ -57,6 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time each offloaded region on the host and on its backend, here, and keep the "
         "faster (times in the report and the saved plan)",
+    )
+    p.add_argument(
+        "--hook-isolation",
+        choices=ISOLATION_MODES,
+        default="auto",
+        help="where vendor hooks run: auto (out of process unless the backend declares itself "
+        "safe, as the in-tree ones do), process, or inline",
+    )
+    p.add_argument(
+        "--hook-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help="seconds one region's hook may take out of process (then it goes to the host)",
+    )
+    p.add_argument(
+        "--hook-memory",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        metavar="MB",
+        help="MiB of heap one region's hook may allocate out of process (0: no cap)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=0, help="hooks run out of process at once (0: one per core)"
     )
     p.add_argument("--min-size", type=int, default=1, help="smallest region kept (ops)")
     p.add_argument("--max-size", type=int, default=0, help="largest region (ops; 0 = no limit)")
@@ -158,6 +183,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         parameters=args.parameters,
         demote_f64=args.demote_f64,
         tune=args.tune,
+        hook_isolation=args.hook_isolation,
+        hook_timeout=args.hook_timeout,
+        hook_memory_mb=args.hook_memory or None,
+        jobs=args.jobs,
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)

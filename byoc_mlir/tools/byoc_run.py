@@ -197,7 +197,8 @@ def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list
     for c in checks:
         verdict = "ok" if c.ok else "MISMATCH"
         errors = f"{c.max_abs:>11.3g}{c.max_rel:>11.3g}"
-        print(f"{c.name:<32}{c.backend:<12}{c.route:<9}{errors}  {verdict}")
+        note = f" ({c.note})" if c.note else ""
+        print(f"{c.name:<32}{c.backend:<12}{c.route:<9}{errors}  {verdict}{note}")
     report.append({"regions": [c.__dict__ for c in checks]})
     bad = first_bad(checks)
     if bad is None:
