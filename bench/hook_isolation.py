@@ -1,6 +1,6 @@
 """What running vendor hooks out of process costs: in-process against isolated codegen.
 
-    python bench/hook_isolation.py                    # cnn, squeezenet, resnet18 with dnnl
+    python bench/hook_isolation.py          # cnn, squeezenet, resnet18, inception_v1 with dnnl
     python bench/hook_isolation.py --models cnn --backend ccompiler --jobs 1,2
 
 Per zoo model, the same build (artifact cache off) with ``hook_isolation="inline"`` (the
@@ -8,7 +8,7 @@ hook in the compiling process) and ``"process"`` (each region's hook in a worker
 from a clean fork server, with its trial call; `byoc_mlir.codegen.workers`), at each
 ``--jobs`` count. Columns: regions whose hook ran; the whole ``byoc_mlir.compile`` in
 seconds (median of ``--repeat``); and what isolation adds per region against the
-in-process build of the same run (each worker's start, the region's MLIR bytecode
+in-process build of the same run (each worker's start, the region's MLIR text
 round trip, the payload's trial call; less what parallel workers overlap).
 """
 
@@ -38,7 +38,7 @@ def build(source: str | bytes, backend: str, mode: str, jobs: int, out: Path) ->
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="cnn,squeezenet,resnet18")
+    p.add_argument("--models", default="cnn,squeezenet,resnet18,inception_v1")
     p.add_argument("--backend", default="dnnl")
     p.add_argument("--jobs", default="1,2", help="worker counts to try out of process")
     p.add_argument("--repeat", type=int, default=3, help="builds per variant (median)")

@@ -15,7 +15,6 @@ failure is an error instead (for CI).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -503,7 +502,7 @@ def _run_isolated(
         if cache.get(_cache_key(func, view, backend, hook)) is not None:
             continue
         names.append(view.name)
-        jobs.append(HookJob(backend.name, view.name, _bytecode(func), hook))
+        jobs.append(HookJob(backend.name, view.name, _region_text(func), hook))
     if not jobs:
         return {}
     progress.begin(f"codegen ({len(jobs)} out of process)")
@@ -512,14 +511,13 @@ def _run_isolated(
     return dict(zip(names, results, strict=True))
 
 
-def _bytecode(func: ir.Operation) -> bytes:
-    """MLIR bytecode of a module holding a copy of ``func`` (its resources included)."""
+def _region_text(func: ir.Operation) -> str:
+    """MLIR text of a module holding a copy of ``func``, its weights' blobs included
+    (text, not bytecode: `byoc_mlir._compat` reads ``dense_resource`` values from it)."""
     with func.context, ir.Location.unknown():
         module = ir.Module.create()
         func.clone(ir.InsertionPoint(module.body))
-        buffer = io.BytesIO()
-        module.operation.write_bytecode(buffer)
-    return buffer.getvalue()
+        return module.operation.get_asm(assume_verified=True)
 
 
 def _codegen_record(produced: HookResult | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ caller's process that takes ``byoc-compile`` down. `run_hooks` runs each region'
 a child process forked from a clean fork server (no threads, no MLIR context: a fork of
 the compiling process would inherit its thread pools' locks), at most ``jobs`` at a time:
 
-- the child parses the region's function (MLIR bytecode, weights included), builds the
+- the child parses the region's function (MLIR text, weights included), builds the
   `RegionView`, calls the hook, validates the artifact, and for the runtime route loads
   the payload with the backend's runtime and calls it once on seeded inputs (a runtime
   that crashes or hangs when called fails the region now, not the user's process later);
@@ -53,7 +53,7 @@ class HookJob:
 
     backend: str
     function: str  # the region's symbol
-    module: bytes  # MLIR bytecode holding the function (and its weights)
+    module: str  # MLIR text of a module holding the function (and its weights' blobs)
     options: CodegenOptions
 
 
@@ -141,6 +141,8 @@ _CONTEXT: Any = None
 def _context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
+        # No preload: with one, the fork server imports the caller's __main__ script,
+        # which re-runs a script without an `if __name__ == "__main__"` guard.
         _CONTEXT = multiprocessing.get_context("forkserver")
     return _CONTEXT
 
@@ -173,9 +175,7 @@ def _hook(job: HookJob) -> Artifact:
     assert backend.codegen is not None
     context = _compat.new_context(multithreaded=False)
     with context:
-        from iree.compiler import ir
-
-        module = ir.Module.parse(job.module)
+        module = _compat.parse_module(job.module, context, job.function)
         func = next(
             op.operation
             for op in _compat.module_body(module.operation).operations

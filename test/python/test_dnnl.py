@@ -833,3 +833,14 @@ def test_bf16_precision_computes_in_bf16_within_the_check_bound(
         byoc_run.run([bundle, "--check", "--per-region", "--atol", "1e-6", "--rtol", "1e-6"]) == 1
     )
     assert "first region that differs: dnnl.main_0" in capsys.readouterr().out
+
+
+def test_dnnl_out_of_process_reads_resource_weights(tmp_path: Path) -> None:
+    # torch weights are dense_resource blobs: the worker must see their values (the
+    # region's text carries them), so the region is offloaded, not sent back.
+    model = seeded(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1))).eval()
+    x = randn(1, 3, 10, 10)
+    c = build(model, x, out_dir=tmp_path / "b", hook_isolation="process")
+    (region,) = c.report["regions"]
+    assert region["status"] == "offloaded" and region["codegen"] == {"mode": "process"}
+    np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
