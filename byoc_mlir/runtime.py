@@ -261,11 +261,16 @@ class Compiled:
 
     def random_inputs(self, seed: int = 0) -> list[np.ndarray]:
         """Seeded random inputs matching the signature (normal floats, small ints)."""
-        rng = np.random.default_rng(seed)
-        out = []
-        for spec in self.inputs:
-            if spec.dtype in dtypes.FLOATS:
-                out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
-            else:
-                out.append(rng.integers(0, 8, size=spec.shape).astype(spec.numpy_dtype))
-        return out
+        return seeded_inputs(self.inputs, seed)
+
+
+def seeded_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> list[np.ndarray]:
+    """Seeded random arrays for a signature (normal floats, small ints)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in specs:
+        if spec.dtype in dtypes.FLOATS:
+            out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
+        else:
+            out.append(rng.integers(0, 8, size=spec.shape).astype(spec.numpy_dtype))
+    return out

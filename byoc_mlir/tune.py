@@ -235,7 +235,7 @@ def tune_regions(
         timing = Timing(backend_name, None, None)
         try:
             region = registry.get(backend_name).runtime(payloads[name])  # type: ignore[misc]
-            timing.backend_ms = median_ms(partial(region, *arrays)) + crossing
+            timing.backend_ms = round(median_ms(partial(region, *arrays)) + crossing, 4)
         except Exception as err:  # noqa: BLE001 - a runtime failure is the region's
             timing.note = f"{backend_name} failed when timed: {one_line(err)}"
         runner = host[name]
@@ -243,7 +243,7 @@ def tune_regions(
             timing.note = timing.note or runner
         else:
             try:
-                timing.host_ms = median_ms(runner[0](runner[1], arrays))
+                timing.host_ms = round(median_ms(runner[0](runner[1], arrays)), 4)
             except Exception as err:  # noqa: BLE001
                 timing.note = timing.note or f"the host failed when timed: {one_line(err)}"
         host_wins = timing.host_ms is not None and (

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from byoc_mlir import dtypes
-from byoc_mlir.bisect import scale_of
+from byoc_mlir.bisect import REGION_TIMEOUT, scale_of
+from byoc_mlir.codegen.hook import TensorSpec
+from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
-from byoc_mlir.runtime import Compiled
+from byoc_mlir.runtime import MANIFEST, Compiled, seeded_inputs, spec_from_json
 from byoc_mlir.tools.common import run_tool
 
 
@@ -63,9 +67,32 @@ REDUCED_TOL = 0.03
 keeps 8 significant bits, 0.4% per rounding; a network accumulates a few of those)."""
 
 
+def _signature(bundle: Path) -> tuple[str, list[TensorSpec]]:
+    """The bundle's entry and input specs, from its manifest (nothing loaded)."""
+    try:
+        manifest = json.loads((bundle / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise ByocError(f"{bundle} is not a byoc_mlir bundle ({MANIFEST}: {err})") from None
+    return manifest["entry"], [spec_from_json(s) for s in manifest["inputs"]]
+
+
+def _outputs(bundle: str, inputs: list[np.ndarray], path: list[str]) -> list[np.ndarray]:
+    """In a child: the bundle's outputs on ``inputs``."""
+    sys.path[:] = path
+    compiled = Compiled(bundle)
+    try:
+        return [np.array(o) for o in compiled(*inputs)]
+    finally:
+        compiled.close()
+
+
 def _tolerances(compiled: Compiled, args: argparse.Namespace) -> None:
+    _tolerances_from(compiled.manifest, args)
+
+
+def _tolerances_from(manifest: dict, args: argparse.Namespace) -> None:
     """Fills in --rtol/--atol (and ``args.scaled``: atol relative to each output's scale)."""
-    reduced = compiled.manifest.get("precision") or {}
+    reduced = manifest.get("precision") or {}
     args.scaled = bool(reduced) and args.atol is None
     default = REDUCED_TOL if reduced else F32_TOL
     args.rtol = default if args.rtol is None else args.rtol
@@ -78,15 +105,15 @@ def _tolerances(compiled: Compiled, args: argparse.Namespace) -> None:
     )
 
 
-def _load_inputs(compiled: Compiled, files: Sequence[Path], seed: int) -> list[np.ndarray]:
+def _load_inputs(
+    entry: str, specs: Sequence[TensorSpec], files: Sequence[Path], seed: int
+) -> list[np.ndarray]:
     if not files:
-        return compiled.random_inputs(seed)
-    if len(files) != len(compiled.inputs):
-        raise ByocError(
-            f"{compiled.entry} takes {len(compiled.inputs)} inputs, {len(files)} --input given"
-        )
+        return seeded_inputs(specs, seed)
+    if len(files) != len(specs):
+        raise ByocError(f"{entry} takes {len(specs)} inputs, {len(files)} --input given")
     arrays = []
-    for path, spec in zip(files, compiled.inputs, strict=True):
+    for path, spec in zip(files, specs, strict=True):
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
@@ -199,7 +226,14 @@ def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list
         errors = f"{c.max_abs:>11.3g}{c.max_rel:>11.3g}"
         note = f" ({c.note})" if c.note else ""
         print(f"{c.name:<32}{c.backend:<12}{c.route:<9}{errors}  {verdict}{note}")
-    report.append({"regions": [c.__dict__ for c in checks]})
+    # JSON has no infinity: a region without a result has no errors (null), and a note
+    report.append(
+        {
+            "regions": [
+                {k: None if v == math.inf else v for k, v in c.__dict__.items()} for c in checks
+            ]
+        }
+    )
     bad = first_bad(checks)
     if bad is None:
         print(f"all {len(checks)} offloaded region(s) match their host version")
@@ -212,8 +246,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.per_region and not args.check:
         raise ByocError("--per-region needs --check")
+    if args.per_region:  # the bundle in a child first: a region that crashes is named
+        entry, specs = _signature(args.bundle)
+        inputs = _load_inputs(entry, specs, args.input, args.seed)
+        status, result = call_in_child(
+            _outputs, (str(args.bundle), inputs, list(sys.path)), "the bundle", REGION_TIMEOUT
+        )
+        if status != "ok":
+            print(f"{result}; each offloaded region alone:")
+            _tolerances_from(json.loads((args.bundle / MANIFEST).read_text()), args)
+            report: list = [{"bundle": result}]
+            code = max(1, _per_region(args, inputs, report))
+            if args.output is not None:
+                args.output.mkdir(parents=True, exist_ok=True)
+                (args.output / "check.json").write_text(json.dumps(report, indent=1))
+            return code
     compiled = Compiled(args.bundle)
-    inputs = _load_inputs(compiled, args.input, args.seed)
+    inputs = _load_inputs(compiled.entry, compiled.inputs, args.input, args.seed)
     outputs = compiled(*inputs)
     for k, out in enumerate(outputs):
         flat = out.reshape(-1)

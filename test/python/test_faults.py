@@ -12,6 +12,7 @@ runtime that computes wrong numbers cannot be caught at build time: ``byoc-run -
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -114,17 +115,24 @@ def test_wrong_numbers_are_named_by_the_per_region_check(
 def test_a_runtime_crash_is_named_by_the_per_region_check(
     installed: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Built in process (no trial call), the crashing runtime reaches the bundle; the
-    # per-region check runs each region in a child and names the one that dies.
+    # Built in process (no trial call), the crashing runtime reaches the bundle. The
+    # per-region check runs the bundle, then each region, in a child: byoc-run survives
+    # and names the region that dies.
     c = build(tmp_path, "runtime_crash", hook_isolation="inline")
-    assert [r["status"] for r in c.report["regions"]][1] == "offloaded"
+    assert [r["status"] for r in c.report["regions"]] == ["offloaded", "offloaded"]
     c.close()
-    from byoc_mlir.bisect import check_regions
-
-    a, b = inputs()
-    checks = check_regions(tmp_path / "b", [a, b])
-    assert [(ch.name, ch.ok) for ch in checks] == [("fault.main_0", False), ("fault.main_1", True)]
-    assert "killed by SIGSEGV" in checks[0].note
+    code = byoc_run.run(
+        [str(tmp_path / "b"), "--check", "--per-region", "--output", str(tmp_path / "o")]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "the bundle died (killed by SIGSEGV)" in out
+    assert "fault.main_0's runtime died (killed by SIGSEGV)" in out
+    assert "first region that differs: fault.main_0 (fault, runtime route)" in out
+    check = json.loads((tmp_path / "o" / "check.json").read_text())
+    assert "killed by SIGSEGV" in check[0]["bundle"]
+    regions = {r["name"]: r for r in check[1]["regions"]}
+    assert not regions["fault.main_0"]["ok"] and regions["fault.main_1"]["ok"]
 
 
 def test_parallel_codegen_gives_the_serial_bundle(installed: None, tmp_path: Path) -> None:
