@@ -440,7 +440,7 @@ def _codegen_all(
         original = keep_original(func)
         produced = isolated.get(view.name)
         try:
-            route, artifact_file, serve = _codegen_region(
+            route, artifact_file, serve, how = _codegen_region(
                 module_op, func, view, backend, options, cache, bundle, produced
             )
         except Exception as err:  # noqa: BLE001 - any vendor failure degrades one region
@@ -453,7 +453,7 @@ def _codegen_all(
             log.fall_back(view.name, reason)
             entry.codegen = _codegen_record(produced)
             continue
-        entry.codegen = _codegen_record(produced)
+        entry.codegen = {"mode": how}
         entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
         originals[view.name] = original
         if serve is not None:
@@ -521,8 +521,8 @@ def _region_text(func: ir.Operation) -> str:
 
 
 def _codegen_record(produced: HookResult | None) -> dict[str, Any]:
-    """How a region's hook ran, for its report entry (no wall time: reports of two builds
-    of one model are identical, whatever the machine's load)."""
+    """How a failed region's hook ran, for its report entry (no wall time: reports of two
+    builds of one model are identical, whatever the machine's load)."""
     return {"mode": "in-process" if produced is None else "process"}
 
 
@@ -535,12 +535,15 @@ def _codegen_region(
     cache: ArtifactCache,
     bundle: Path,
     produced: HookResult | None = None,
-) -> tuple[str, str, dict[str, Any] | None]:
-    """Gets (from the cache, the isolated run, or the hook) and applies one region's artifact."""
+) -> tuple[str, str, dict[str, Any] | None, str]:
+    """Gets (from the cache, the isolated run, or the hook) and applies one region's
+    artifact. Returns its route, file, manifest entry (runtime route) and where the
+    artifact came from: ``cache``, ``process`` or ``in-process``."""
     hook_options = _hook_options(backend, options)
     key = _cache_key(func, view, backend, hook_options)
     hit = cache.get(key)
     stem = view.symbol
+    how = "cache" if hit is not None else _codegen_record(produced)["mode"]
     if hit is not None and hit.meta.get("route") == "linked":
         art: LinkedArtifact | RuntimeArtifact = LinkedArtifact.from_json(hit.meta["artifact"])
         obj = bundle / "artifacts" / f"{stem}{hit.meta['object_suffix']}"
@@ -567,7 +570,7 @@ def _codegen_region(
             cache.put(key, {"payload": bytes(art.payload)}, {"route": "runtime"})
     if isinstance(art, LinkedArtifact):
         linked.rewrite(module_op, func, view, art, obj.resolve())
-        return "linked", f"artifacts/{obj.name}", None
+        return "linked", f"artifacts/{obj.name}", None, how
     if produced is None:
         _check_loads(backend, art.payload)
     payload_name = f"payloads/{stem}.bin"
@@ -582,7 +585,7 @@ def _codegen_region(
         "inputs": [spec_json(s) for s in view.inputs],
         "outputs": [spec_json(s) for s in view.outputs],
     }
-    return "runtime", payload_name, serve
+    return "runtime", payload_name, serve, how
 
 
 def _check_loads(backend: Backend, payload: bytes) -> None:

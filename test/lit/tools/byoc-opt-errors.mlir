@@ -22,7 +22,7 @@
 // SPLIT-DAG:   func.func @valid(%arg0: tensor<4x8xf32>
 
 // Guards that fire before any input is read, or once per chunk, all without a trace.
-// BACKEND:     error: unknown backend 'nope'; known backends: ccompiler, dnnl, jsonrt, testing, testing_matmul
+// BACKEND:     error: unknown backend 'nope'; known backends: ccompiler, dnnl, jsonrt, {{(mynpu, )?}}testing, testing_matmul
 // BACKEND-NOT: Traceback
 // TWICE:       error: backend 'testing' is given twice
 // TWICE-NOT:   Traceback
@@ -31,7 +31,7 @@
 // NOBACKEND-COMPOSITES: error: byoc-composites needs at least one backend (--backend NAME)
 // OPTION:      error: pass byoc-merge-regions has no option 'bogus'; options: backends, min-size, max-size, merge-siblings
 // OPTION-NOT:  Traceback
-// OPTBACKEND:  error: unknown backend 'nope'; known backends: ccompiler, dnnl, jsonrt, testing, testing_matmul
+// OPTBACKEND:  error: unknown backend 'nope'; known backends: ccompiler, dnnl, jsonrt, {{(mynpu, )?}}testing, testing_matmul
 // VALUE:       error: pass byoc-merge-regions: option 'min-size' expects an integer, got 'two'
 // NOVALUE:     error: pass byoc-merge-regions: option 'min-size' needs a value (min-size=...)
 // BOOL:        error: pass byoc-outline: option 'move-weights' expects true/false, got 'maybe'

@@ -1,0 +1,1 @@
+"""An example out-of-tree byoc_mlir backend (see ``mynpu.backend``)."""
