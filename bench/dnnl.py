@@ -50,8 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from byoc_mlir import CompileOptions, compile, frontends, report, zoo
+from byoc_mlir import CompileOptions, compile, frontends, zoo
 from byoc_mlir.driver import BEST_CPU_FLAGS
+from byoc_mlir.explain import report
 from byoc_mlir.frontends import Source
 
 MODELS = (

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from byoc_mlir import CompileOptions, compile, driver, frontends, report, zoo
+from byoc_mlir import CompileOptions, compile, driver, frontends, zoo
+from byoc_mlir.explain import report
 from byoc_mlir.progress import Progress
 
 

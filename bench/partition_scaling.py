@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from byoc_mlir import _compat
-from byoc_mlir.graph import function_graphs
+from byoc_mlir.dataflow import function_graphs
 from byoc_mlir.passes import AnnotatePass, CompositesPass, MergeRegionsPass, OutlinePass
 from byoc_mlir.pipeline import pause_gc
 

@@ -46,15 +46,15 @@ from byoc_mlir.codegen.workers import (
     HookResult,
     run_hooks,
 )
-from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import DecisionLog, OpRecord
+from byoc_mlir.explain.plan import Plan, load_plan
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
 from byoc_mlir.host_compile import compile_host, iree, keep_original, one_line, put_back
 from byoc_mlir.normalise import normalise
 from byoc_mlir.pipeline import PartitionOptions, partition
-from byoc_mlir.plan import Plan, load_plan
 from byoc_mlir.progress import Progress
 from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, PARAMETERS, Compiled, spec_json
 from byoc_mlir.tune import tune_regions, whole_model_check
@@ -86,7 +86,7 @@ class CompileOptions:
         threads: worker threads (sizes kernels' workgroup counts).
         backend_options: per backend, free-form ``key=value`` options for its hook.
         progress: show a progress bar on stderr when it is a terminal (the CLI's default).
-        plan: a placement plan file (see `byoc_mlir.plan`) to replay instead of choosing
+        plan: a placement plan file (see `byoc_mlir.explain.plan`) to replay instead of choosing
             regions; the backends come from the plan.
         save_plan: write this build's placement plan there (as partitioned, before any
             codegen fallback; atomically, once the bundle is published).

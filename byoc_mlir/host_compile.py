@@ -29,9 +29,9 @@ from iree.compiler import CompilerToolError, compile_str, ir
 
 from byoc_mlir import _compat
 from byoc_mlir.codegen.hook import c_identifier
-from byoc_mlir.decisions import DecisionLog
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import DecisionLog
 from byoc_mlir.outlining import inline_region
 from byoc_mlir.passes.guard_data_tiling import data_tiling_on, guard_data_tiling
 from byoc_mlir.passes.trim_conv_inputs import trim_conv_inputs

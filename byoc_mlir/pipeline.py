@@ -18,10 +18,11 @@ from iree.compiler import ir
 from byoc_mlir import _compat, flops
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import Backend, kind_name
-from byoc_mlir.decisions import OpRecord
+from byoc_mlir.dataflow import FunctionGraph, function_graphs
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import pretty_location
-from byoc_mlir.graph import FunctionGraph, function_graphs
+from byoc_mlir.explain.decisions import OpRecord
+from byoc_mlir.explain.plan import load_plan, result_types
 from byoc_mlir.passes import (
     AnnotatePass,
     ApplyPlanPass,
@@ -30,7 +31,6 @@ from byoc_mlir.passes import (
     ModulePass,
     OutlinePass,
 )
-from byoc_mlir.plan import load_plan, result_types
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _weights_for(backends: Sequence[str | Backend]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class PartitionPass(ModulePass):
     """Options: as `PartitionOptions`, plus backends (``--backend`` fills this) and plan
-    (a placement plan file to replay instead of choosing; see `byoc_mlir.plan`).
+    (a placement plan file to replay instead of choosing; see `byoc_mlir.explain.plan`).
 
     ``records`` (not an option): a list that receives every compute op's placement
     (`OpRecord`) on each run, for tools that report on the partition (``--report``).

@@ -47,8 +47,8 @@ from iree.compiler import ir
 from byoc_mlir import _compat, dtypes
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import TensorSpec
-from byoc_mlir.decisions import DecisionLog
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import DecisionLog
 from byoc_mlir.host_compile import iree, one_line, put_back
 from byoc_mlir.runtime import spec_from_json
 

@@ -89,7 +89,7 @@ from byoc_mlir.codegen.recognisers import (
     scale_factor,
     shift_amount,
 )
-from byoc_mlir.graph import GLOBAL_LOAD
+from byoc_mlir.dataflow import GLOBAL_LOAD
 
 __all__ = ["BACKEND", "DnnlError", "codegen", "load"]
 

@@ -43,8 +43,8 @@ from iree.compiler import ir
 
 from byoc_mlir import _compat, dtypes
 from byoc_mlir.codegen.backend import KindKey, classify, kind_name
+from byoc_mlir.dataflow import is_free
 from byoc_mlir.dialects import byoc
-from byoc_mlir.graph import is_free
 
 _C_TYPES = {
     "f32": "float",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from iree.compiler import ir
 
 from byoc_mlir import _compat
+from byoc_mlir.dataflow import is_free
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import is_free
 
 
 def inline_region(module_op: ir.Operation, func_name: str, reason: str) -> int:

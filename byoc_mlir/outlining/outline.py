@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from iree.compiler import ir
 
 from byoc_mlir import _compat
+from byoc_mlir.dataflow import ARG, GLOBAL_LOAD, FunctionGraph, function_graphs
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import ARG, GLOBAL_LOAD, FunctionGraph, function_graphs
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from iree.compiler import ir
 
 from byoc_mlir.codegen import registry
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 

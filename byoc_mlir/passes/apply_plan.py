@@ -1,6 +1,6 @@
 """``byoc-apply-plan``: replay a placement plan in place of annotate, composites, merge.
 
-The plan (`byoc_mlir.plan`, written by ``--save-plan``, maybe edited by hand) says per
+The plan (`byoc_mlir.explain.plan`, written by ``--save-plan``, maybe edited by hand) says per
 compute op which backend runs it (or the host), which ops form one region, and which
 composites they form. The pass
 
@@ -33,20 +33,20 @@ from iree.compiler import ir
 from byoc_mlir import _compat
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import Backend, kind_name
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.explain.plan import Plan, PlanOp, fingerprint, load_plan, result_types, signature
 from byoc_mlir.passes.annotate import AnnotatePass
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.composites import match_composites
 from byoc_mlir.passes.merge_regions import host_reason
-from byoc_mlir.plan import Plan, PlanOp, fingerprint, load_plan, result_types, signature
 
 
 @dataclass(frozen=True)
 class ApplyPlanPass(ModulePass):
     """Options:
-    plan: path of the placement plan to replay (JSON; see `byoc_mlir.plan`).
+    plan: path of the placement plan to replay (JSON; see `byoc_mlir.explain.plan`).
     """
 
     NAME = "byoc-apply-plan"

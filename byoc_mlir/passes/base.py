@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 from iree.compiler import ir, passmanager
 
 from byoc_mlir import _compat
+from byoc_mlir.dataflow import FunctionGraph, function_graphs
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import FunctionGraph, function_graphs
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from byoc_mlir.codegen.backend import (
     Recogniser,
     kind_key,
 )
+from byoc_mlir.dataflow import ARG, FunctionGraph
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
-from byoc_mlir.graph import ARG, FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _COMMUTATIVE: frozenset[KindKey] = frozenset(kind_key(k) for k in (tosa.AddOp, tosa.MulOp))

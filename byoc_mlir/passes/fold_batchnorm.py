@@ -30,7 +30,7 @@ from iree.compiler.dialects import arith, linalg
 from byoc_mlir import _compat
 from byoc_mlir.codegen import recognisers
 from byoc_mlir.codegen.hook import constant_array
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.fold_constants import DTYPES, read_through_map, scalar_constant
 

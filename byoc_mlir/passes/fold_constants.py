@@ -31,7 +31,7 @@ from iree.compiler.dialects import arith, linalg, math, tensor
 
 from byoc_mlir import _compat
 from byoc_mlir.codegen.hook import constant_array
-from byoc_mlir.graph import FunctionGraph, nested_operand_slots
+from byoc_mlir.dataflow import FunctionGraph, nested_operand_slots
 from byoc_mlir.passes.base import ModulePass
 
 _CONSTANT = arith.ConstantOp.OPERATION_NAME

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import arith
 
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 CASTS = frozenset((arith.TruncFOp.OPERATION_NAME, arith.ExtFOp.OPERATION_NAME))

@@ -17,7 +17,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
 from byoc_mlir import _compat
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _EXPAND = tensor.ExpandShapeOp.OPERATION_NAME

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 BATCH_MATMULS = frozenset(

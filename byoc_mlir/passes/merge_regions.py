@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.dialects import byoc
-from byoc_mlir.graph import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _FILL = linalg.FillOp.OPERATION_NAME

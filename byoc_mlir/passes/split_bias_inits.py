@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg
 
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 _ACCUMULATING = frozenset(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import cf
 
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 ASSERT = cf.AssertOp.OPERATION_NAME

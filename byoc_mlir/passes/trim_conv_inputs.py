@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
-from byoc_mlir.graph import FunctionGraph
+from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.passes.base import ModulePass
 
 # op name -> (spatial dims of the input, spatial dims of the filter / window operand)

@@ -20,11 +20,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from byoc_mlir import graph_view, report
 from byoc_mlir.codegen.cache import default_root
 from byoc_mlir.codegen.workers import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from byoc_mlir.driver import BEST_CPU_FLAGS, ISOLATION_MODES, CompileOptions, compile
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain import picture, report
 from byoc_mlir.pipeline import PartitionOptions
 from byoc_mlir.tools.common import run_tool
 
@@ -162,7 +162,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not args.backend and not args.plan:
         raise ByocError("byoc-compile needs --backend NAME (or --plan FILE)")
     if args.graph:
-        graph_view.check_output(args.graph)  # before the compile, not after it
+        picture.check_output(args.graph)  # before the compile, not after it
     cache = None if args.no_cache else (args.cache_dir or default_root())
     options = CompileOptions(
         partition=PartitionOptions(
@@ -206,7 +206,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.report:
         print(report.summary(compiled.report), end="")
     if args.graph:
-        graph_view.graph_of_report(args.graph, compiled.report, title=Path(args.model).name)
+        picture.graph_of_report(args.graph, compiled.report, title=Path(args.model).name)
     compiled.close()
     return 0
 

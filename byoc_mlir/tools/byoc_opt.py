@@ -22,14 +22,15 @@ from typing import Any
 
 from iree.compiler import ir, passmanager
 
-from byoc_mlir import _compat, graph_view, report
+from byoc_mlir import _compat
 from byoc_mlir.codegen import registry
-from byoc_mlir.decisions import DecisionLog, OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain import picture, report
+from byoc_mlir.explain.decisions import DecisionLog, OpRecord
+from byoc_mlir.explain.plan import load_plan, save_plan
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.passes import PASSES
 from byoc_mlir.pipeline import PartitionPass
-from byoc_mlir.plan import load_plan, save_plan
 
 MLIR_PASSES = ("canonicalize", "cse", "symbol-dce", "inline")
 
@@ -259,7 +260,7 @@ def _process(module: ir.Module, args: argparse.Namespace) -> tuple[str, str]:
                 print(report.summary(data), end="", file=sys.stderr)
         if args.graph:
             title = "" if args.input == "-" else Path(args.input).name
-            graph_view.write_graph(args.graph, records, title=title)
+            picture.write_graph(args.graph, records, title=title)
         if args.save_plan:
             _, name, value = [s for s in args.steps if s[0] == "partition"][-1]
             backends = load_plan(value).backends if name == "plan" else args.backend
@@ -273,7 +274,7 @@ def _check_graph(args: argparse.Namespace) -> None:
         raise ByocError("--graph draws the partition: it needs --partition (or --plan)")
     if args.split_input_file:
         raise ByocError("--graph draws one module: it cannot be combined with --split-input-file")
-    graph_view.check_output(args.graph)
+    picture.check_output(args.graph)
 
 
 def _check_save_plan(args: argparse.Namespace) -> None:

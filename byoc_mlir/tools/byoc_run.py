@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from byoc_mlir import dtypes
-from byoc_mlir.bisect import REGION_TIMEOUT, scale_of
 from byoc_mlir.codegen.hook import TensorSpec
 from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.bisect import REGION_TIMEOUT, scale_of
 from byoc_mlir.runtime import MANIFEST, Compiled, seeded_inputs, spec_from_json
 from byoc_mlir.tools.common import run_tool
 
@@ -217,7 +217,7 @@ def _check(
 
 
 def _per_region(args: argparse.Namespace, inputs: list[np.ndarray], report: list) -> int:
-    from byoc_mlir.bisect import check_regions, first_bad
+    from byoc_mlir.explain.bisect import check_regions, first_bad
 
     checks = check_regions(args.bundle, inputs, rtol=args.rtol, atol=args.atol, scaled=args.scaled)
     print(f"{'region':<32}{'backend':<12}{'route':<9}{'max abs':>11}{'max rel':>11}  result")

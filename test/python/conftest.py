@@ -7,7 +7,7 @@ Everything a test file needs to make IR or check it lives here, once:
   recogniser near misses);
 - `parse`, `partitioned`, `run_passes` make modules, each in a fresh context;
 - `functions`, `body_ops`, `compute_signature` inspect them;
-- `contract_regions` is an independent cycle checker (it does not use byoc_mlir.graph);
+- `contract_regions` is an independent cycle checker (it does not use byoc_mlir.dataflow);
 - `run_with_iree` compiles (cached per text) and runs a module on numpy inputs;
 - fixtures `toy` (a registered `toys.Toy` backend, behaviour = the parameter) and
   `model_file` (the toys' add -> tanh -> add model on disk).
@@ -382,7 +382,7 @@ def compute_ops(module: ir.Module) -> Counter[str]:
 def contract_regions(func: ir.Operation) -> tuple[dict[object, set[object]], list[object]]:
     """The dataflow graph of ``func`` with each (byoc.target, byoc.region) contracted.
 
-    Independent of byoc_mlir.graph: nodes are top-level ops (region members become one
+    Independent of byoc_mlir.dataflow: nodes are top-level ops (region members become one
     node ``("region", backend, id)``), edges run from each value's producer to every op
     whose body (nested regions included) reads it. Returns (successors, topological order
     or the partial order when a cycle stops it).

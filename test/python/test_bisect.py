@@ -13,9 +13,9 @@ import pytest
 from toys import ADD_C, Toy, inputs, model
 
 from byoc_mlir import ByocError, CompileOptions, compile, host_compile
-from byoc_mlir.bisect import check_regions, first_bad
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import Kernel, LinkedArtifact, RegionView, RuntimeArtifact, ValueRef
+from byoc_mlir.explain.bisect import check_regions, first_bad
 from byoc_mlir.tools import byoc_run
 
 OFF = 1e-2  # the error the faulty backend makes in its second region

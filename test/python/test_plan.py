@@ -18,7 +18,7 @@ from conftest import T44, VEC4, FuncBuilder, parse
 
 from byoc_mlir import ByocError, Compiled, CompileOptions, DecisionLog, compile, partition
 from byoc_mlir.errors import pretty_location
-from byoc_mlir.plan import VERSION, Plan, load_plan, save_plan
+from byoc_mlir.explain.plan import VERSION, Plan, load_plan, save_plan
 from byoc_mlir.tools import byoc_compile
 
 OPTIONS = CompileOptions(cache_dir=None)

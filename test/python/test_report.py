@@ -1,4 +1,4 @@
-"""The offload summary (`byoc_mlir.report`), ``--report`` and progress bars: models whose
+"""The offload summary (`byoc_mlir.explain.report`), ``--report`` and progress bars: models whose
 decisions are known, one for every host reason (rejected, dropped: cycle, dropped:
 region too small, codegen fallback), exact op and FLOP counts, source locations, the
 text table, and the CLI flags."""
@@ -24,10 +24,10 @@ from toys import Toy, expected, inputs
 from byoc_mlir import CompileOptions, DecisionLog, PartitionOptions, _compat, compile, partition
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.hook import RegionView, RuntimeArtifact
-from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import OpRecord
+from byoc_mlir.explain.report import WIDTH, format_flops, reason_category, summarize, summary
 from byoc_mlir.pipeline import PartitionPass
-from byoc_mlir.report import WIDTH, format_flops, reason_category, summarize, summary
 
 LOCATION = re.compile(r"^.+\.mlir:\d+:\d+$")
 

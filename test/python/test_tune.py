@@ -19,7 +19,7 @@ import pytest
 from toys import Toy, expected, inputs, no_cache
 
 from byoc_mlir import compile, driver, tune
-from byoc_mlir.plan import load_plan
+from byoc_mlir.explain.plan import load_plan
 
 
 def tuned(**options: Any) -> Any:

@@ -15,7 +15,7 @@ a topological order), so the picture never shows a cycle the model does not have
    (``2000 × [testing region (…) → host generic]``);
 4. slices of a topological order become one node each (this always fits the budget).
 
-`byoc_mlir.graph_view` draws the result.
+`byoc_mlir.explain.picture` draws the result.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import OpRecord
 
 MAX_NODES = 400
 """Above this many nodes after chain collapsing, whole regions become single nodes."""

@@ -18,9 +18,9 @@ import pytest
 from conftest import T44, VEC4, FuncBuilder, parse
 
 from byoc_mlir import ByocError, partition
-from byoc_mlir.decisions import OpRecord
-from byoc_mlir.graph_collapse import MAX_NODES, Model, collapse, label
-from byoc_mlir.graph_view import (
+from byoc_mlir.explain.collapse import MAX_NODES, Model, collapse, label
+from byoc_mlir.explain.decisions import OpRecord
+from byoc_mlir.explain.picture import (
     FALLBACK,
     HOST,
     backend_colours,

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from byoc_mlir.graph_view import Drawing
+    from byoc_mlir.explain.picture import Drawing
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }

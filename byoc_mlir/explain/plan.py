@@ -74,8 +74,8 @@ from typing import Any
 
 from iree.compiler import ir
 
-from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
+from byoc_mlir.explain.decisions import OpRecord
 from byoc_mlir.fileio import write_atomic
 
 VERSION = 1

@@ -5,12 +5,12 @@ decision log's per-op records (`OpRecord`s, or the ``ops`` list of ``report.json
 one cluster per region, labelled with its outlined function's name and composites and
 filled with its backend's colour (a legend lists them); host ops grey, their reason in
 the tooltip; edges from each op's producers. Large models are collapsed first
-(`byoc_mlir.graph_collapse`) so they lay out in seconds and stay readable.
+(`byoc_mlir.explain.collapse`) so they lay out in seconds and stay readable.
 
 Output by file extension: ``.dot`` is the DOT text; ``.svg`` is laid out by Graphviz's
 ``dot`` (the Debian package ``graphviz``); ``.html`` is a self-contained page with that
 SVG, the legend, a per-backend summary and a searchable table of host ops
-(`byoc_mlir.graph_page`).
+(`byoc_mlir.explain.page`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from byoc_mlir.decisions import OpRecord
 from byoc_mlir.errors import ByocError
-from byoc_mlir.fileio import write_atomic
-from byoc_mlir.graph_collapse import (
+from byoc_mlir.explain.collapse import (
     MAX_NODES,
     Collapsed,
     Model,
@@ -38,6 +36,8 @@ from byoc_mlir.graph_collapse import (
     plural,
     tooltip,
 )
+from byoc_mlir.explain.decisions import OpRecord
+from byoc_mlir.fileio import write_atomic
 
 FORMATS = (".svg", ".html", ".dot")
 PALETTE = (
@@ -344,7 +344,7 @@ def write_graph(
     Returns:
         The path written.
     """
-    from byoc_mlir import graph_page  # the page is only needed for .html
+    from byoc_mlir.explain import page  # the page is only needed for .html
 
     path = Path(path)
     suffix = check_output(path)
@@ -353,7 +353,7 @@ def write_graph(
         text = drawing.dot
     else:
         svg = render_svg(drawing.dot)
-        text = svg if suffix == ".svg" else graph_page.page(drawing, svg)
+        text = svg if suffix == ".svg" else page.page(drawing, svg)
     write_atomic(path, text)
     return path
 

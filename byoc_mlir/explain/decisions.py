@@ -3,7 +3,7 @@
 It is read back from the partitioned IR (the passes only tag), so it is the same whether
 the passes ran in one pipeline or one at a time through ``byoc-opt``. It is the data
 behind ``report.json``; `DecisionLog.to_json` gives that schema (version 1, documented
-in ``docs/report.md``), with a ``summary`` section from `byoc_mlir.report`.
+in ``docs/report.md``), with a ``summary`` section from `byoc_mlir.explain.report`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 
 from iree.compiler import ir
 
-from byoc_mlir import _compat, report
+from byoc_mlir import _compat
+from byoc_mlir.dataflow import function_graphs, is_free
 from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import pretty_location
-from byoc_mlir.graph import function_graphs, is_free
+from byoc_mlir.explain import report
 
 VERSION = 1
 
