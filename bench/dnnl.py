@@ -11,7 +11,7 @@ inference (median of ``--runs`` calls after one warm-up call) for
   (``target-cpu=host``, im2col for convs, ``-O3``, data tiling) — the baseline;
 - **dnnl**: ``byoc_mlir.compile(model, ["dnnl"])`` (IREE best flags for the rest), with
   compute ops offloaded / total from the report's summary and, below the table, the
-  time per inference spent in each dnnl region (``byoc_mlir.codegen.dnnl_runtime``'s
+  time per inference spent in each dnnl region (``byoc_mlir.backends.dnnl.runtime``'s
   profile over the timed calls);
 - **dnnl tuned**: the same with ``tune=True`` (``byoc-compile --tune``: each region
   timed on the host and on oneDNN here, the faster kept, then the whole model against
@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 
 from byoc_mlir import CompileOptions, compile, frontends, zoo
-from byoc_mlir.driver import BEST_CPU_FLAGS
 from byoc_mlir.explain import report
 from byoc_mlir.frontends import Source
+from byoc_mlir.options import BEST_CPU_FLAGS
 
 MODELS = (
     "resnet50",
@@ -169,7 +169,7 @@ def dnnl_runtime() -> tuple[ModuleType | None, str | None]:
         from byoc_mlir.codegen import registry
 
         registry.get("dnnl")
-        return importlib.import_module("byoc_mlir.codegen.dnnl_runtime"), None
+        return importlib.import_module("byoc_mlir.backends.dnnl.runtime"), None
     except Exception as err:  # noqa: BLE001 - a missing or broken backend is reported
         return None, one_line(err)
 

@@ -6,9 +6,10 @@ function ``@<backend>.<name>``. See README.md.
 """
 
 from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
-from byoc_mlir.driver import CompileOptions, compile
+from byoc_mlir.driver import compile
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.decisions import DecisionLog
+from byoc_mlir.options import CompileOptions
 from byoc_mlir.pipeline import PartitionOptions, partition
 from byoc_mlir.runtime import Compiled
 

@@ -14,149 +14,35 @@ failure is an error instead (for CI).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from iree.compiler import ir
 
 from byoc_mlir import _compat, dtypes, frontends
-from byoc_mlir.codegen import build, linked, registry, runtime_route
+from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import Backend
-from byoc_mlir.codegen.cache import ArtifactCache, cache_key, default_root
 from byoc_mlir.codegen.hook import (
-    CodegenOptions,
-    LinkedArtifact,
-    RegionView,
-    RuntimeArtifact,
     TensorSpec,
-    validate,
 )
-from byoc_mlir.codegen.workers import (
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT,
-    HookJob,
-    HookResult,
-    run_hooks,
-)
-from byoc_mlir.dialects import byoc
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.decisions import DecisionLog, OpRecord
 from byoc_mlir.explain.plan import Plan, load_plan
 from byoc_mlir.fileio import write_atomic
 from byoc_mlir.frontends.from_onnx import PARAMS_SCOPE
-from byoc_mlir.host_compile import compile_host, iree, keep_original, one_line, put_back
+from byoc_mlir.host_compile import compile_host, iree
 from byoc_mlir.normalise import normalise
-from byoc_mlir.pipeline import PartitionOptions, partition
+from byoc_mlir.offload import codegen_all
+from byoc_mlir.options import HOST_ONLY, CompileOptions
+from byoc_mlir.pipeline import partition
 from byoc_mlir.progress import Progress
 from byoc_mlir.runtime import BUNDLE_VERSION, MANIFEST, PARAMETERS, Compiled, spec_json
 from byoc_mlir.tune import tune_regions, whole_model_check
-
-BEST_CPU_FLAGS = (
-    "--iree-hal-target-device=local",
-    "--iree-hal-local-target-device-backends=llvm-cpu",
-    "--iree-llvmcpu-target-cpu=host",
-    "--iree-opt-level=O3",
-    "--iree-global-opt-use-im2col-for-convs",
-    "--iree-opt-data-tiling",
-)
-"""IREE at its best on this CPU: the baseline every speed-up is measured against."""
-
-HOST_ONLY = "none"
-ISOLATION_MODES = ("auto", "process", "inline")
-DEMOTE_F64 = "--iree-input-demote-f64-to-f32"
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """Options of `compile`.
-
-    Attributes:
-        partition: region size limits, sibling merging, weight handling.
-        fallback: put a region whose codegen fails back on the host (else: error).
-        cache_dir: artifact cache directory; None disables the cache.
-        iree_flags: flags for both IREE phases (default: IREE's best CPU settings).
-        threads: worker threads (sizes kernels' workgroup counts).
-        backend_options: per backend, free-form ``key=value`` options for its hook.
-        progress: show a progress bar on stderr when it is a terminal (the CLI's default).
-        plan: a placement plan file (see `byoc_mlir.explain.plan`) to replay instead of choosing
-            regions; the backends come from the plan.
-        save_plan: write this build's placement plan there (as partitioned, before any
-            codegen fallback; atomically, once the bundle is published).
-        fold_batchnorm: fold inference BatchNorm into the convolution before it (scaled
-            weights and one bias add; see `byoc_mlir.passes.fold_batchnorm`).
-        torch_dialect: what a torch module is lowered to before IREE's input phase:
-            ``"linalg"`` (IREE's FX importer) or ``"tosa"`` (torch-mlir; needs
-            ``pip install torch-mlir``). Other models ignore it.
-        externalize_params: for an ONNX model: initializers with at least this many
-            elements go to the bundle's parameter file ``params.irpa``, read at run
-            time, instead of inside the MLIR and the vmfb (0: keep them in). Backends
-            that prepack weights (``dnnl``) cannot take convolutions reading them.
-        parameters: a parameter file (``.irpa``, scope ``model``) that an ``.mlir`` model's
-            ``#stream.parameter.named`` globals read; copied into the bundle.
-        hook_isolation: where vendor hooks run (`byoc_mlir.codegen.workers`):
-            ``"auto"`` (out of process unless the backend declares ``in_process_safe``,
-            as the in-tree ones do), ``"process"`` (every installed backend's), or
-            ``"inline"`` (all in process). A backend registered in Python runs in process.
-        hook_timeout: seconds one region's hook may take out of process.
-        hook_memory_mb: heap one region's hook may allocate out of process (None: no cap).
-        jobs: hooks run out of process at once (0: one per core).
-        tune: measured placement: time every offloaded runtime-route region on the host
-            and on its backend, here, and keep the faster (see `byoc_mlir.tune`); the
-            times go to the report and the saved plan. Ignored when replaying a plan.
-    """
-
-    partition: PartitionOptions = field(default_factory=PartitionOptions)
-    fallback: bool = True
-    cache_dir: Path | None = field(default_factory=default_root)
-    iree_flags: tuple[str, ...] = BEST_CPU_FLAGS
-    threads: int = os.cpu_count() or 1
-    backend_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    progress: bool = False
-    plan: str | Path | None = None
-    save_plan: str | Path | None = None
-    fold_batchnorm: bool = True
-    torch_dialect: frontends.TorchDialect = "linalg"
-    externalize_params: int = 0
-    parameters: str | Path | None = None
-    demote_f64: bool = False
-    bind_inputs: Mapping[str, Any] | None = None
-    tune: bool = False
-    hook_isolation: str = "auto"
-    hook_timeout: float = DEFAULT_TIMEOUT
-    hook_memory_mb: int | None = DEFAULT_MEMORY_MB
-    jobs: int = 0
-
-    @property
-    def phase_flags(self) -> list[str]:
-        """`iree_flags` for both IREE phases, with f64 demotion as `demote_f64` says
-        (IREE demotes by default) unless the flags already decide it."""
-        if any(f.startswith(DEMOTE_F64) for f in self.iree_flags):
-            return list(self.iree_flags)
-        return [*self.iree_flags, f"{DEMOTE_F64}={str(self.demote_f64).lower()}"]
-
-    def __post_init__(self) -> None:
-        frontends.check_torch_dialect(self.torch_dialect)
-        if self.hook_isolation not in ISOLATION_MODES:
-            raise ByocError(
-                f"hook_isolation={self.hook_isolation!r} (valid: {', '.join(ISOLATION_MODES)})"
-            )
-        if self.hook_timeout <= 0 or (self.hook_memory_mb is not None and self.hook_memory_mb <= 0):
-            raise ByocError("hook_timeout and hook_memory_mb must be positive")
-        if self.jobs < 0:
-            raise ByocError(f"jobs={self.jobs} (valid: 0 for one per core, or a positive count)")
-        if self.externalize_params < 0:
-            raise ByocError(
-                f"externalize_params={self.externalize_params} (valid: 0 to keep weights "
-                f"in the model, or a positive element count)"
-            )
 
 
 def compile(  # noqa: A001 - the public name the design fixes
@@ -311,7 +197,7 @@ def _build_bundle(
             # Regions outlined but still host code: what `byoc-run --per-region` compares
             # each offloaded region against.
             (bundle / "partitioned.mlir").write_text(module_op.get_asm(assume_verified=True))
-            served = _codegen_all(module_op, log, options, bundle, originals, progress)
+            served = codegen_all(module_op, log, options, bundle, originals, progress)
             if options.tune and options.plan is None and served:
                 progress.begin("tune")
                 payloads = {_served_name(s): (bundle / s["payload"]).read_bytes() for s in served}
@@ -403,202 +289,6 @@ def _as_declared(
     return out
 
 
-def _outlined(module_op: ir.Operation) -> list[ir.Operation]:
-    return [
-        op.operation
-        for op in _compat.module_body(module_op).operations
-        if op.operation.name in _compat.FLAVORS and byoc.get_target(op.operation) is not None
-    ]
-
-
-def _codegen_all(
-    module_op: ir.Operation,
-    log: DecisionLog,
-    options: CompileOptions,
-    bundle: Path,
-    originals: dict[str, ir.Operation],
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Runs every region's hook; applies its route or falls back. Returns served regions.
-
-    ``originals`` receives a copy of each offloaded region's original function, so a failure
-    found later (IREE cannot link the artifact) can still put it back on the host.
-    """
-    cache = ArtifactCache(options.cache_dir)
-    served: list[dict[str, Any]] = []
-    (bundle / "artifacts").mkdir(exist_ok=True)
-    progress = progress or Progress(False, 0)
-    funcs = _outlined(module_op)
-    isolated = _run_isolated(funcs, options, cache, progress)
-    for func in progress.each(funcs, lambda f: f"codegen {_compat.symbol_name(f)}"):
-        view = RegionView.of(func)
-        entry = log.region(view.name)
-        backend = registry.get(view.backend)
-        if backend.codegen is None:
-            entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
-            continue
-        original = keep_original(func)
-        produced = isolated.get(view.name)
-        try:
-            route, artifact_file, serve, how = _codegen_region(
-                module_op, func, view, backend, options, cache, bundle, produced
-            )
-        except Exception as err:  # noqa: BLE001 - any vendor failure degrades one region
-            if not options.fallback:
-                raise ByocError(
-                    f"codegen failed for @{view.name} ({backend.name}): {err}"
-                ) from None
-            reason = f"fallback: codegen failed: {one_line(err)}"
-            put_back(module_op, view.name, original, reason)
-            log.fall_back(view.name, reason)
-            entry.codegen = _codegen_record(produced)
-            continue
-        entry.codegen = {"mode": how}
-        entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
-        originals[view.name] = original
-        if serve is not None:
-            served.append(serve)
-    return served
-
-
-def _hook_options(backend: Backend, options: CompileOptions) -> CodegenOptions:
-    return CodegenOptions(
-        threads=options.threads, backend_options=dict(options.backend_options.get(backend.name, {}))
-    )
-
-
-def _cache_key(func: ir.Operation, view: RegionView, backend: Backend, hook: CodegenOptions) -> str:
-    return cache_key(
-        func.get_asm(print_generic_op_form=True),
-        backend.name,
-        backend.version,
-        {
-            "threads": hook.threads,
-            "options": dict(hook.backend_options),
-            # dense_resource weights print as a handle name, not their values
-            "constants": _constants_digest(view),
-        },
-    )
-
-
-def _isolates(backend: Backend, options: CompileOptions) -> bool:
-    """Whether ``backend``'s hook runs out of process in this build."""
-    if options.hook_isolation == "inline" or not registry.installed(backend.name):
-        return False
-    return options.hook_isolation == "process" or not backend.in_process_safe
-
-
-def _run_isolated(
-    funcs: Sequence[ir.Operation], options: CompileOptions, cache: ArtifactCache, progress: Progress
-) -> dict[str, HookResult]:
-    """Runs the hooks that go out of process (and miss the cache), in parallel."""
-    names, jobs = [], []
-    for func in funcs:
-        view = RegionView.of(func)
-        backend = registry.get(view.backend)
-        if backend.codegen is None or not _isolates(backend, options):
-            continue
-        hook = _hook_options(backend, options)
-        if cache.get(_cache_key(func, view, backend, hook)) is not None:
-            continue
-        names.append(view.name)
-        jobs.append(HookJob(backend.name, view.name, _region_text(func), hook))
-    if not jobs:
-        return {}
-    progress.begin(f"codegen ({len(jobs)} out of process)")
-    parallel = options.jobs or os.cpu_count() or 1
-    results = run_hooks(jobs, parallel, options.hook_timeout, options.hook_memory_mb)
-    return dict(zip(names, results, strict=True))
-
-
-def _region_text(func: ir.Operation) -> str:
-    """MLIR text of a module holding a copy of ``func``, its weights' blobs included
-    (text, not bytecode: `byoc_mlir._compat` reads ``dense_resource`` values from it)."""
-    with func.context, ir.Location.unknown():
-        module = ir.Module.create()
-        func.clone(ir.InsertionPoint(module.body))
-        return module.operation.get_asm(assume_verified=True)
-
-
-def _codegen_record(produced: HookResult | None) -> dict[str, Any]:
-    """How a failed region's hook ran, for its report entry (no wall time: reports of two
-    builds of one model are identical, whatever the machine's load)."""
-    return {"mode": "in-process" if produced is None else "process"}
-
-
-def _codegen_region(
-    module_op: ir.Operation,
-    func: ir.Operation,
-    view: RegionView,
-    backend: Backend,
-    options: CompileOptions,
-    cache: ArtifactCache,
-    bundle: Path,
-    produced: HookResult | None = None,
-) -> tuple[str, str, dict[str, Any] | None, str]:
-    """Gets (from the cache, the isolated run, or the hook) and applies one region's
-    artifact. Returns its route, file, manifest entry (runtime route) and where the
-    artifact came from: ``cache``, ``process`` or ``in-process``."""
-    hook_options = _hook_options(backend, options)
-    key = _cache_key(func, view, backend, hook_options)
-    hit = cache.get(key)
-    stem = view.symbol
-    how = "cache" if hit is not None else _codegen_record(produced)["mode"]
-    if hit is not None and hit.meta.get("route") == "linked":
-        art: LinkedArtifact | RuntimeArtifact = LinkedArtifact.from_json(hit.meta["artifact"])
-        obj = bundle / "artifacts" / f"{stem}{hit.meta['object_suffix']}"
-        shutil.copyfile(hit.file("object"), obj)
-        if "source" in hit.meta["files"]:
-            shutil.copyfile(hit.file("source"), bundle / "artifacts" / f"{stem}.c")
-    elif hit is not None and hit.meta.get("route") == "runtime":
-        art = RuntimeArtifact(hit.file("payload").read_bytes())
-    else:
-        if produced is not None:  # out of process: validated and its runtime tried there
-            if produced.artifact is None:
-                raise ByocError(produced.failure or "vendor hook failed")
-            art = produced.artifact
-        else:
-            art = validate(backend.codegen(view, hook_options), view)  # type: ignore[misc]
-        if isinstance(art, LinkedArtifact):
-            obj = _build_object(art, bundle / "artifacts", stem)
-            files = {"object": obj.read_bytes()}
-            if art.c_source is not None:
-                files["source"] = art.c_source.encode()
-            meta = {"route": "linked", "artifact": art.to_json(), "object_suffix": obj.suffix}
-            cache.put(key, files, meta)
-        else:
-            cache.put(key, {"payload": bytes(art.payload)}, {"route": "runtime"})
-    if isinstance(art, LinkedArtifact):
-        linked.rewrite(module_op, func, view, art, obj.resolve())
-        return "linked", f"artifacts/{obj.name}", None, how
-    if produced is None:
-        _check_loads(backend, art.payload)
-    payload_name = f"payloads/{stem}.bin"
-    (bundle / "payloads").mkdir(exist_ok=True)
-    (bundle / payload_name).write_bytes(art.payload)
-    runtime_route.declare(module_op, func, view)
-    module_name, function = runtime_route.import_name(view.name)
-    serve = {
-        "backend": module_name,
-        "function": function,
-        "payload": payload_name,
-        "inputs": [spec_json(s) for s in view.inputs],
-        "outputs": [spec_json(s) for s in view.outputs],
-    }
-    return "runtime", payload_name, serve, how
-
-
-def _check_loads(backend: Backend, payload: bytes) -> None:
-    """Loads a runtime-route payload once, as the bundle will: a payload its own runtime
-    cannot load fails this region's codegen (and only it), not the bundle's loading."""
-    if backend.runtime is None:
-        raise ByocError(f"backend '{backend.name}' returned a runtime artifact but has no runtime")
-    try:
-        backend.runtime(bytes(payload))
-    except Exception as err:  # noqa: BLE001 - a vendor loader's failure, named
-        raise ByocError(f"{backend.name}'s runtime cannot load its payload: {err}") from None
-
-
 def _reduced_precision(options: CompileOptions, backends: Sequence[Backend]) -> dict[str, str]:
     """Backends asked to compute below f32 (backend option ``precision``), by name."""
     names = {b.name for b in backends}
@@ -635,29 +325,6 @@ def _still_served(
         else:
             (bundle / serve["payload"]).unlink(missing_ok=True)
     return kept
-
-
-def _constants_digest(view: RegionView) -> str:
-    digest = hashlib.sha256()
-    for array in view.constants.values():
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def _build_object(art: LinkedArtifact, out_dir: Path, stem: str) -> Path:
-    if art.c_source is not None:
-        return build.compile_c(art.c_source, out_dir, stem)
-    given = Path(art.object_path or art.bitcode_path)  # type: ignore[arg-type]
-    suffix = ".o" if art.object_path is not None else ".bc"
-    target = out_dir / f"{stem}{suffix}"
-    try:
-        shutil.copyfile(given, target)
-    except OSError as err:
-        raise ByocError(f"artifact file {given} unreadable: {err.strerror}") from None
-    if suffix == ".o":
-        build.check_object(target)
-    return target
 
 
 def _staging_dir(final: Path) -> Path:

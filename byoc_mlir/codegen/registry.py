@@ -18,11 +18,11 @@ from byoc_mlir.errors import ByocError
 
 GROUP = "byoc_mlir.backends"
 _BUILTIN = {
-    "testing": "byoc_mlir.codegen.testing:BACKEND",
-    "testing_matmul": "byoc_mlir.codegen.testing:MATMUL_ONLY",
-    "jsonrt": "byoc_mlir.codegen.jsonrt:BACKEND",
-    "ccompiler": "byoc_mlir.codegen.ccompiler:BACKEND",
-    "dnnl": "byoc_mlir.codegen.dnnl:BACKEND",
+    "testing": "byoc_mlir.backends.testing.backend:BACKEND",
+    "testing_matmul": "byoc_mlir.backends.testing.backend:MATMUL_ONLY",
+    "jsonrt": "byoc_mlir.backends.jsonrt.backend:BACKEND",
+    "ccompiler": "byoc_mlir.backends.ccompiler.backend:BACKEND",
+    "dnnl": "byoc_mlir.backends.dnnl.backend:BACKEND",
 }
 
 

@@ -65,7 +65,7 @@ BACKEND_SETS: tuple[Target, ...] = (
 def flag_ablation() -> tuple[Target, ...]:
     """Host-only builds: the default flags, each default flag left out in turn, and data
     tiling without its guard (to decide the defaults with the fuzzer)."""
-    from byoc_mlir.driver import BEST_CPU_FLAGS
+    from byoc_mlir.options import BEST_CPU_FLAGS
 
     out = [HOST, Target("none:unguarded", ("none",), guard=False)]
     for flag in BEST_CPU_FLAGS:
@@ -144,7 +144,8 @@ def _fork_server() -> Any:
 
 def _child(g: Graph, family: str, target: Target) -> Build:
     from byoc_mlir import host_compile
-    from byoc_mlir.driver import BEST_CPU_FLAGS, CompileOptions, compile
+    from byoc_mlir.driver import compile
+    from byoc_mlir.options import BEST_CPU_FLAGS, CompileOptions
 
     private = Path(tempfile.mkdtemp(prefix="byoc_fuzz_"))
     tempfile.tempdir = str(private)

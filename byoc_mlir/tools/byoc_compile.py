@@ -22,9 +22,10 @@ from pathlib import Path
 
 from byoc_mlir.codegen.cache import default_root
 from byoc_mlir.codegen.workers import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
-from byoc_mlir.driver import BEST_CPU_FLAGS, ISOLATION_MODES, CompileOptions, compile
+from byoc_mlir.driver import compile
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain import picture, report
+from byoc_mlir.options import BEST_CPU_FLAGS, ISOLATION_MODES, CompileOptions
 from byoc_mlir.pipeline import PartitionOptions
 from byoc_mlir.tools.common import run_tool
 

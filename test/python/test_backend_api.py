@@ -249,9 +249,9 @@ def test_unknown_backend_fails_partition() -> None:
 
 def test_entry_point_must_name_a_backend() -> None:
     with pytest.raises(ByocError, match="is not a byoc_mlir Backend"):
-        registry._load("x", "byoc_mlir.codegen.testing:f32_static")
+        registry._load("x", "byoc_mlir.backends.testing.backend:f32_static")
     with pytest.raises(ByocError, match="names a backend called 'testing'"):
-        registry._load("other", "byoc_mlir.codegen.testing:BACKEND")
+        registry._load("other", "byoc_mlir.backends.testing.backend:BACKEND")
 
 
 # --- contract tests: every discovered backend ------------------------------------------------

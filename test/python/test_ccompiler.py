@@ -38,8 +38,8 @@ from conftest import (
 )
 from iree.compiler import ir
 
+from byoc_mlir.backends.ccompiler.backend import BACKEND, CodegenError
 from byoc_mlir.codegen import registry
-from byoc_mlir.codegen.ccompiler import BACKEND, CodegenError
 from byoc_mlir.codegen.hook import (
     CodegenOptions,
     LinkedArtifact,

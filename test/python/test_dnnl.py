@@ -33,8 +33,9 @@ from conftest import FREE_OPS, FuncBuilder, body_ops, compute_signature, functio
 from torch import nn
 
 from byoc_mlir import ByocError, Compiled, CompileOptions, compile, zoo
-from byoc_mlir.codegen import dnnl, dnnl_runtime
-from byoc_mlir.codegen.dnnl_runtime import DnnlError
+from byoc_mlir.backends.dnnl import backend as dnnl
+from byoc_mlir.backends.dnnl import runtime as dnnl_runtime
+from byoc_mlir.backends.dnnl.runtime import DnnlError
 from byoc_mlir.dialects import byoc
 from byoc_mlir.passes import AnnotatePass
 

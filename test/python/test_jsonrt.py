@@ -38,11 +38,11 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
 from byoc_mlir import Backend, CompileOptions, PartitionOptions, compile, partition
+from byoc_mlir.backends.jsonrt.backend import BACKEND, JsonrtError
+from byoc_mlir.backends.jsonrt.runtime import load
+from byoc_mlir.backends.testing import backend as testing_backend
 from byoc_mlir.codegen import registry
-from byoc_mlir.codegen import testing as testing_backend
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, constant_array
-from byoc_mlir.codegen.jsonrt import BACKEND, JsonrtError
-from byoc_mlir.codegen.jsonrt_runtime import load
 from byoc_mlir.codegen.recognisers import GELU
 from byoc_mlir.dialects import byoc
 

@@ -21,8 +21,8 @@ from iree.compiler import ir
 
 import byoc_mlir
 from byoc_mlir import _compat, frontends, normalise
-from byoc_mlir.driver import BEST_CPU_FLAGS
 from byoc_mlir.host_compile import iree
+from byoc_mlir.options import BEST_CPU_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))

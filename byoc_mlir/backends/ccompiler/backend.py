@@ -20,15 +20,14 @@ import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
-from byoc_mlir.codegen.ccompiler_emit import (
-    ANCHORS,
+from byoc_mlir.backends.ccompiler.anchors import ANCHORS, has_default_maps
+from byoc_mlir.backends.ccompiler.emit import (
     emit_elementwise,
     emit_fill,
     flat_ok,
-    has_default_maps,
 )
-from byoc_mlir.codegen.ccompiler_writer import CFile, CodegenError, KernelWriter, Source
+from byoc_mlir.backends.ccompiler.writer import CFile, CodegenError, KernelWriter, Source
+from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
 from byoc_mlir.codegen.checks import all_of, tensor_types
 from byoc_mlir.codegen.hook import (
     CodegenOptions,

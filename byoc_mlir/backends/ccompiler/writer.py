@@ -5,7 +5,7 @@ freestanding C99 file (``<stddef.h>`` only, no libc calls, no allocation, no mut
 static state: IREE links it into embedded ELF executables). `KernelWriter` builds one
 kernel in the toolkit's calling convention: its parameters, a local C array view of
 each tensor at its static shape (``lhs[i][k]`` rather than index arithmetic, so the
-code reads like the math), and the loop nest, which `byoc_mlir.codegen.ccompiler_emit`
+code reads like the math), and the loop nest, which `byoc_mlir.backends.ccompiler.emit`
 writes. Every pointer is ``restrict``: a result never aliases an argument (the hook's
 contract), and telling the C compiler so lets it vectorise without runtime checks.
 """

@@ -1,7 +1,7 @@
 """The run-time half of ``jsonrt``: a JSON graph executed with numpy.
 
 `jsonrt` is byoc_mlir's analogue of TVM's JSON runtime (the "runtime route"): codegen
-writes the region as a small graph (`byoc_mlir.codegen.jsonrt`), and at run time `load`
+writes the region as a small graph (`byoc_mlir.backends.jsonrt.backend`), and at run time `load`
 turns that payload into a callable over numpy arrays, served to the compiled module as
 a VM import. This module needs numpy only — not the compiler — so a deployment can run
 payloads without ``iree.compiler``.
@@ -388,7 +388,7 @@ def load(payload: bytes) -> Program:
     """Parses a jsonrt payload once; the result runs the region on numpy arrays.
 
     Args:
-        payload: the bytes `byoc_mlir.codegen.jsonrt.codegen` produced.
+        payload: the bytes `byoc_mlir.backends.jsonrt.backend.codegen` produced.
 
     Returns:
         ``program(*arrays) -> list[np.ndarray]``: float32, C-contiguous, one per region

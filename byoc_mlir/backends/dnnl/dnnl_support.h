@@ -896,7 +896,7 @@ static int bd_run(bd_region *R, void *const *inputs, void *const *outputs) {
     return dnnl_stream_wait(R->strm) == dnnl_success ? 0 : -1;
 }
 
-/* The exported ABI every generated region library has (see dnnl_runtime.py). */
+/* The exported ABI every generated region library has (see runtime.py). */
 #define BD_EXPORT __attribute__((visibility("default")))
 
 #endif /* BYOC_DNNL_SUPPORT_H */

@@ -1,6 +1,6 @@
 """The run-time half of ``dnnl``: loads a region's oneDNN library and calls it.
 
-The payload (written by `byoc_mlir.codegen.dnnl`) is a zip holding ``region.so`` (the
+The payload (written by `byoc_mlir.backends.dnnl.backend`) is a zip holding ``region.so`` (the
 generated C built against oneDNN 3), ``region.c`` and ``dnnl_support.h`` (its source, for
 reading), ``weights.bin`` (the constants, read in place or prepacked at load) and
 ``manifest.json`` (format, version, signature). `load` writes the library to a private

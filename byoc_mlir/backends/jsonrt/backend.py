@@ -3,7 +3,7 @@
 Codegen writes each outlined region as a small JSON graph (inputs, outputs, nodes in
 program order, weights); at run time `jsonrt_runtime.load` parses it once and runs it
 with numpy, served to the compiled module as a VM import. The payload format is
-documented in `byoc_mlir.codegen.jsonrt_runtime`.
+documented in `byoc_mlir.backends.jsonrt.runtime`.
 
 It runs f32, statically shaped matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF,
 any strides and dilations, no padding), fill, and the add/sub/mul/bias-add/relu/clamp/
@@ -23,6 +23,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
 from iree.compiler.dialects import math as math_d
 
+from byoc_mlir.backends.jsonrt.runtime import FORMAT, VERSION, JsonrtError, load
 from byoc_mlir.codegen.backend import (
     Backend,
     CheckContext,
@@ -32,7 +33,6 @@ from byoc_mlir.codegen.backend import (
 )
 from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact, TensorSpec
-from byoc_mlir.codegen.jsonrt_runtime import FORMAT, VERSION, JsonrtError, load
 from byoc_mlir.codegen.recognisers import (
     ADD,
     BIAS_ADD,

@@ -1,0 +1,1 @@
+"""The ``ccompiler`` reference backend: readable C for the linked route."""

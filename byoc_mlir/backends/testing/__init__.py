@@ -1,0 +1,1 @@
+"""The in-tree ``testing`` backend: partitioning without codegen."""
