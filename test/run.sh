@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test command (README): lint, type-check, lit suites, then pytest (its summary last).
+# The test command (README; `.ci/run` calls it): a virtualenv (the active one, else
+# .venv/), the package with its test extra, then lint, type-check, the lit suites and
+# pytest (its summary last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The out-of-tree example backend (README: "Adding a backend"), installed as a plugin.
-python -m pip install -q --no-deps -e examples/mynpu
+# shellcheck disable=SC1091
+source scripts/setup.sh test
 ruff check byoc_mlir test bench examples
 mypy
 lit -sv test/lit examples/mynpu/test

@@ -24,24 +24,12 @@ when IREE's lowering names the op, so a configuration IREE lowers keeps its lowe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from byoc_mlir.frontends import onnx_resize
-from byoc_mlir.frontends.onnx_guards import attr, elem_type, resize_is_wrong, value_types
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What a decomposition may read of the model around one node."""
-
-    types: Mapping[str, Any]  # value -> TypeProto
-    shapes: Mapping[str, tuple[int, ...]]  # value -> static shape
-    opset: int
-    constants: Mapping[str, Any]  # initializer name -> TensorProto
-
+from byoc_mlir.frontends.onnx_guards import Facts, attr, elem_type, resize_is_wrong, value_types
 
 Decomposition = Callable[[Any, str, Facts], "tuple[list[Any], list[Any]] | None"]
 

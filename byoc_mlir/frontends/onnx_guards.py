@@ -14,6 +14,7 @@ PASS, not to WRONG).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from byoc_mlir.errors import ByocError
@@ -133,3 +134,13 @@ def value_types(model: Any) -> dict[str, Any]:
     for init in model.graph.initializer:
         types[init.name] = onnx.helper.make_tensor_type_proto(init.data_type, list(init.dims))
     return types
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a decomposition may read of the model around one node."""
+
+    types: Mapping[str, Any]  # value -> TypeProto
+    shapes: Mapping[str, tuple[int, ...]]  # value -> static shape
+    opset: int
+    constants: Mapping[str, Any]  # initializer name -> TensorProto

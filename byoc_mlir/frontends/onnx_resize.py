@@ -26,7 +26,7 @@ import numpy as np
 from byoc_mlir.frontends.onnx_guards import attr, elem_type
 
 if TYPE_CHECKING:
-    from byoc_mlir.frontends.onnx_decompose import Facts
+    from byoc_mlir.frontends.onnx_guards import Facts
 
 PROBE_LIMIT = 1 << 22
 """The largest input (elements) whose rewrite is checked against the reference."""
