@@ -15,7 +15,8 @@ Each decomposition is ``(node, index, model facts) -> (nodes, initializers)`` or
 - ``CumProd``: the product over a triangular mask, ``ReduceProd(Where(mask, x, 1))``;
 - ``LpPool``: ``(depthwise Conv of |x|^p with ones)^(1/p)``, the same window, strides,
   pads and dilations;
-- ``Resize``: per-axis linear maps (`onnx_resize`).
+- ``Resize``: per-axis linear maps (`onnx_resize`);
+- quantized operators IREE lowers wrongly (`onnx_quant`).
 
 `BEFORE` runs on every model (IREE would compute those wrongly); `ON_FAILURE` runs only
 when IREE's lowering names the op, so a configuration IREE lowers keeps its lowering.
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from byoc_mlir.frontends import onnx_resize
+from byoc_mlir.frontends import onnx_quant, onnx_resize
 from byoc_mlir.frontends.onnx_guards import Facts, attr, elem_type, resize_is_wrong, value_types
 
 Decomposition = Callable[[Any, str, Facts], "tuple[list[Any], list[Any]] | None"]
@@ -252,6 +253,7 @@ BEFORE: dict[str, Decomposition] = {
     "MatMul": vector_matmul,
     "CumProd": cum_prod,  # IREE 3.13 has no lowering of it at all
     "Resize": wrong_resize,
+    "QLinearMatMul": onnx_quant.qlinear_matmul,  # batched: IREE multiplies them wrongly
 }
 """Rewritten in every model: IREE 3.13 computes these configurations wrongly or not."""
 

@@ -35,6 +35,9 @@ with warnings.catch_warnings():
 PASSING = {
     # dtypes and ranks kept
     "node/test_add_uint8": "uint8 results came back as int8",
+    # batched QLinearMatMul: IREE multiplied it wrongly; now integer MatMul + requantize
+    "node/test_qlinearmatmul_3D_uint8_float32": "refused (IREE off by up to 134 steps)",
+    "node/test_qlinearmatmul_3D_int8_float16": "refused (IREE off by up to 27 steps)",
     "node/test_cast_FLOAT_to_DOUBLE": "f64 was demoted to f32",
     "node/test_clip_default_inbounds": "rank-0 min/max inputs were refused",
     "node/test_pow_types_float32_int32": "mixed-type Pow",
