@@ -26,6 +26,7 @@ from byoc_mlir.frontends import (
     first_line,
     onnx_decompose,
     onnx_guards,
+    onnx_quant,
     onnx_rewrite,
     torch_signature,
 )
@@ -119,11 +120,12 @@ def load_onnx_proto(
     while True:
         model = _checked(model, name)
         # configurations IREE would compute wrongly: rewritten as ONNX it computes right
-        model, rewritten = onnx_decompose.rewrite(model, onnx_decompose.BEFORE)
+        model, rewritten = onnx_decompose.rewrite(model, onnx_decompose.BEFORE, name)
         if rewritten:
             model = _checked(model, name)
             notes += [f"ONNX {op} rewritten as ONNX ops IREE computes right" for op in rewritten]
         onnx_guards.check(model, name)  # and those no rewrite covers: refused
+        onnx_quant.refuse_contrib(model, name)
         try:
             # IREE's importer and its torch lowering run in process through the bindings,
             # and some inputs crash them (SIGFPE, SIGSEGV): run them where a crash is an

@@ -29,24 +29,41 @@ from typing import Any
 
 import numpy as np
 
+from byoc_mlir.errors import ByocError
 from byoc_mlir.frontends import onnx_quant, onnx_resize
 from byoc_mlir.frontends.onnx_guards import Facts, attr, elem_type, resize_is_wrong, value_types
 
-Decomposition = Callable[[Any, str, Facts], "tuple[list[Any], list[Any]] | None"]
+Decomposition = Callable[[Any, str, Facts], "tuple[list[Any], list[Any]] | str | None"]
+"""``(node, name prefix, facts)`` -> the nodes and initializers replacing it, None (keep
+the node) or a reason to refuse the model (the node's configuration is not covered)."""
 
 
-def rewrite(model: Any, table: Mapping[str, Decomposition]) -> tuple[Any, list[str]]:
-    """A copy of ``model`` with the nodes ``table`` rewrites, and the op types rewritten."""
+def op_key(node: Any) -> str:
+    """``op_type`` for ONNX's own ops, ``domain.op_type`` for others (``com.microsoft.QGemm``)."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
+def rewrite(
+    model: Any, table: Mapping[str, Decomposition], name: str = "the model"
+) -> tuple[Any, list[str]]:
+    """A copy of ``model`` with the nodes ``table`` rewrites, and the op types rewritten.
+
+    Raises:
+        ByocError: a decomposition refused its node.
+    """
     from byoc_mlir.frontends.onnx_rewrite import _copy, _opset, _static_shapes, prune_initializers
 
-    if not any(n.op_type in table for n in model.graph.node):
+    if not any(op_key(n) in table for n in model.graph.node):
         return model, []
     constants = {i.name: i for i in model.graph.initializer}
     facts = Facts(value_types(model), _static_shapes(model), _opset(model), constants)
     plans: dict[int, tuple[list[Any], list[Any]]] = {}
     for index, node in enumerate(model.graph.node):
-        decompose = table.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        decompose = table.get(op_key(node))
         plan = decompose(node, f"{node.op_type.lower()}{index}_", facts) if decompose else None
+        if isinstance(plan, str):
+            label = f"'{node.name}'" if node.name else f"#{index}"
+            raise ByocError(f"{name}: ONNX {op_key(node)} node {label}: {plan}; refused")
         if plan is not None:
             plans[index] = plan
     if not plans:
@@ -59,7 +76,7 @@ def rewrite(model: Any, table: Mapping[str, Decomposition]) -> tuple[Any, list[s
         model.graph.node.extend(new_nodes)
         model.graph.initializer.extend(inits)
     prune_initializers(model)
-    return model, sorted({nodes[k].op_type for k in plans})
+    return model, sorted({op_key(nodes[k]) for k in plans})
 
 
 def _elem(facts: Facts, name: str) -> int | None:
@@ -254,6 +271,8 @@ BEFORE: dict[str, Decomposition] = {
     "CumProd": cum_prod,  # IREE 3.13 has no lowering of it at all
     "Resize": wrong_resize,
     "QLinearMatMul": onnx_quant.qlinear_matmul,  # batched: IREE multiplies them wrongly
+    "QLinearConv": onnx_quant.qlinear_conv,
+    **onnx_quant.CONTRIB,  # onnxruntime's quantized contrib ops, as QDQ
 }
 """Rewritten in every model: IREE 3.13 computes these configurations wrongly or not."""
 

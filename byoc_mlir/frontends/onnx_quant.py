@@ -5,6 +5,13 @@
   integers: ``C = (a - a_zp) @ (b - b_zp)`` in int32, then
   ``y = saturate(round_half_even(C * (a_scale * b_scale / y_scale)) + y_zp)``, the
   multiplier computed in the scales' type as the reference does, the product in f32.
+- onnxruntime's contrib operators (domain ``com.microsoft``) that its quantizer writes in
+  QOperator format (``QLinearAdd``, ``QLinearMul``, ``QLinearConcat``,
+  ``QLinearGlobalAveragePool``, ``QLinearAveragePool``, ``QLinearLeakyRelu``,
+  ``QLinearSigmoid``, ``QLinearSoftmax``, ``QGemm``): each becomes the QDQ form that
+  defines it (DequantizeLinear of every quantized input, the float op, QuantizeLinear of
+  the result), which IREE lowers and the partitioner sees as a quantized unit. A contrib
+  op not listed is refused by `onnx_guards` with its name.
 """
 
 from __future__ import annotations
@@ -60,3 +67,179 @@ def qlinear_matmul(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any
         helper.make_node("Cast", [t + "clipped"], [node.output[0]], to=out),
     ]
     return nodes, inits
+
+
+MICROSOFT = "com.microsoft"
+
+
+def _dq(t: str, x: str, scale: str, zp: str | None, axis: int | None = None) -> tuple[str, Any]:
+    from onnx import helper
+
+    inputs = [x, scale] + ([zp] if zp else [])
+    if axis is None:
+        return t, helper.make_node("DequantizeLinear", inputs, [t])
+    return t, helper.make_node("DequantizeLinear", inputs, [t], axis=axis)
+
+
+def _q(y: str, x: str, scale: str, zp: str | None) -> Any:
+    from onnx import helper
+
+    return helper.make_node("QuantizeLinear", [x, scale] + ([zp] if zp else []), [y])
+
+
+def _attrs(node: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name not in drop}
+
+
+def _opt(node: Any, k: int) -> str | None:
+    return node.input[k] if len(node.input) > k and node.input[k] else None
+
+
+def _unary(op: str, drop: tuple[str, ...] = ()) -> Any:
+    """``QLinear<op>(x, x_scale, x_zp, y_scale, y_zp)`` -> Q(op(DQ(x)))."""
+
+    def rewrite(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | str | None:
+        from onnx import helper
+
+        if _attrs(node).get("channels_last", 0):
+            return "channels_last=1 (valid: channels first)"
+        x, dq = _dq(t + "x", node.input[0], node.input[1], _opt(node, 2))
+        attrs = _attrs(node, ("channels_last", *drop))
+        nodes = [dq, helper.make_node(op, [x], [t + "y"], **attrs)]
+        return [*nodes, _q(node.output[0], t + "y", node.input[3], _opt(node, 4))], []
+
+    return rewrite
+
+
+def _binary(op: str) -> Any:
+    """``QLinear<op>(a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp)``."""
+
+    def rewrite(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+        from onnx import helper
+
+        a, dq_a = _dq(t + "a", node.input[0], node.input[1], _opt(node, 2))
+        b, dq_b = _dq(t + "b", node.input[3], node.input[4], _opt(node, 5))
+        nodes = [dq_a, dq_b, helper.make_node(op, [a, b], [t + "y"])]
+        return [*nodes, _q(node.output[0], t + "y", node.input[6], _opt(node, 7))], []
+
+    return rewrite
+
+
+def qlinear_concat(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+    """``QLinearConcat(y_scale, y_zp, x0, x0_scale, x0_zp, x1, ...)``."""
+    from onnx import helper
+
+    nodes, floats = [], []
+    rest = list(node.input[2:])
+    for k in range(0, len(rest), 3):
+        x, dq = _dq(f"{t}x{k // 3}", rest[k], rest[k + 1], rest[k + 2] or None)
+        nodes.append(dq)
+        floats.append(x)
+    nodes.append(helper.make_node("Concat", floats, [t + "y"], axis=_attrs(node)["axis"]))
+    return [*nodes, _q(node.output[0], t + "y", node.input[0], node.input[1] or None)], []
+
+
+def qlinear_softmax(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | str | None:
+    """Softmax as the ``opset`` attribute says: before 13, over the input flattened to
+    2-D at ``axis`` (then reshaped back)."""
+    from onnx import helper
+
+    attrs = _attrs(node)
+    axis, opset = int(attrs.get("axis", -1)), int(attrs.get("opset", 13))
+    x, dq = _dq(t + "x", node.input[0], node.input[1], _opt(node, 2))
+    nodes = [dq]
+    if opset >= 13:
+        nodes.append(helper.make_node("Softmax", [x], [t + "y"], axis=axis))
+    else:
+        nodes += [
+            helper.make_node("Shape", [x], [t + "shape"]),
+            helper.make_node("Flatten", [x], [t + "flat"], axis=axis),
+            helper.make_node("Softmax", [t + "flat"], [t + "soft"], axis=1),
+            helper.make_node("Reshape", [t + "soft", t + "shape"], [t + "y"]),
+        ]
+    return [*nodes, _q(node.output[0], t + "y", node.input[3], _opt(node, 4))], []
+
+
+def qgemm(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+    """``QGemm(a, a_scale, a_zp, b, b_scale, b_zp, c, y_scale, y_zp)``: the int32 bias ``c``
+    has scale ``a_scale * b_scale`` and no zero point; without ``y_scale`` the output is
+    float."""
+    from onnx import helper
+
+    attrs = _attrs(node)
+    trans_b = int(attrs.get("transB", 0))
+    b_scale_shape = facts.shapes.get(node.input[4], ())
+    per_channel = int(np.prod(b_scale_shape)) > 1 if b_scale_shape else False
+    axis = (0 if trans_b else 1) if per_channel else None
+    a, dq_a = _dq(t + "a", node.input[0], node.input[1], _opt(node, 2))
+    b, dq_b = _dq(t + "b", node.input[3], node.input[4], _opt(node, 5), axis)
+    nodes = [dq_a, dq_b]
+    gemm_in = [a, b]
+    c = _opt(node, 6)
+    if c:
+        nodes += [
+            helper.make_node("Mul", [node.input[1], node.input[4]], [t + "c_scale"]),
+            helper.make_node("Cast", [c], [t + "c_f"], to=_FLOAT),
+            helper.make_node("Mul", [t + "c_f", t + "c_scale"], [t + "c"]),
+        ]
+        gemm_in.append(t + "c")
+    y_scale = _opt(node, 7)
+    gemm_out = t + "y" if y_scale else node.output[0]
+    nodes.append(helper.make_node("Gemm", gemm_in, [gemm_out], **attrs))
+    if y_scale:
+        nodes.append(_q(node.output[0], t + "y", y_scale, _opt(node, 8)))
+    return nodes, []
+
+
+def qlinear_conv(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
+    """``QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B)`` as its QDQ
+    form: the int32 bias ``B`` has scale ``x_scale * w_scale`` and no zero point."""
+    from onnx import helper
+
+    w_scale_shape = facts.shapes.get(node.input[4], ())
+    per_channel = bool(w_scale_shape) and int(np.prod(w_scale_shape)) > 1
+    x, dq_x = _dq(t + "x", node.input[0], node.input[1], _opt(node, 2))
+    w, dq_w = _dq(t + "w", node.input[3], node.input[4], _opt(node, 5), 0 if per_channel else None)
+    nodes = [dq_x, dq_w]
+    conv_in = [x, w]
+    bias = _opt(node, 8)
+    if bias:
+        nodes += [
+            helper.make_node("Mul", [node.input[1], node.input[4]], [t + "b_scale"]),
+            helper.make_node("Cast", [bias], [t + "b_f"], to=_FLOAT),
+            helper.make_node("Mul", [t + "b_f", t + "b_scale"], [t + "b"]),
+        ]
+        conv_in.append(t + "b")
+    nodes.append(helper.make_node("Conv", conv_in, [t + "y"], **_attrs(node)))
+    return [*nodes, _q(node.output[0], t + "y", node.input[6], _opt(node, 7))], []
+
+
+CONTRIB: dict[str, Any] = {
+    f"{MICROSOFT}.QLinearAdd": _binary("Add"),
+    f"{MICROSOFT}.QLinearMul": _binary("Mul"),
+    f"{MICROSOFT}.QLinearConcat": qlinear_concat,
+    f"{MICROSOFT}.QLinearGlobalAveragePool": _unary("GlobalAveragePool"),
+    f"{MICROSOFT}.QLinearAveragePool": _unary("AveragePool"),
+    f"{MICROSOFT}.QLinearLeakyRelu": _unary("LeakyRelu"),
+    f"{MICROSOFT}.QLinearSigmoid": _unary("Sigmoid"),
+    f"{MICROSOFT}.QLinearSoftmax": qlinear_softmax,
+    f"{MICROSOFT}.QGemm": qgemm,
+}
+"""onnxruntime's quantized contrib ops, by ``domain.op_type``: rewritten to QDQ."""
+
+
+def refuse_contrib(model: Any, name: str) -> None:
+    """Raises a `ByocError` at the first contrib node left (no rewrite covers it)."""
+    from byoc_mlir.errors import ByocError
+
+    for index, node in enumerate(model.graph.node):
+        if node.domain == MICROSOFT:
+            label = f"'{node.name}'" if node.name else f"#{index}"
+            known = ", ".join(k.rsplit(".", 1)[1] for k in CONTRIB)
+            raise ByocError(
+                f"{name}: ONNX node {label} is onnxruntime's contrib op {MICROSOFT}."
+                f"{node.op_type}, which IREE does not import; refused (rewritten to QDQ: "
+                f"{known})"
+            )
