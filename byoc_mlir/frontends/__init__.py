@@ -105,9 +105,11 @@ def load(
 
     Args:
         model: a path (``.mlir``, ``.mlirbc``, ``.onnx``), MLIR text, MLIR bytes, an
-            ``ir.Module``, an ``onnx.ModelProto``, or a ``torch.nn.Module``.
-        example_inputs: for a torch module (required there): its positional inputs as
-            torch tensors or numpy arrays. Not allowed for other models.
+            ``ir.Module``, an ``onnx.ModelProto``, a ``torch.nn.Module`` (pt2e-quantized
+            ones included), or a ``torch.export.ExportedProgram``.
+        example_inputs: for a torch module (required there; an ExportedProgram has its
+            own): its positional inputs as torch tensors or numpy arrays. Not allowed for
+            other models.
         torch_dialect: for a torch module: ``"linalg"`` (IREE's FX importer) or
             ``"tosa"`` (torch-mlir, which must be installed); both give the same
             signature. Other models ignore it.
@@ -233,7 +235,7 @@ def _looks_like_path(text: str) -> bool:
 
 def _is_torch_module(model: object) -> bool:
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
+    return torch is not None and isinstance(model, torch.nn.Module | torch.export.ExportedProgram)
 
 
 def _is_onnx_proto(model: object) -> bool:

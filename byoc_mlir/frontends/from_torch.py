@@ -120,7 +120,8 @@ def import_program(program: Any, importer_class: Any, context: Any) -> Any:
 def export_program(
     module: Any, example_inputs: Sequence[Any] | None, decompositions: dict[Any, Any]
 ) -> Any:
-    """``torch.export`` in eval mode (the module's mode is restored), then decomposed.
+    """``torch.export`` in eval mode (the module's mode is restored), then decomposed; an
+    ``ExportedProgram`` is only decomposed.
 
     Returns:
         The decomposed ``torch.export.ExportedProgram``.
@@ -131,6 +132,11 @@ def export_program(
     import torch
 
     name = model_name(module)
+    if isinstance(module, torch.export.ExportedProgram):
+        try:
+            return module.run_decompositions(decompositions)
+        except Exception as err:  # noqa: BLE001 - as for export below
+            raise ByocError(f"{name}: decomposing the program failed: {first_line(err)}") from None
     if example_inputs is None:
         raise ByocError(
             f"{name}: a torch.nn.Module needs example inputs to be exported: "
@@ -138,7 +144,7 @@ def export_program(
         )
     args = _as_tensors(torch, example_inputs, name)
     was_training = module.training
-    module.eval()
+    switched = _set_training(module, False)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
@@ -147,7 +153,19 @@ def export_program(
     except Exception as err:  # noqa: BLE001 - export fails in many ways; all are the model's
         raise ByocError(f"{name}: torch.export failed: {first_line(err)}") from None
     finally:
-        module.train(was_training)
+        if switched:
+            module.train(was_training)
+
+
+def _set_training(module: Any, training: bool) -> bool:
+    """``module.train(training)``; False where the module refuses: a module that is
+    already an exported graph (pt2e's ``convert_pt2e`` output) keeps the mode it was
+    exported in, and its ``eval()`` raises ``NotImplementedError``."""
+    try:
+        module.train(training)
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _as_tensors(torch: Any, inputs: Any, name: str) -> tuple[Any, ...]:
