@@ -1,7 +1,7 @@
 """The ``--graph FILE.html`` page: the partition picture with the tables to read it by.
 
 One self-contained file (no network, no CDN: it opens offline and can be attached to a
-bug report): the SVG laid out by Graphviz inline, the legend, a per-backend summary
+bug report): the SVG (`byoc_mlir.explain.svg`) inline, the legend, a per-backend summary
 (regions, ops, estimated FLOPs and their share) and a table of the host ops with their
 reasons and locations that a search box and a reason filter narrow down. Clicking a row
 marks the node drawing that op; hovering a node shows its ops and reasons. The script is
@@ -14,10 +14,8 @@ import html
 import json
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from byoc_mlir.explain.picture import Drawing
+from byoc_mlir.explain.drawing import Drawing
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -30,6 +28,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 #canvas { border: 1px solid #ccc; overflow: auto; max-height: 80vh; }
 #host-ops tbody tr { cursor: pointer; } #host-ops tbody tr:hover td { background: #e8f0ff; }
 g.marked path, g.marked polygon { stroke: #d00; stroke-width: 4px; }
+g.node:hover path { stroke-width: 2px; }
 .tools { margin: .3em 0; } .muted { color: #666; }
 """
 
@@ -37,7 +36,7 @@ SCRIPT = """
 (() => {
   const tips = JSON.parse(document.getElementById('tips').textContent);
   const svg = document.querySelector('#canvas svg');
-  // Graphviz titles name the node (u12); show what it draws instead.
+  // A node's or region's <title> is its hover text; the tips may be newer (same ids).
   for (const g of svg.querySelectorAll('g.node, g.cluster')) {
     const t = g.querySelector('title');
     if (t && tips[g.id]) t.textContent = tips[g.id];
@@ -88,8 +87,8 @@ SCRIPT = """
 
 
 def inline_svg(svg: str) -> str:
-    """Graphviz's SVG file as an element for an HTML page: no XML prolog, doctype,
-    comments or namespace declarations (HTML's parser supplies the namespaces)."""
+    """An SVG file as an element for an HTML page: no XML prolog, doctype, comments
+    or namespace declarations (HTML's parser supplies the namespaces)."""
     svg = re.sub(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<!--.*?-->", "", svg, flags=re.S)
     return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg).strip()
 
@@ -101,7 +100,7 @@ def page(drawing: Drawing, svg: str) -> str:
     node_of = drawing.node_of()
     legend = "".join(
         f'<span class="swatch" style="background:{c}"></span>{html.escape(name)}'
-        for name, c in [*sorted(drawing.colours.items()), ("host (IREE)", "#d9d9d9")]
+        for c, name in drawing.legend()
     )
     host_rows = []
     categories: Counter[str] = Counter()
