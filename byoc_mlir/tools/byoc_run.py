@@ -184,9 +184,20 @@ def _check(
         return bool(np.allclose(a, b, rtol=args.rtol, atol=atol, equal_nan=True))
 
     for k, (got, want) in enumerate(zip(outputs, reference, strict=True)):
+        if got.dtype != want.dtype or got.shape != want.shape:
+            changed = f"{got.dtype}{list(got.shape)} where the host build gives "
+            changed += f"{want.dtype}{list(want.shape)}"
+            report.append({"output": k, "ok": False, "changed": changed})
+            print(f"check output {k}: MISMATCH: the bundle returns {changed}")
+            code = 1
+            continue
         max_abs, max_rel = _errors(got, want)
         ok = close(got, want)
         entry: dict = {"output": k, "max_abs": max_abs, "max_rel": max_rel, "ok": ok}
+        steps = ""
+        if np.issubdtype(want.dtype, np.integer):  # a quantized output: error in steps
+            entry["max_steps"] = int(max_abs)
+            steps = f" ({int(max_abs)} quantization step{'s' if int(max_abs) != 1 else ''})"
         note = ""
         if not ok:
             if third is None:
@@ -210,8 +221,8 @@ def _check(
             code = 1
         report.append(entry)
         print(
-            f"check output {k}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "
-            f"({'ok' if ok else 'MISMATCH'} at {args.bound}){note}"
+            f"check output {k}: max abs error {max_abs:.3g}{steps}, max rel error "
+            f"{max_rel:.3g} ({'ok' if ok else 'MISMATCH'} at {args.bound}){note}"
         )
     return code, report
 

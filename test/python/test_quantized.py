@@ -178,3 +178,37 @@ def test_pt2e_quantized_module_and_exported_program() -> None:
     program = torch.export.export(net, (x,))
     compiled = byoc_mlir.compile(program, backends=[])
     np.testing.assert_allclose(compiled(x.numpy())[0], net(x).detach().numpy(), atol=1e-5)
+
+
+def test_check_reports_integer_outputs_in_steps_and_dtype_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byoc_mlir.tools import byoc_run
+
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])]
+    inits = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+        numpy_helper.from_array(np.array(128, np.uint8), "z"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [4, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    byoc_mlir.compile(model, backends=[], out_dir=tmp_path / "b").close()
+    assert byoc_run.run([str(tmp_path / "b"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "output 0: uint8[4, 8]" in out and "(0 quantization steps)" in out
+    # an output whose dtype changed (uint8 read back as int8) fails the check, named
+    args = byoc_run.build_parser().parse_args([str(tmp_path / "b"), "--check"])
+    compiled = byoc_mlir.Compiled(tmp_path / "b")
+    x = np.linspace(-3, 3, 32, dtype=np.float32).reshape(4, 8)
+    (y,) = compiled(x)
+    byoc_run._tolerances(compiled, args)
+    code, report = byoc_run._check(compiled, [x], [y.view(np.int8)], args)
+    compiled.close()
+    assert code == 1 and report[0]["changed"] == "int8[4, 8] where the host build gives uint8[4, 8]"
+    assert "MISMATCH: the bundle returns int8[4, 8]" in capsys.readouterr().out
