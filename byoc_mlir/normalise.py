@@ -24,6 +24,7 @@ from byoc_mlir.passes.fold_constants import FoldConstantsPass
 from byoc_mlir.passes.fold_scalar_casts import FoldScalarCastsPass
 from byoc_mlir.passes.fold_unit_broadcasts import FoldUnitBroadcastsPass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
+from byoc_mlir.passes.split_shared_dequantize import SplitSharedDequantizePass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
 
 
@@ -34,6 +35,7 @@ def steps(fold_batchnorm: bool = True) -> list[ModulePass]:
         FoldScalarCastsPass(),  # torch's f64 eps truncated to f32 in generic bodies
         SplitBiasInitsPass(),  # conv/matmul bias inits -> bias adds
         FoldUnitBroadcastsPass(),  # per-channel vectors read directly
+        SplitSharedDequantizePass(),  # one dequantize per reader: QDQ units stay whole
         FoldConstantsPass(),  # Linear's weight transposes, BatchNorm's rsqrt
     ]
     if fold_batchnorm:

@@ -303,3 +303,43 @@ def bias_epilogues(
     backend.composite(
         f"{prefix}_bias{suffix}", op(bias, op(kind, name=match), ANY), benefit=2, check=check
     )
+
+
+def quantized_units(
+    backend: Backend,
+    kind: object,
+    prefix: str,
+    check: Check | None = None,
+    *,
+    through: Sequence[object] = (),
+    suffix: str = "",
+) -> None:
+    """Declares the QDQ units of ``kind`` (a conv or matmul), each one partitioning unit
+    whose edges are the quantized tensors: ``q{prefix}_bias{suffix}`` =
+    ``QUANTIZE(BIAS_ADD(kind(DEQUANTIZE), ANY))`` (benefit 5) and ``q{prefix}{suffix}`` =
+    ``QUANTIZE(kind(DEQUANTIZE))`` (benefit 4); per op kind in ``through`` (a
+    ``tensor.pad`` or a reshape between the dequantize and ``kind``), the same with it
+    (``..._{name}``, benefit one more). Checks find the ops as ``ctx.matches["q"]``,
+    ``["dq"]`` and ``[prefix]``."""
+    q, dq, bias = recognisers.QUANTIZE, recognisers.DEQUANTIZE, recognisers.BIAS_ADD
+    feeds: list[tuple[str, Pattern, int]] = [("", op(dq, name="dq"), 0)]
+    for between in through:
+        label = _kind_label(between)
+        feeds.append((f"_{label}", op(between, op(dq, name="dq"), name=label), 1))
+    for feed_name, feed, extra in feeds:
+        anchor = op(kind, feed, name=prefix)
+        backend.composite(
+            f"q{prefix}_bias{feed_name}{suffix}",
+            op(q, op(bias, anchor, ANY), name="q"),
+            benefit=5 + extra,
+            check=check,
+        )
+        backend.composite(
+            f"q{prefix}{feed_name}{suffix}", op(q, anchor, name="q"), benefit=4 + extra, check=check
+        )
+
+
+def _kind_label(kind: object) -> str:
+    """``tensor.pad`` -> ``pad``, ``tensor.collapse_shape`` -> ``collapse_shape``."""
+    key = kind_key(kind)
+    return key.name if isinstance(key, Recogniser) else key.rsplit(".", 1)[-1]

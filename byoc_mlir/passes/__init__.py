@@ -12,6 +12,7 @@ from byoc_mlir.passes.guard_data_tiling import GuardDataTilingPass
 from byoc_mlir.passes.merge_regions import MergeRegionsPass
 from byoc_mlir.passes.outline import OutlinePass
 from byoc_mlir.passes.split_bias_inits import SplitBiasInitsPass
+from byoc_mlir.passes.split_shared_dequantize import SplitSharedDequantizePass
 from byoc_mlir.passes.strip_asserts import StripAssertsPass
 from byoc_mlir.passes.trim_conv_inputs import TrimConvInputsPass
 
@@ -27,6 +28,7 @@ PASSES: dict[str, type[ModulePass]] = {
         FoldScalarCastsPass,
         FoldUnitBroadcastsPass,
         SplitBiasInitsPass,
+        SplitSharedDequantizePass,
         FoldConstantsPass,
         FoldBatchnormPass,
         GuardDataTilingPass,
@@ -49,6 +51,7 @@ __all__ = [
     "ModulePass",
     "OutlinePass",
     "SplitBiasInitsPass",
+    "SplitSharedDequantizePass",
     "StripAssertsPass",
     "TrimConvInputsPass",
 ]

@@ -212,3 +212,24 @@ def test_check_reports_integer_outputs_in_steps_and_dtype_changes(
     compiled.close()
     assert code == 1 and report[0]["changed"] == "int8[4, 8] where the host build gives uint8[4, 8]"
     assert "MISMATCH: the bundle returns int8[4, 8]" in capsys.readouterr().out
+
+
+def test_qdq_units_are_partitioned_with_int8_edges(models: dict[str, Path]) -> None:
+    """Every conv and the Gemm become dequantize → op → bias → quantize units of the
+    testing backend; the regions they form read and write the quantized tensors."""
+    compiled = byoc_mlir.compile(models["qdq"], backends=["testing"])
+    regions = compiled.report["regions"]
+    composites = [c for r in regions for c in r["composites"]]
+    assert {"qconv2d_bias_pad_nchw_fchw", "qconv2d_bias_nchw_fchw", "qmatmul_bias"} <= set(
+        composites
+    )
+    for r in regions:
+        assert r["inputs"][0].endswith("xi8>"), r  # the activation, still quantized
+        assert r["outputs"] and all(o.endswith("xi8>") for o in r["outputs"]), r
+    convs = [o for o in compiled.report["ops"] if o["op"] == "linalg.conv_2d_nchw_fchw"]
+    assert len(convs) == 3 and all(o["region"] for o in convs)
+    # the shared squeeze output was dequantized once per reader, each copy in its unit
+    dequantize = [o for o in compiled.report["ops"] if o["kind"] == "generic:dequantize"]
+    assert sum(1 for o in dequantize if o["region"]) == 4
+    x = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
+    np.testing.assert_array_equal(compiled(x)[0], byoc_mlir.compile(models["qdq"], [])(x)[0])

@@ -7,6 +7,7 @@ Each case builds one generic with `FuncBuilder` and asks `recognise` which form 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from conftest import (
@@ -28,12 +29,14 @@ from byoc_mlir.codegen.recognisers import (
     BIAS_ADD,
     BROADCAST,
     CLAMP,
+    DEQUANTIZE,
     DIV,
     EXP,
     GELU,
     MAX_CONST,
     MIN_CONST,
     MUL,
+    QUANTIZE,
     REDUCE_MAX,
     REDUCE_SUM,
     RELU,
@@ -41,6 +44,7 @@ from byoc_mlir.codegen.recognisers import (
     SCALE,
     SHIFT,
     SUB,
+    quant_params,
     recognise,
 )
 
@@ -514,3 +518,90 @@ def test_recognise_needs_no_ambient_context() -> None:
     module = parse(fb.build(fb.add(*fb.args)))
     generic = next(o for o in body_ops(functions(module)["main"]) if o.name == "linalg.generic")
     assert recognise(generic) is ADD
+
+
+# --- quantization ------------------------------------------------------------------------
+
+QUANTIZE_U8 = """
+^bb0(%in: f32, %out: i8):
+  %0 = arith.divf %in, %s : f32
+  %1 = math.roundeven %0 : f32
+  %2 = arith.addf %1, %zp : f32
+  %3 = arith.maximumf %2, %lo : f32
+  %4 = arith.minimumf %3, %hi : f32
+  %5 = arith.fptoui %4 : f32 to i8
+  linalg.yield %5 : i8
+"""
+DEQUANTIZE_U8 = """
+^bb0(%in: i8, %out: f32):
+  %0 = arith.uitofp %in : i8 to f32
+  %1 = arith.subf %0, %zp : f32
+  %2 = arith.mulf %1, %s : f32
+  linalg.yield %2 : f32
+"""
+DEQUANTIZE_INT_ZP = """
+^bb0(%in: i8, %out: f32):
+  %0 = arith.extui %in : i8 to i32
+  %1 = arith.subi %0, %izp : i32
+  %2 = arith.sitofp %1 : i32 to f32
+  %3 = arith.mulf %2, %s : f32
+  linalg.yield %3 : f32
+"""
+
+
+def _quant_generic(body: str, src: str, dst: str) -> tuple[ir.Module, ir.Operation]:
+    text = f"""
+func.func @main(%x: tensor<8x{src}>) -> tensor<8x{dst}> {{
+  %s = arith.constant 0.25 : f32
+  %zp = arith.constant 128.0 : f32
+  %izp = arith.constant 128 : i32
+  %lo = arith.constant 0.0 : f32
+  %hi = arith.constant 255.0 : f32
+  %e = tensor.empty() : tensor<8x{dst}>
+  %r = linalg.generic {{indexing_maps = [affine_map<(d0) -> (d0)>,
+      affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}}
+      ins(%x : tensor<8x{src}>) outs(%e : tensor<8x{dst}>) {{{body}}} -> tensor<8x{dst}>
+  return %r : tensor<8x{dst}>
+}}"""
+    module = parse(text)
+    generics = [o for o in body_ops(functions(module)["main"]) if o.name == "linalg.generic"]
+    return module, generics[0]
+
+
+@pytest.mark.parametrize(
+    "body, src, dst, kind",
+    [
+        (QUANTIZE_U8, "f32", "i8", QUANTIZE),
+        (DEQUANTIZE_U8, "i8", "f32", DEQUANTIZE),
+        (DEQUANTIZE_INT_ZP, "i8", "f32", DEQUANTIZE),
+    ],
+    ids=["quantize", "dequantize", "dequantize_integer_zero_point"],
+)
+def test_quantization_forms_and_their_parameters(body: str, src: str, dst: str, kind: Any) -> None:
+    _, op = _quant_generic(body, src, dst)
+    assert recognise(op) is kind
+    params = quant_params(op)
+    assert (params.scale, params.zero_point, params.dtype) == (0.25, 128, "u8")
+    assert not params.symmetric
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("math.roundeven %0", "math.round %0"),  # ONNX rounds half to even
+        ("%4 = arith.minimumf %3, %hi", "%4 = arith.minimumf %3, %in"),  # not a constant
+        ("%0 = arith.divf %in, %s", "%0 = arith.divf %s, %in"),  # s / x
+    ],
+    ids=["round_half_away", "computed_bound", "reciprocal"],
+)
+def test_quantize_near_misses(edit: tuple[str, str]) -> None:
+    _, op = _quant_generic(QUANTIZE_U8.replace(*edit), "f32", "i8")
+    assert recognise(op) is not QUANTIZE
+    with pytest.raises(ValueError, match="not a quantize or dequantize"):
+        quant_params(op)
+
+
+def test_dequantize_near_miss_without_scale() -> None:
+    body = DEQUANTIZE_U8.replace("%2 = arith.mulf %1, %s", "%2 = arith.mulf %1, %1")
+    _, op = _quant_generic(body, "i8", "f32")
+    assert recognise(op) is not DEQUANTIZE

@@ -2,18 +2,29 @@
 
 It accepts matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF), fill, elementwise
 add/mul/sub, relu/clamp and bias-add generics, and their TOSA equivalents, all f32
-with static shapes. It refuses everything else — transcendental generics such as
-tanh/exp, f64/i64/f16 tensors — with a reason. Lit tests and the property tests use it
+with static shapes, and the quantized units of its convs and matmuls (dequantize → op
+[→ bias] → quantize, 8-bit per-tensor, possibly a pad or flatten after the
+dequantize), whose edges are int8/uint8 tensors. It refuses everything else —
+transcendental generics such as tanh/exp, f64/i64/f16 tensors, a quantize or
+dequantize alone — with a reason. Lit tests and the property tests use it
 to exercise the passes before any real codegen exists.
 """
 
 from __future__ import annotations
 
-from iree.compiler.dialects import linalg, tosa
+from iree.compiler.dialects import linalg, tensor, tosa
 
-from byoc_mlir.codegen.backend import ANY, Backend, bias_epilogues, op
+from byoc_mlir.codegen.backend import (
+    ANY,
+    Backend,
+    CheckContext,
+    Reject,
+    bias_epilogues,
+    op,
+    quantized_units,
+)
 from byoc_mlir.codegen.checks import tensor_types
-from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
+from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB, quant_params
 
 BACKEND = Backend("testing", "reference partition-only backend for tests")
 
@@ -58,6 +69,21 @@ BACKEND.composite(
     benefit=2,
     check=f32_static,
 )
+
+
+def eight_bit(ctx: CheckContext) -> Reject | None:
+    """A quantized unit's ends: 8-bit integers, per tensor (the recognisers' form)."""
+    for end in ("dq", "q"):
+        params = quant_params(ctx.matches[end])
+        if params.bits != 8:
+            return Reject(f"{params.dtype} quantization (valid: i8, u8)")
+    return None
+
+
+for conv in CONVS:
+    suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
+    quantized_units(BACKEND, conv, "conv2d", eight_bit, through=[tensor.PadOp], suffix=f"_{suffix}")
+quantized_units(BACKEND, linalg.MatmulOp, "matmul", eight_bit, through=[tensor.CollapseShapeOp])
 
 MATMUL_ONLY = Backend(
     "testing_matmul", "partition-only backend that runs f32 matmuls; tests backend priority"

@@ -22,7 +22,9 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
 - ``REDUCE_SUM``/``REDUCE_MAX``: a sum or max over reduction dims of an identity-read
   input into an output that drops them or keeps them as 1s (LayerNorm's and softmax's
   reductions). ``REDUCE_MAX`` also matches torch's ``max.dim`` (value and index outputs)
-  when the index is never used.
+  when the index is never used;
+- ``QUANTIZE``/``DEQUANTIZE``: ONNX's QuantizeLinear / DequantizeLinear per tensor
+  (`byoc_mlir.codegen.recognisers.quantization`), scale and zero point constant.
 
 All require parallel iterators and one identity-mapped output; dtype is not a
 recogniser's business (backend checks decide that).
@@ -54,6 +56,12 @@ from byoc_mlir.codegen.recognisers.generic_view import (
     Recogniser,
     constant_value,
 )
+from byoc_mlir.codegen.recognisers.quantization import (
+    Dequantize,
+    Quantize,
+    QuantParams,
+    quant_params,
+)
 from byoc_mlir.codegen.recognisers.reductions import (
     Reduce,
     Reduction,
@@ -82,6 +90,10 @@ __all__ = [
     "BROADCAST",
     "REDUCE_SUM",
     "REDUCE_MAX",
+    "QUANTIZE",
+    "DEQUANTIZE",
+    "QuantParams",
+    "quant_params",
     "ALL",
     "CONSTANT",
     "GENERIC",
@@ -118,12 +130,14 @@ RSQRT = Unary("rsqrt", "math.rsqrt")
 BROADCAST = Broadcast()
 REDUCE_SUM = Reduce("reduce_sum", ("arith.addf",))
 REDUCE_MAX = Reduce("reduce_max", ("arith.maximumf", "arith.maxnumf"))
+QUANTIZE = Quantize()
+DEQUANTIZE = Dequantize()
 
 # Tried in this order; the forms are disjoint, the order only saves time.
 ALL: tuple[Recogniser, ...] = (
     BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, SCALE,
     MAX_CONST, MIN_CONST, DIV, BROADCAST_DIV, SHIFT, EXP, RSQRT, BROADCAST,
-    REDUCE_SUM, REDUCE_MAX, GELU,
+    REDUCE_SUM, REDUCE_MAX, GELU, QUANTIZE, DEQUANTIZE,
 )  # fmt: skip
 
 

@@ -1,0 +1,155 @@
+"""The quantization forms: ONNX's QuantizeLinear and DequantizeLinear (and pt2e's
+quantize/dequantize_per_tensor) as IREE's importers lower them, per tensor.
+
+- ``QUANTIZE``: f32 -> i8/u8 (or i16/u16), ``saturate(round_half_even(x / s) + zp)``:
+  ``divf`` (or ``mulf`` by ``1/s``), ``math.roundeven``, an optional ``addf`` of the zero
+  point, a clamp to the integer range (``maximumf``/``minimumf``, either order), then
+  ``fptosi``/``fptoui``;
+- ``DEQUANTIZE``: i8/u8 -> f32, ``(x - zp) * s``: ``sitofp``/``uitofp``, an optional
+  ``subf`` of the zero point, then ``mulf`` by the scale; or the zero point subtracted in
+  integers (``extui``/``extsi``, ``subi``, ``sitofp``, ``mulf``).
+
+Scale and zero point are scalar constants (per-tensor quantization; per-channel
+dequantization of weights is folded into constant f32 weights before partitioning).
+`quant_params` reads them back, so backend checks can ask for symmetry or a dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iree.compiler import ir
+
+from byoc_mlir.codegen.recognisers.generic_view import GenericView, Recogniser, constant_value
+
+_TO_INT = ("arith.fptosi", "arith.fptoui")
+_TO_FLOAT = ("arith.sitofp", "arith.uitofp")
+_EXTEND = ("arith.extsi", "arith.extui")
+_CLAMPS = ("arith.maximumf", "arith.minimumf", "arith.maxnumf", "arith.minnumf")
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """One per-tensor quantization: ``real = (q - zero_point) * scale``."""
+
+    scale: float
+    zero_point: int
+    signed: bool
+    bits: int
+
+    @property
+    def dtype(self) -> str:
+        """``i8``, ``u8``, ``i16``, ...: the integer type of the quantized side."""
+        return f"{'i' if self.signed else 'u'}{self.bits}"
+
+    @property
+    def symmetric(self) -> bool:
+        return self.zero_point == 0
+
+
+def _int_bits(t: ir.Type) -> int | None:
+    element = ir.ShapedType(t).element_type if isinstance(t, ir.ShapedType) else t
+    return ir.IntegerType(element).width if isinstance(element, ir.IntegerType) else None
+
+
+def _operand_constant(op: ir.Operation, x: ir.Value) -> float | None:
+    """The scalar constant ``op`` combines with ``x`` (None if it is not one)."""
+    a, b = op.operands
+    if a == x:
+        return constant_value(b)
+    if b == x and op.name != "arith.divf" and op.name != "arith.subf":
+        return constant_value(a)
+    return None
+
+
+def _quantize(view: GenericView) -> QuantParams | None:
+    if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+        return None
+    bits = _int_bits(view.op.results[0].type)
+    if bits is None or len(view.body) < 4 or view.body[-1].name not in _TO_INT:
+        return None
+    ops = view.body
+    x = view.args[0]
+    first = ops[0]
+    c = _operand_constant(first, x)
+    if c is None or c == 0.0 or first.name not in ("arith.divf", "arith.mulf"):
+        return None
+    scale = c if first.name == "arith.divf" else 1.0 / c
+    if ops[1].name != "math.roundeven" or ops[1].operands[0] != first.results[0]:
+        return None
+    v, rest, zero_point = ops[1].results[0], ops[2:-1], 0.0
+    if rest and rest[0].name == "arith.addf":
+        zp = _operand_constant(rest[0], v)
+        if zp is None:
+            return None
+        zero_point, v, rest = zp, rest[0].results[0], rest[1:]
+    for clamp in rest:  # the saturation to the integer range
+        if clamp.name not in _CLAMPS or _operand_constant(clamp, v) is None:
+            return None
+        v = clamp.results[0]
+    if len(rest) != 2 or ops[-1].operands[0] != v or view.yielded[0] != ops[-1].results[0]:
+        return None
+    if zero_point != int(zero_point):
+        return None
+    return QuantParams(scale, int(zero_point), ops[-1].name == "arith.fptosi", bits)
+
+
+def _dequantize(view: GenericView) -> QuantParams | None:
+    if view.n_inputs != 1 or not view.elementwise_shape_ok() or not view.is_identity(0):
+        return None
+    bits = _int_bits(view.op.operands[0].type)
+    ops = view.body
+    if bits is None or not ops or ops[0].operands[0] != view.args[0]:
+        return None
+    if len(ops) == 4 and ops[0].name in _EXTEND and ops[1].name == "arith.subi":
+        # the zero point subtracted in integers: extend, subi, sitofp, mulf
+        zp = _operand_constant(ops[1], ops[0].results[0])
+        if zp is None or ops[2].name not in _TO_FLOAT or ops[2].operands[0] != ops[1].results[0]:
+            return None
+        scale = (
+            _operand_constant(ops[3], ops[2].results[0]) if ops[3].name == "arith.mulf" else None
+        )
+        if scale is None or view.yielded[0] != ops[3].results[0]:
+            return None
+        return QuantParams(scale, int(zp), ops[0].name == "arith.extsi", bits)
+    if not 2 <= len(ops) <= 3 or ops[0].name not in _TO_FLOAT:
+        return None
+    v, zero_point = ops[0].results[0], 0.0
+    if len(ops) == 3:
+        if ops[1].name != "arith.subf":
+            return None
+        zp = _operand_constant(ops[1], v)
+        if zp is None or zp != int(zp):
+            return None
+        zero_point, v = zp, ops[1].results[0]
+    scale = _operand_constant(ops[-1], v) if ops[-1].name == "arith.mulf" else None
+    if scale is None or view.yielded[0] != ops[-1].results[0]:
+        return None
+    return QuantParams(scale, int(zero_point), ops[0].name == "arith.sitofp", bits)
+
+
+class Quantize(Recogniser):
+    name = "quantize"
+
+    def match_view(self, view: GenericView) -> bool:
+        return _quantize(view) is not None
+
+
+class Dequantize(Recogniser):
+    name = "dequantize"
+
+    def match_view(self, view: GenericView) -> bool:
+        return _dequantize(view) is not None
+
+
+def quant_params(op: ir.Operation) -> QuantParams:
+    """Scale, zero point and integer type of a ``QUANTIZE`` or ``DEQUANTIZE`` generic.
+
+    Raises:
+        ValueError: the op is neither.
+    """
+    view = GenericView.of(op)
+    params = None if view is None else _quantize(view) or _dequantize(view)
+    if params is None:
+        raise ValueError(f"{op.operation.name} is not a quantize or dequantize generic")
+    return params
