@@ -12,8 +12,11 @@ chain of per-channel ops on constants (which ``byoc-fold-batchnorm`` folds furth
 Folded: ``linalg.transpose``, ``tensor.expand_shape``/``collapse_shape``, and elementwise
 ``linalg.generic`` (parallel iterators, identity output map, inputs read through
 projections or broadcasts such as ``(d0, d1, d2, d3) -> (d0, d1, 0, 0)``) whose body only
-uses the float arithmetic in `_UNARY`/`_BINARY` and scalar constants. Results are
-computed in the element type of the IR (float32 stays float32). Left alone: values that
+uses the float arithmetic in `_UNARY`/`_BINARY`, the integer steps of a dequantize
+(`_INTEGER`: sign or zero extension, integer add/sub/mul, int to float) and scalar
+constants: a quantized model's per-channel dequantization of its int8 weights folds into
+f32 weights, which backends prepack, instead of running on the host at every call.
+Results are computed in the element type of the IR (float32 stays float32). Left alone: values that
 cannot be read (an elided ``dense_resource``), results over ``max-elements``, and
 broadcasts that would only make a weight bigger (a result larger than every input). Ops
 left without users are erased.
@@ -50,6 +53,35 @@ _UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     math.RsqrtOp.OPERATION_NAME: lambda x: np.reciprocal(np.sqrt(x)),
     math.ExpOp.OPERATION_NAME: np.exp,
 }
+INT_DTYPES: dict[str, type[np.signedinteger]] = {
+    "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
+}  # fmt: skip
+"""Signless integers as numpy holds them (signed); unsigned reads mask them (`_INTEGER`)."""
+
+
+def _width(v: ir.Value) -> int:
+    t = v.type
+    element = ir.ShapedType(t).element_type if isinstance(t, ir.ShapedType) else t
+    return ir.IntegerType(element).width
+
+
+def _unsigned(a: np.ndarray, bits: int) -> np.ndarray:
+    return a.astype(np.int64) & ((1 << bits) - 1)
+
+
+_INTEGER: dict[str, Callable[[ir.Operation, list[np.ndarray]], np.ndarray]] = {
+    # integers are carried as int64 (exact for the widths dequantization uses)
+    arith.ExtSIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64),
+    arith.ExtUIOp.OPERATION_NAME: lambda op, a: _unsigned(a[0], _width(op.operands[0])),
+    arith.AddIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) + a[1],
+    arith.SubIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) - a[1],
+    arith.MulIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) * a[1],
+    arith.SIToFPOp.OPERATION_NAME: lambda op, a: a[0].astype(np.float64),
+    arith.UIToFPOp.OPERATION_NAME: lambda op, a: _unsigned(a[0], _width(op.operands[0])).astype(
+        np.float64
+    ),
+}
+
 _BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     arith.AddFOp.OPERATION_NAME: np.add,
     arith.SubFOp.OPERATION_NAME: np.subtract,
@@ -98,7 +130,7 @@ class _Folder:
         if v not in self.known:
             op = self.graph.free.get(v)
             array = None
-            if op is not None and _dtype(v.type) is not None:
+            if op is not None and (_dtype(v.type) is not None or _int_dtype(v.type)):
                 array = constant_array(op)
             self.known[v] = array
         return self.known[v]
@@ -174,6 +206,15 @@ class _Folder:
                 op.erase()
 
 
+def _int_dtype(t: ir.Type) -> bool:
+    """Whether ``t`` is a static tensor of integers numpy holds (i8..i64)."""
+    return (
+        isinstance(t, ir.RankedTensorType)
+        and t.has_static_shape
+        and str(t.element_type) in INT_DTYPES
+    )
+
+
 def _dtype(t: ir.Type) -> type[np.floating] | None:
     """The numpy dtype of a static float tensor type, or None."""
     if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
@@ -221,12 +262,26 @@ def scalar_constant(v: ir.Value) -> np.ndarray | None:
     return None if dtype is None else np.array(attr.value, dtype=dtype)
 
 
+def _scalar_integer(v: ir.Value) -> np.ndarray | None:
+    """The value of a scalar integer ``arith.constant`` (as int64), or None."""
+    owner = v.owner
+    if not isinstance(owner, ir.OpView) or owner.operation.name != _CONSTANT:
+        return None
+    attr = owner.operation.attributes["value"]
+    if isinstance(attr, ir.IntegerAttr) and str(attr.type) in INT_DTYPES:
+        return np.array(ir.IntegerAttr(attr).value, dtype=np.int64)
+    return None
+
+
 def _evaluate(block: ir.Block, env: dict[ir.Value, np.ndarray]) -> np.ndarray | None:
-    """Runs a generic body on whole arrays; None on an op outside `_UNARY`/`_BINARY` or a
-    read of the output (its init is not a constant)."""
+    """Runs a generic body on whole arrays; None on an op outside `_UNARY`/`_BINARY`/
+    `_INTEGER` or a read of the output (its init is not a constant)."""
 
     def read(v: ir.Value) -> np.ndarray | None:
-        return env[v] if v in env else scalar_constant(v)
+        if v in env:
+            return env[v]
+        scalar = scalar_constant(v)
+        return scalar if scalar is not None else _scalar_integer(v)
 
     ops = [o.operation for o in block.operations]
     with np.errstate(all="ignore"):  # inf/NaN fold as IEEE arithmetic makes them
@@ -236,7 +291,9 @@ def _evaluate(block: ir.Block, env: dict[ir.Value, np.ndarray]) -> np.ndarray | 
             args = [a for a in (read(v) for v in inner.operands) if a is not None]
             if len(args) != len(inner.operands) or len(inner.results) != 1:
                 return None
-            if inner.name in _UNARY and len(args) == 1:
+            if inner.name in _INTEGER:
+                env[inner.results[0]] = _INTEGER[inner.name](inner, args)
+            elif inner.name in _UNARY and len(args) == 1:
                 env[inner.results[0]] = _UNARY[inner.name](*args)
             elif inner.name in _BINARY and len(args) == 2:
                 env[inner.results[0]] = _BINARY[inner.name](*args)

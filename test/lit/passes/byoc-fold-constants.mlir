@@ -248,3 +248,47 @@ func.func @rank_zero(%x: tensor<3xf32>) -> tensor<3xf32> {
   } -> tensor<3xf32>
   return %y : tensor<3xf32>
 }
+
+// -----
+
+// A quantized model's per-channel dequantization of its int8 weights (as IREE imports
+// ONNX's DequantizeLinear: the zero point subtracted in i16, then scaled): folded into
+// f32 weights. Row 0: (-2 - 1) * 0.5, (3 - 1) * 0.5; row 1: (-128 - 0) * 0.25, (127 - 0) * 0.25.
+// CHECK-LABEL: func.func @per_channel_dequantize
+// CHECK-NOT:   arith.extsi
+// CHECK:       arith.constant dense<{{\[\[}}-1.500000e+00, 1.000000e+00], [-3.200000e+01, 3.175000e+01]]> : tensor<2x2xf32>
+// CHECK-NOT:   linalg.generic
+func.func @per_channel_dequantize() -> tensor<2x2xf32> {
+  %w = arith.constant dense<[[-2, 3], [-128, 127]]> : tensor<2x2xi8>
+  %s = arith.constant dense<[0.5, 0.25]> : tensor<2xf32>
+  %z = arith.constant dense<[1, 0]> : tensor<2xi8>
+  %e = tensor.empty() : tensor<2x2xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%w, %s, %z : tensor<2x2xi8>, tensor<2xf32>, tensor<2xi8>) outs(%e : tensor<2x2xf32>) {
+  ^bb0(%in: i8, %sc: f32, %zp: i8, %out: f32):
+    %a = arith.extsi %zp : i8 to i16
+    %b = arith.extsi %in : i8 to i16
+    %c = arith.subi %b, %a : i16
+    %f = arith.sitofp %c : i16 to f32
+    %m = arith.mulf %f, %sc : f32
+    linalg.yield %m : f32
+  } -> tensor<2x2xf32>
+  return %r : tensor<2x2xf32>
+}
+
+// -----
+
+// uint8 read as unsigned (extui / uitofp): 255 is 255, not -1.
+// CHECK-LABEL: func.func @unsigned_dequantize
+// CHECK:       arith.constant dense<[1.275000e+02, 0.000000e+00]> : tensor<2xf32>
+func.func @unsigned_dequantize() -> tensor<2xf32> {
+  %w = arith.constant dense<[-1, 0]> : tensor<2xi8>
+  %s = arith.constant 0.5 : f32
+  %e = tensor.empty() : tensor<2xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%w : tensor<2xi8>) outs(%e : tensor<2xf32>) {
+  ^bb0(%in: i8, %out: f32):
+    %f = arith.uitofp %in : i8 to f32
+    %m = arith.mulf %f, %s : f32
+    linalg.yield %m : f32
+  } -> tensor<2xf32>
+  return %r : tensor<2xf32>
+}
