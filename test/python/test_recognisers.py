@@ -605,3 +605,18 @@ def test_dequantize_near_miss_without_scale() -> None:
     body = DEQUANTIZE_U8.replace("%2 = arith.mulf %1, %s", "%2 = arith.mulf %1, %1")
     _, op = _quant_generic(body, "i8", "f32")
     assert recognise(op) is not DEQUANTIZE
+
+
+def test_quantization_recognisers_read_any_body_without_raising() -> None:
+    """A body that starts with an op without operands (``linalg.index``, as ONNX's
+    SoftmaxCrossEntropyLoss lowers) is no quantization form; it used to raise."""
+    body = """
+^bb0(%in: i8, %out: f32):
+  %i = linalg.index 0 : index
+  %c = arith.index_cast %i : index to i32
+  %f = arith.sitofp %c : i32 to f32
+  %m = arith.mulf %f, %s : f32
+  linalg.yield %m : f32
+"""
+    _, op = _quant_generic(body, "i8", "f32")
+    assert recognise(op) is None

@@ -54,6 +54,8 @@ def _int_bits(t: ir.Type) -> int | None:
 
 def _operand_constant(op: ir.Operation, x: ir.Value) -> float | None:
     """The scalar constant ``op`` combines with ``x`` (None if it is not one)."""
+    if len(op.operands) != 2:
+        return None
     a, b = op.operands
     if a == x:
         return constant_value(b)
@@ -99,7 +101,7 @@ def _dequantize(view: GenericView) -> QuantParams | None:
         return None
     bits = _int_bits(view.op.operands[0].type)
     ops = view.body
-    if bits is None or not ops or ops[0].operands[0] != view.args[0]:
+    if bits is None or not ops or list(ops[0].operands) != [view.args[0]]:
         return None
     if len(ops) == 4 and ops[0].name in _EXTEND and ops[1].name == "arith.subi":
         # the zero point subtracted in integers: extend, subi, sitofp, mulf
