@@ -4,9 +4,9 @@
 # run, and checked against IREE alone; prints where the report and the picture are.
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck disable=SC1091
-source scripts/setup.sh
 out="${1:-out/example}"
+# shellcheck disable=SC1091
+source scripts/setup.sh ""  # no extra (an explicit argument: not this script's own)
 byoc-compile examples/cnn.mlir --backend dnnl -o "$out" --report --graph "$out/partition.html"
 byoc-run "$out" --check
 echo

@@ -31,12 +31,14 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   source "$byoc_root/.venv/bin/activate"
 fi
 
-# Install (again) only when what is asked changed: the dependency lists, the extra, Python.
+# Install (again) only when what is asked changed: the dependency lists, Python, the
+# checkout, or an extra not installed yet (an install with [test] also serves example.sh).
 byoc_stamp="$VIRTUAL_ENV/.byoc_mlir-installed"
-byoc_want="$(cat "$byoc_root/pyproject.toml" "$byoc_root/examples/mynpu/pyproject.toml" \
-  | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())') \
-  $byoc_extra $byoc_root $(python --version 2>&1 | tr ' ' _)"
-if [ ! -f "$byoc_stamp" ] || [ "$(cat "$byoc_stamp")" != "$byoc_want" ]; then
+byoc_want="$( { cat "$byoc_root/pyproject.toml" "$byoc_root/examples/mynpu/pyproject.toml"; \
+  echo "$byoc_root"; python --version; } 2>&1 \
+  | python -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+byoc_have="$(cat "$byoc_stamp" 2>/dev/null || true)"
+if [ "$byoc_have" != "$byoc_want $byoc_extra" ] && { [ -n "$byoc_extra" ] || [ "${byoc_have%% *}" != "$byoc_want" ]; }; then
   echo "installing byoc_mlir${byoc_extra:+ with [$byoc_extra]} into $VIRTUAL_ENV (pip; a few minutes the first time)"
   python -m pip install -q --upgrade pip
   if [ -n "$byoc_extra" ]; then
@@ -46,5 +48,5 @@ if [ ! -f "$byoc_stamp" ] || [ "$(cat "$byoc_stamp")" != "$byoc_want" ]; then
   fi
   # The out-of-tree example backend (README: "Adding a backend"), installed as a plugin.
   python -m pip install -q --no-deps -e "$byoc_root/examples/mynpu"
-  echo "$byoc_want" > "$byoc_stamp"
+  echo "$byoc_want $byoc_extra" > "$byoc_stamp"
 fi
