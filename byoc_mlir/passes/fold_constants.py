@@ -69,13 +69,20 @@ def _unsigned(a: np.ndarray, bits: int) -> np.ndarray:
     return a.astype(np.int64) & ((1 << bits) - 1)
 
 
+def _wrapped(op: ir.Operation, x: np.ndarray) -> np.ndarray:
+    """``x`` wrapped to the signed range of ``op``'s result width, as the op wraps."""
+    bits = _width(op.results[0])
+    half = 1 << (bits - 1)
+    return ((x + half) % (1 << bits)) - half if bits < 64 else x
+
+
 _INTEGER: dict[str, Callable[[ir.Operation, list[np.ndarray]], np.ndarray]] = {
-    # integers are carried as int64 (exact for the widths dequantization uses)
+    # integers are carried as int64 holding each value's signed form at its own width
     arith.ExtSIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64),
     arith.ExtUIOp.OPERATION_NAME: lambda op, a: _unsigned(a[0], _width(op.operands[0])),
-    arith.AddIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) + a[1],
-    arith.SubIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) - a[1],
-    arith.MulIOp.OPERATION_NAME: lambda op, a: a[0].astype(np.int64) * a[1],
+    arith.AddIOp.OPERATION_NAME: lambda op, a: _wrapped(op, a[0].astype(np.int64) + a[1]),
+    arith.SubIOp.OPERATION_NAME: lambda op, a: _wrapped(op, a[0].astype(np.int64) - a[1]),
+    arith.MulIOp.OPERATION_NAME: lambda op, a: _wrapped(op, a[0].astype(np.int64) * a[1]),
     arith.SIToFPOp.OPERATION_NAME: lambda op, a: a[0].astype(np.float64),
     arith.UIToFPOp.OPERATION_NAME: lambda op, a: _unsigned(a[0], _width(op.operands[0])).astype(
         np.float64

@@ -292,3 +292,20 @@ func.func @unsigned_dequantize() -> tensor<2xf32> {
   } -> tensor<2xf32>
   return %r : tensor<2xf32>
 }
+
+// -----
+
+// Integer arithmetic wraps at its width, as the op does: 100 + 100 in i8 is -56.
+// CHECK-LABEL: func.func @wrapping_add
+// CHECK:       arith.constant dense<[-5.600000e+01, 2.000000e+00]> : tensor<2xf32>
+func.func @wrapping_add() -> tensor<2xf32> {
+  %w = arith.constant dense<[100, 1]> : tensor<2xi8>
+  %e = tensor.empty() : tensor<2xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%w : tensor<2xi8>) outs(%e : tensor<2xf32>) {
+  ^bb0(%in: i8, %out: f32):
+    %s = arith.addi %in, %in : i8
+    %f = arith.sitofp %s : i8 to f32
+    linalg.yield %f : f32
+  } -> tensor<2xf32>
+  return %r : tensor<2xf32>
+}
