@@ -557,6 +557,7 @@ func.func @main(%x: tensor<8x{src}>) -> tensor<8x{dst}> {{
   %izp = arith.constant 128 : i32
   %lo = arith.constant 0.0 : f32
   %hi = arith.constant 255.0 : f32
+  %lo7 = arith.constant 127.0 : f32
   %e = tensor.empty() : tensor<8x{dst}>
   %r = linalg.generic {{indexing_maps = [affine_map<(d0) -> (d0)>,
       affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}}
@@ -582,7 +583,16 @@ def test_quantization_forms_and_their_parameters(body: str, src: str, dst: str, 
     assert recognise(op) is kind
     params = quant_params(op)
     assert (params.scale, params.zero_point, params.dtype) == (0.25, 128, "u8")
-    assert not params.symmetric
+    assert not params.symmetric and params.full_range
+    assert params.saturation == ((0, 255) if kind is QUANTIZE else None)
+
+
+def test_quantize_to_a_reduced_range_is_told_apart() -> None:
+    """onnxruntime's reduce_range saturates u8 to [0, 127]: same form, not the full range."""
+    _, op = _quant_generic(QUANTIZE_U8.replace("%hi", "%lo7"), "f32", "i8")
+    assert recognise(op) is QUANTIZE
+    params = quant_params(op)
+    assert params.saturation == (0, 127) and not params.full_range
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,10 @@ def eight_bit(ctx: CheckContext) -> Reject | None:
         params = quant_params(ctx.matches[end])
         if params.bits != 8:
             return Reject(f"{params.dtype} quantization (valid: i8, u8)")
+        if not params.full_range:
+            return Reject(
+                f"{params.dtype} saturating to {params.saturation} (valid: the full range)"
+            )
     return None
 
 

@@ -36,6 +36,8 @@ class QuantParams:
     zero_point: int
     signed: bool
     bits: int
+    saturation: tuple[int, int] | None = None
+    """A quantize's clamp (``(0, 255)`` for u8); None for a dequantize."""
 
     @property
     def dtype(self) -> str:
@@ -45,6 +47,14 @@ class QuantParams:
     @property
     def symmetric(self) -> bool:
         return self.zero_point == 0
+
+    @property
+    def full_range(self) -> bool:
+        """Whether a quantize saturates to its type's whole range (not a reduced one)."""
+        if self.saturation is None:
+            return True
+        low = -(1 << (self.bits - 1)) if self.signed else 0
+        return self.saturation == (low, low + (1 << self.bits) - 1)
 
 
 def _int_bits(t: ir.Type) -> int | None:
@@ -85,15 +95,20 @@ def _quantize(view: GenericView) -> QuantParams | None:
         if zp is None:
             return None
         zero_point, v, rest = zp, rest[0].results[0], rest[1:]
+    bounds: list[float] = []
     for clamp in rest:  # the saturation to the integer range
-        if clamp.name not in _CLAMPS or _operand_constant(clamp, v) is None:
+        bound = _operand_constant(clamp, v) if clamp.name in _CLAMPS else None
+        if bound is None or bound != int(bound):
             return None
+        bounds.append(bound)
         v = clamp.results[0]
     if len(rest) != 2 or ops[-1].operands[0] != v or view.yielded[0] != ops[-1].results[0]:
         return None
     if zero_point != int(zero_point):
         return None
-    return QuantParams(scale, int(zero_point), ops[-1].name == "arith.fptosi", bits)
+    low, high = sorted(int(b) for b in bounds)
+    signed = ops[-1].name == "arith.fptosi"
+    return QuantParams(scale, int(zero_point), signed, bits, (low, high))
 
 
 def _dequantize(view: GenericView) -> QuantParams | None:
