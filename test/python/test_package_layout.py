@@ -1,4 +1,4 @@
-"""The package's layout rules (README "Layout"), checked from the source: the vendor
+"""The package's layout rules (README "Where things are"), checked from the source: the vendor
 contract does not depend on any backend, no import cycle, modules stay small, and the
 in-tree backends are declared like any plugin."""
 
