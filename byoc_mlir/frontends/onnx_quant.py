@@ -162,6 +162,25 @@ def qlinear_softmax(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[An
     return [*nodes, _q(node.output[0], t + "y", node.input[3], _opt(node, 4))], []
 
 
+def _per_channel(facts: Facts, scale: str) -> bool:
+    """Whether a weight's scale has one entry per channel (else one for the tensor)."""
+    shape = facts.shapes.get(scale, ())
+    return bool(shape) and int(np.prod(shape)) > 1
+
+
+def _int32_bias(t: str, bias: str, a_scale: str, b_scale: str) -> tuple[str, list[Any]]:
+    """A QGemm / QLinearConv int32 bias dequantized: scale ``a_scale * b_scale``, no zero
+    point. Returns the float bias's name and the nodes computing it."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Mul", [a_scale, b_scale], [t + "bias_scale"]),
+        helper.make_node("Cast", [bias], [t + "bias_f"], to=_FLOAT),
+        helper.make_node("Mul", [t + "bias_f", t + "bias_scale"], [t + "bias"]),
+    ]
+    return t + "bias", nodes
+
+
 def qgemm(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None:
     """``QGemm(a, a_scale, a_zp, b, b_scale, b_zp, c, y_scale, y_zp)``: the int32 bias ``c``
     has scale ``a_scale * b_scale`` and no zero point; without ``y_scale`` the output is
@@ -170,21 +189,16 @@ def qgemm(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]] | None
 
     attrs = _attrs(node)
     trans_b = int(attrs.get("transB", 0))
-    b_scale_shape = facts.shapes.get(node.input[4], ())
-    per_channel = int(np.prod(b_scale_shape)) > 1 if b_scale_shape else False
-    axis = (0 if trans_b else 1) if per_channel else None
+    axis = (0 if trans_b else 1) if _per_channel(facts, node.input[4]) else None
     a, dq_a = _dq(t + "a", node.input[0], node.input[1], _opt(node, 2))
     b, dq_b = _dq(t + "b", node.input[3], node.input[4], _opt(node, 5), axis)
     nodes = [dq_a, dq_b]
     gemm_in = [a, b]
     c = _opt(node, 6)
     if c:
-        nodes += [
-            helper.make_node("Mul", [node.input[1], node.input[4]], [t + "c_scale"]),
-            helper.make_node("Cast", [c], [t + "c_f"], to=_FLOAT),
-            helper.make_node("Mul", [t + "c_f", t + "c_scale"], [t + "c"]),
-        ]
-        gemm_in.append(t + "c")
+        c_f, c_nodes = _int32_bias(t, c, node.input[1], node.input[4])
+        nodes += c_nodes
+        gemm_in.append(c_f)
     y_scale = _opt(node, 7)
     gemm_out = t + "y" if y_scale else node.output[0]
     nodes.append(helper.make_node("Gemm", gemm_in, [gemm_out], **attrs))
@@ -198,20 +212,16 @@ def qlinear_conv(node: Any, t: str, facts: Facts) -> tuple[list[Any], list[Any]]
     form: the int32 bias ``B`` has scale ``x_scale * w_scale`` and no zero point."""
     from onnx import helper
 
-    w_scale_shape = facts.shapes.get(node.input[4], ())
-    per_channel = bool(w_scale_shape) and int(np.prod(w_scale_shape)) > 1
+    axis = 0 if _per_channel(facts, node.input[4]) else None
     x, dq_x = _dq(t + "x", node.input[0], node.input[1], _opt(node, 2))
-    w, dq_w = _dq(t + "w", node.input[3], node.input[4], _opt(node, 5), 0 if per_channel else None)
+    w, dq_w = _dq(t + "w", node.input[3], node.input[4], _opt(node, 5), axis)
     nodes = [dq_x, dq_w]
     conv_in = [x, w]
     bias = _opt(node, 8)
     if bias:
-        nodes += [
-            helper.make_node("Mul", [node.input[1], node.input[4]], [t + "b_scale"]),
-            helper.make_node("Cast", [bias], [t + "b_f"], to=_FLOAT),
-            helper.make_node("Mul", [t + "b_f", t + "b_scale"], [t + "b"]),
-        ]
-        conv_in.append(t + "b")
+        b_f, b_nodes = _int32_bias(t, bias, node.input[1], node.input[4])
+        nodes += b_nodes
+        conv_in.append(b_f)
     nodes.append(helper.make_node("Conv", conv_in, [t + "y"], **_attrs(node)))
     return [*nodes, _q(node.output[0], t + "y", node.input[6], _opt(node, 7))], []
 
