@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from iree.compiler import ir
 
 from byoc_mlir.codegen.backend import Check, CheckContext, Reject
+from byoc_mlir.codegen.recognisers import quant_params
 
 
 def data_operands(op: ir.Operation, operands: Sequence[ir.Value] | None = None) -> list[ir.Value]:
@@ -110,6 +111,21 @@ def all_of(*checks: Check) -> Check:
         return None
 
     return check
+
+
+def eight_bit_quantization(ctx: CheckContext) -> Reject | None:
+    """Accepts a ``QUANTIZE`` or ``DEQUANTIZE`` (or, in a composite, the members named
+    ``q`` and ``dq``) that is 8-bit, per tensor, saturating to its type's whole range."""
+    ends = [ctx.matches[k] for k in ("dq", "q") if k in ctx.matches] or [ctx.op]
+    for end in ends:
+        params = quant_params(end)
+        if params.bits != 8:
+            return Reject(f"{params.dtype} quantization (valid: i8, u8)")
+        if not params.full_range:
+            return Reject(
+                f"{params.dtype} saturating to {params.saturation} (valid: the full range)"
+            )
+    return None
 
 
 def _values(op: ir.Operation, operands: Sequence[ir.Value]) -> Iterable[ir.Value]:

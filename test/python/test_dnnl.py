@@ -92,7 +92,8 @@ class Call:
     ``head`` holds the plain arguments before the first ``DIMS``/``POSTS``/``NULL``
     (for bd_conv: dst, src, weights, bias, groups), ``dims`` every ``DIMS(...)`` in
     order, ``posts`` the post-ops as (kind, alpha, beta, summed value), ``last`` the
-    final argument (a format tag for bd_input/bd_output).
+    final argument but a data type (a format tag for bd_input/bd_output), ``dtype`` that
+    data type (``dnnl_f32``, ``dnnl_u8``, ...; empty if the call takes none).
     """
 
     fn: str
@@ -100,6 +101,7 @@ class Call:
     dims: list[tuple[int, ...]]
     posts: list[tuple[str, str, str, int]]
     last: str
+    dtype: str = ""
 
     @property
     def post_kinds(self) -> list[str]:
@@ -108,6 +110,7 @@ class Call:
 
 _CALL = re.compile(r"^\s*(bd_\w+)\(R, (.*)\);")
 _DIMS = re.compile(r"DIMS\(([^)]*)\)")
+_DTYPES = ("dnnl_f32", "dnnl_u8", "dnnl_s8")
 _POST = re.compile(r"\{(BD_\w+), ([^,]+), ([^,]+), (-?\d+)\}")
 
 
@@ -121,13 +124,16 @@ def region_calls(compiled: Compiled, region: str = "dnnl.main_0") -> list[Call]:
             continue
         args = m.group(2)
         head = re.split(r"DIMS\(|POSTS\(|NULL", args)[0]
+        tail = [a.strip() for a in args.rsplit(",", 2)[-2:]]
+        dtype = tail[-1] if tail[-1] in _DTYPES else ""
         calls.append(
             Call(
                 m.group(1),
                 [a.strip() for a in head.split(",") if a.strip()],
                 [tuple(int(d) for d in g.split(",")) for g in _DIMS.findall(args)],
                 [(k, a, b, int(v)) for k, a, b, v in _POST.findall(args)],
-                args.rsplit(",", 1)[-1].strip(),
+                tail[0] if dtype else tail[-1],
+                dtype,
             )
         )
     return calls

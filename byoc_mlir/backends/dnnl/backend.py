@@ -65,7 +65,7 @@ from byoc_mlir.backends.dnnl.runtime import (
 )
 from byoc_mlir.codegen import build
 from byoc_mlir.codegen.backend import Backend, CheckContext, Reject
-from byoc_mlir.codegen.checks import all_of, ins_outs, tensor_types
+from byoc_mlir.codegen.checks import all_of, eight_bit_quantization, ins_outs, tensor_types
 from byoc_mlir.codegen.hook import CodegenOptions, RegionView, RuntimeArtifact
 from byoc_mlir.codegen.recognisers import (
     ADD,
@@ -75,12 +75,14 @@ from byoc_mlir.codegen.recognisers import (
     BROADCAST_MUL,
     BROADCAST_SUB,
     CLAMP,
+    DEQUANTIZE,
     DIV,
     EXP,
     GELU,
     MAX_CONST,
     MIN_CONST,
     MUL,
+    QUANTIZE,
     REDUCE_MAX,
     REDUCE_SUM,
     RELU,
@@ -193,6 +195,7 @@ BACKEND = Backend(
 )
 
 f32_static = tensor_types(("f32",), static=True)
+static = tensor_types(("f32", "i8", "ui8", "si8"), static=True)
 
 
 def _constant_operand(index: int, what: str) -> Callable[[CheckContext], Reject | None]:
@@ -312,3 +315,5 @@ BACKEND.supports(REDUCE_MAX, check=all_of(_f32_input_and_value, _reduction_init)
 BACKEND.supports(tensor.PadOp, check=all_of(f32_static, constant_pad))
 BACKEND.supports(tensor.CollapseShapeOp, tensor.ExpandShapeOp, linalg.TransposeOp, check=f32_static)
 BACKEND.supports(tensor.ConcatOp, check=all_of(f32_static, few_inputs))
+# quantized tensors: u8/s8, per tensor; convolutions reading them run in int8
+BACKEND.supports(QUANTIZE, DEQUANTIZE, check=all_of(static, eight_bit_quantization))

@@ -269,12 +269,6 @@ static const_dnnl_memory_desc_t bd_md_dt(bd_region *R, int ndims, const dnnl_dim
     return bd_keep(R, md);
 }
 
-/* The same in f32 (region inputs, outputs and constants are f32). */
-static const_dnnl_memory_desc_t bd_md(bd_region *R, int ndims, const dnnl_dim_t *dims,
-                                      dnnl_format_tag_t tag) {
-    return bd_md_dt(R, ndims, dims, tag, dnnl_f32);
-}
-
 static dnnl_data_type_t bd_dt(const_dnnl_memory_desc_t md) {
     dnnl_data_type_t dt = dnnl_f32;
     if (md) dnnl_memory_desc_query(md, dnnl_query_data_type, &dt);
@@ -370,19 +364,21 @@ static int bd_plain_dt(bd_region *R, int v, dnnl_data_type_t dt) {
     return R->error[0] ? v : bd_as(R, v, md);
 }
 
-/* Region input `i`, read in place as value `v` (format `tag`, bound at each call). */
+/* Region input `i`, read in place as value `v` (format `tag`, type `dt`, bound at each
+ * call). */
 static void bd_input(bd_region *R, int i, int v, int ndims, const dnnl_dim_t *dims,
-                     dnnl_format_tag_t tag) {
-    R->values[v].md = bd_md(R, ndims, dims, tag);
+                     dnnl_format_tag_t tag, dnnl_data_type_t dt) {
+    R->values[v].md = bd_md_dt(R, ndims, dims, tag, dt);
     if (R->error[0]) return;
     BD_TRY(R, bd_mem_create(R, &R->values[v].mem, R->values[v].md, NULL));
     R->inputs[i] = R->values[v].mem;
 }
 
-/* A constant: `bytes_offset` into the weights blob, read in place (never written). */
+/* A constant of type `dt`: `bytes_offset` into the weights blob, read in place (never
+ * written). */
 static void bd_const(bd_region *R, int v, int ndims, const dnnl_dim_t *dims,
-                     dnnl_format_tag_t tag, long bytes_offset) {
-    R->values[v].md = bd_md(R, ndims, dims, tag);
+                     dnnl_format_tag_t tag, dnnl_data_type_t dt, long bytes_offset) {
+    R->values[v].md = bd_md_dt(R, ndims, dims, tag, dt);
     if (R->error[0]) return;
     BD_TRY(R, bd_mem_create(R, &R->values[v].mem, R->values[v].md,
                             (void *)(R->weights + bytes_offset)));
@@ -422,13 +418,92 @@ static dnnl_memory_t bd_weights(bd_region *R, int w, const_dnnl_memory_desc_t md
     return R->error[0] ? NULL : R->values[t].mem;
 }
 
-/* Region output `o`: value `v` written in format `tag` into the caller's buffer. */
+/* Region output `o`: value `v` written in format `tag`, type `dt`, into the caller's
+ * buffer. */
 static void bd_output(bd_region *R, int o, int v, int ndims, const dnnl_dim_t *dims,
-                      dnnl_format_tag_t tag) {
-    const_dnnl_memory_desc_t md = bd_md(R, ndims, dims, tag);
+                      dnnl_format_tag_t tag, dnnl_data_type_t dt) {
+    const_dnnl_memory_desc_t md = bd_md_dt(R, ndims, dims, tag, dt);
     if (R->error[0]) return;
     BD_TRY(R, bd_mem_create(R, &R->outputs[o], md, NULL));
     bd_reorder_step(R, R->values[v].mem, R->values[v].md, R->outputs[o], md);
+}
+
+/* One quantized operand of a primitive: `real = (q - zp) * scale`. `scales` (a value
+ * id, or -1) holds per-channel scales instead of `scale` (weights: `mask` says which
+ * dims). */
+typedef struct {
+    float scale;
+    int zp;
+} bd_q;
+
+/* A quantized convolution or matmul: its source's and destination's quantization (a
+ * destination of type f32 is not requantized) and its weights' per-channel scales. */
+typedef struct {
+    bd_q src;
+    int wscales;
+    dnnl_data_type_t dst_dt;
+    bd_q dst;
+} bd_quant;
+
+#define QUANT(...) (&(const bd_quant){__VA_ARGS__})
+
+/* The extra execution arguments of a quantized primitive (scales, zero points). */
+typedef struct {
+    int n;
+    dnnl_exec_arg_t args[6];
+} bd_qargs;
+
+/* A small buffer of `n` 4-byte values of type `dt` (f32 scales, s32 zero points). */
+static dnnl_memory_t bd_small(bd_region *R, dnnl_data_type_t dt, int n, const void *data) {
+    dnnl_dim_t dims[1] = {n};
+    dnnl_memory_t mem = NULL;
+    void *handle = NULL;
+    const_dnnl_memory_desc_t md = bd_md_dt(R, 1, dims, dnnl_a, dt);
+    if (R->error[0]) return NULL;
+    if (bd_mem_create(R, &mem, md, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+        dnnl_memory_get_data_handle(mem, &handle) != dnnl_success || handle == NULL) {
+        bd_fail(R, "cannot allocate a quantization scale");
+        return NULL;
+    }
+    memcpy(handle, data, (size_t)n * 4);
+    return mem;
+}
+
+/* Declares argument `arg`'s quantization on `attr`: its scales (`scales`: a memory of
+ * per-channel scales for `mask`, or NULL: `q->scale` for all) and, when not 0, its zero
+ * point; their buffers are appended to `qa` for execution. */
+static void bd_quant_arg(bd_region *R, dnnl_primitive_attr_t attr, bd_qargs *qa, int arg,
+                         const bd_q *q, int mask, dnnl_memory_t scales) {
+    if (R->error[0] || attr == NULL) return;
+    if (dnnl_primitive_attr_set_scales_mask(attr, arg, mask) != dnnl_success) {
+        bd_fail(R, "oneDNN refused a quantization scale");
+        return;
+    }
+    qa->args[qa->n].arg = DNNL_ARG_ATTR_SCALES | arg;
+    qa->args[qa->n++].memory = scales ? scales : bd_small(R, dnnl_f32, 1, &q->scale);
+    if (scales || q->zp == 0) return; /* per-channel scales: symmetric weights */
+    if (dnnl_primitive_attr_set_zero_points_mask(attr, arg, 0) != dnnl_success) {
+        bd_fail(R, "oneDNN refused a zero point");
+        return;
+    }
+    qa->args[qa->n].arg = DNNL_ARG_ATTR_ZERO_POINTS | arg;
+    qa->args[qa->n++].memory = bd_small(R, dnnl_s32, 1, &q->zp);
+}
+
+/* `md` with data type `dt`: the same strides for a plain (unblocked) format, else the
+ * row-major format of its dims. */
+static const_dnnl_memory_desc_t bd_retyped(bd_region *R, const_dnnl_memory_desc_t md,
+                                           dnnl_data_type_t dt) {
+    int nd = bd_ndims(md), nblks = -1;
+    const dnnl_dims_t *strides = NULL;
+    dnnl_memory_desc_t out = NULL;
+    if (R->error[0]) return NULL;
+    if (dnnl_memory_desc_query(md, dnnl_query_inner_nblks_s32, &nblks) == dnnl_success &&
+        nblks == 0 && dnnl_memory_desc_query(md, dnnl_query_strides, &strides) == dnnl_success &&
+        strides && dnnl_memory_desc_create_with_strides(&out, nd, bd_dims(md), dt, *strides) ==
+                       dnnl_success)
+        return bd_keep(R, out);
+    return bd_md_dt(R, nd, bd_dims(md), bd_plain_tag(nd), dt);
 }
 
 /* Post-ops (and the precision mode) as a primitive attribute; sums are returned in
@@ -549,24 +624,33 @@ static dnnl_primitive_desc_t bd_try_layout(bd_region *R, const_dnnl_memory_desc_
 }
 
 /* 2-D convolution. `w` (a constant, logical dims [G,] O, I, KH, KW) is reordered once;
- * `b` (a constant vector, or -1) is the fused bias. `groups` > 1: grouped/depthwise. */
-static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
-                    const dnnl_dim_t *dst_dims, const dnnl_dim_t *strides,
-                    const dnnl_dim_t *dilations, const dnnl_dim_t *pad_l,
-                    const dnnl_dim_t *pad_r, const bd_post *posts, int nposts) {
+ * `b` (a constant vector, or -1) is the fused bias. `groups` > 1: grouped/depthwise.
+ * `q` (NULL: floating point): an int8 convolution reading a u8/s8 source and s8 weights
+ * with their scales, accumulating in s32, writing f32 or a requantized u8/s8. */
+static void bd_conv_(bd_region *R, int dst, int src, int w, int b, const dnnl_dim_t *dst_dims,
+                     const dnnl_dim_t *strides, const dnnl_dim_t *dilations,
+                     const dnnl_dim_t *pad_l, const dnnl_dim_t *pad_r, const bd_quant *q,
+                     const bd_post *posts, int nposts) {
     if (R->error[0]) return;
     dnnl_format_tag_t act = R->activation_tag;
     const bd_value *S = &R->values[src], *W = &R->values[w];
     dnnl_data_type_t dt = R->compute_dt;
-    const_dnnl_memory_desc_t src_any = bd_md_dt(R, 4, bd_dims(S->md), act, dt);
+    dnnl_data_type_t src_dt = q ? bd_dt(S->md) : dt, w_dt = q ? dnnl_s8 : dt;
+    const_dnnl_memory_desc_t src_any = bd_md_dt(R, 4, bd_dims(S->md), act, src_dt);
     const_dnnl_memory_desc_t w_any =
-        bd_md_dt(R, bd_ndims(W->md), bd_dims(W->md), dnnl_format_tag_any, dt);
-    const_dnnl_memory_desc_t dst_any = bd_md_dt(R, 4, dst_dims, act, dt);
+        bd_md_dt(R, bd_ndims(W->md), bd_dims(W->md), dnnl_format_tag_any, w_dt);
+    const_dnnl_memory_desc_t dst_any = bd_md_dt(R, 4, dst_dims, act, q ? q->dst_dt : dt);
     const_dnnl_memory_desc_t b_md = b >= 0 ? R->values[b].md : NULL;
     bd_geom g = {strides, pad_l, pad_r, {dilations[0] - 1, dilations[1] - 1}};
-    (void)groups;
     int sum_value, sum_in_place;
+    bd_qargs qa = {0};
     dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    if (q) {
+        bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
+        int per_oc = bd_ndims(W->md) == 5 ? 3 : 1; /* grouped: (G, O/G) */
+        bd_quant_arg(R, attr, &qa, DNNL_ARG_WEIGHTS, NULL, per_oc, R->values[q->wscales].mem);
+        if (q->dst_dt != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_DST, &q->dst, 0, NULL);
+    }
     if (R->error[0]) {
         if (attr) dnnl_primitive_attr_destroy(attr);
         return;
@@ -574,7 +658,7 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
     /* A region input is read in its own (plain) layout when oneDNN has a fast kernel for
      * it (the first conv of a network: 3 channels, NCHW): that saves a reorder per call. */
     dnnl_primitive_desc_t pd =
-        bd_is_input(R, src) && dt == dnnl_f32
+        bd_is_input(R, src) && dt == dnnl_f32 && !q
             ? bd_try_layout(R, S->md, w_any, b_md, dst_any, &g, attr)
             : NULL;
     if (pd == NULL) BD_PD(R, &pd, bd_conv_pd(R, &pd, src_any, w_any, b_md, dst_any, &g, attr));
@@ -592,11 +676,30 @@ static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
         dnnl_primitive_destroy(prim);
         return;
     }
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, R->values[s].mem},
-                               {DNNL_ARG_WEIGHTS, wmem},
-                               {DNNL_ARG_DST, R->values[dst].mem},
-                               {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
-    bd_step_add(R, prim, b >= 0 ? 4 : 3, args);
+    dnnl_exec_arg_t args[4 + 6] = {{DNNL_ARG_SRC, R->values[s].mem},
+                                   {DNNL_ARG_WEIGHTS, wmem},
+                                   {DNNL_ARG_DST, R->values[dst].mem},
+                                   {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
+    int nargs = b >= 0 ? 4 : 3;
+    for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
+    bd_step_add(R, prim, nargs, args);
+}
+
+static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
+                    const dnnl_dim_t *dst_dims, const dnnl_dim_t *strides,
+                    const dnnl_dim_t *dilations, const dnnl_dim_t *pad_l,
+                    const dnnl_dim_t *pad_r, const bd_post *posts, int nposts) {
+    (void)groups;
+    bd_conv_(R, dst, src, w, b, dst_dims, strides, dilations, pad_l, pad_r, NULL, posts, nposts);
+}
+
+static void bd_qconv(bd_region *R, int dst, int src, int w, int b, int groups,
+                     const dnnl_dim_t *dst_dims, const dnnl_dim_t *strides,
+                     const dnnl_dim_t *dilations, const dnnl_dim_t *pad_l,
+                     const dnnl_dim_t *pad_r, const bd_quant *q, const bd_post *posts,
+                     int nposts) {
+    (void)groups;
+    bd_conv_(R, dst, src, w, b, dst_dims, strides, dilations, pad_l, pad_r, q, posts, nposts);
 }
 
 /* The primitive of `pd` as a step reading `args` (its destination filled in from `dst`
@@ -616,6 +719,28 @@ static void bd_finish(bd_region *R, dnnl_primitive_desc_t pd, int dst, int sum_v
     for (int k = 0; k < nargs; ++k)
         if (args[k].arg == DNNL_ARG_DST) args[k].memory = R->values[dst].mem;
     bd_step_add(R, prim, nargs, args);
+}
+
+/* `src` converted to type `dt` in the same layout (where oneDNN allows): a quantize
+ * (f32 -> u8/s8), a dequantize (u8/s8 -> f32) or a requantize, `src_q` and `dst_q`
+ * describing the integer sides, rounding half to even and saturating. */
+static void bd_requant(bd_region *R, int dst, int src, dnnl_data_type_t dt, const bd_q *src_q,
+                       const bd_q *dst_q) {
+    if (R->error[0]) return;
+    const_dnnl_memory_desc_t smd = R->values[src].md;
+    const_dnnl_memory_desc_t dmd = bd_retyped(R, smd, dt);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    bd_qargs qa = {0};
+    BD_TRY(R, dnnl_primitive_attr_create(&attr));
+    if (bd_dt(smd) != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_FROM, src_q, 0, NULL);
+    if (dt != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_TO, dst_q, 0, NULL);
+    if (!R->error[0])
+        BD_PD(R, &pd, dnnl_reorder_primitive_desc_create(&pd, smd, R->eng, dmd, R->eng, attr));
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_exec_arg_t args[2 + 6] = {{DNNL_ARG_FROM, R->values[src].mem}, {DNNL_ARG_TO, NULL}};
+    for (int k = 0; k < qa.n; ++k) args[2 + k] = qa.args[k];
+    bd_finish(R, pd, dst, -1, 0, 2 + qa.n, args);
 }
 
 /* Max or average pooling (`alg`), with padding (excluded from max; counted by avg). */

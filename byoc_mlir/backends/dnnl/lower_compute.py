@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from iree.compiler import ir
 
+from byoc_mlir.backends.dnnl import lower_quant
 from byoc_mlir.backends.dnnl.program import (
     DEPTHWISE,
     LOWEST,
@@ -19,6 +20,7 @@ from byoc_mlir.backends.dnnl.program import (
     NHWC_PERM,
     Post,
     Program,
+    Quant,
     Step,
     c_dims,
     identity,
@@ -71,10 +73,15 @@ def conv(p: Program, op: ir.Operation) -> None:
         if all(low[i] == 0 and high[i] == 0 for i in range(4) if i not in spatial):
             x = source
             pad_l, pad_r = [low[i] for i in spatial], [high[i] for i in spatial]
-    src = p.ref(x, perm, op)
     weights = p.region.constants.get(w)
     if weights is None and op.name == DEPTHWISE:
         raise p.error("depthwise convolution weights must be constants", op)
+    quant = lower_quant.int8_conv(p, op, x, weights)
+    if quant is not None:  # u8/s8 source, s8 weights: see lower_quant
+        src, weights, params, scales = quant
+        quantized = Quant(params, p.const(scales, (0,)))
+    else:
+        src, quantized = p.ref(x, perm, op), None
     if weights is None:  # weights at run time: reordered per call (see bd_weights)
         wid = p.ref(w, identity(4) if op.name == NCHW else (3, 2, 0, 1), op)
     elif op.name == NCHW:
@@ -97,7 +104,7 @@ def conv(p: Program, op: ir.Operation) -> None:
         c_dims(pad_l),
         c_dims(pad_r),
     ]
-    p.alias(out, p.emit(Step("bd_conv", dst, args, posts=posts)))
+    p.alias(out, p.emit(Step("bd_conv", dst, args, posts=posts, quant=quantized)))
 
 
 def pool(p: Program, op: ir.Operation) -> None:

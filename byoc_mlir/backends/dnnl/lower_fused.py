@@ -73,7 +73,9 @@ def _softmax(p: Program, op: ir.Operation) -> bool:
     hops: list[ir.Operation] = []
     m = _through_reshapes(p, op.results[0], hops)
     sub = _single_user(p, m)
-    if sub is None or classify(sub) is not BROADCAST_SUB or list(sub.operands[:2]) != [x, m]:
+    if sub is None or classify(sub) is not BROADCAST_SUB or sub.operands[1] != m:
+        return False
+    if not p.same_tensor(sub.operands[0], x):
         return False
     exp = _single_user(p, sub.results[0])
     if exp is None or classify(exp) is not EXP:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from iree.compiler import ir
 
 from byoc_mlir import _compat
-from byoc_mlir.backends.dnnl import lower_compute, lower_elementwise, lower_fused
+from byoc_mlir.backends.dnnl import lower_compute, lower_elementwise, lower_fused, lower_quant
 from byoc_mlir.backends.dnnl.lower_elementwise import eltwise
 from byoc_mlir.backends.dnnl.lower_fused import reduce
 from byoc_mlir.backends.dnnl.program import (
@@ -39,12 +39,14 @@ from byoc_mlir.codegen.recognisers import (
     BROADCAST_MUL,
     BROADCAST_SUB,
     CLAMP,
+    DEQUANTIZE,
     DIV,
     EXP,
     GELU,
     MAX_CONST,
     MIN_CONST,
     MUL,
+    QUANTIZE,
     REDUCE_MAX,
     REDUCE_SUM,
     RELU,
@@ -142,6 +144,8 @@ _HANDLERS: dict[KindKey, Callable[[Program, ir.Operation], None]] = {
     BROADCAST: lower_elementwise.broadcast,
     REDUCE_SUM: lambda p, op: reduce(p, op, "dnnl_reduction_sum", lambda v: v == 0.0),
     REDUCE_MAX: lambda p, op: reduce(p, op, "dnnl_reduction_max", lambda v: v <= LOWEST),
+    QUANTIZE: lower_quant.quantize,
+    DEQUANTIZE: lower_quant.dequantize,
 }
 
 

@@ -23,6 +23,7 @@ from byoc_mlir.backends.dnnl.runtime import (
 )
 from byoc_mlir.codegen.hook import RegionView, TensorSpec
 from byoc_mlir.codegen.recognisers import (
+    QuantParams,
     constant_value,
 )
 
@@ -52,6 +53,36 @@ LOWEST = -3.0e38  # a max-pool pad value at or below this is "minus infinity"
 
 
 Post = tuple[str, float, float, int]  # (kind, alpha, beta, summed value id)
+DNNL_TYPES = {"f32": "dnnl_f32", "u8": "dnnl_u8", "i8": "dnnl_s8", "s8": "dnnl_s8"}
+"""oneDNN's data type of a value: f32, or an 8-bit quantized integer (signedness from
+its quantize or dequantize: MLIR's ``i8`` is signless)."""
+
+
+def c_q(params: QuantParams) -> str:
+    """A ``bd_q`` initializer: scale and zero point."""
+    return f"{{{c_float(params.scale)}, {params.zero_point}}}"
+
+
+@dataclass
+class Quant:
+    """An int8 convolution or matmul: its source's quantization, its weights' scales
+    (a constant value), and the destination's (None: an f32 result)."""
+
+    src: QuantParams
+    wscales: int
+    dst: QuantParams | None = None
+
+    def render(self) -> str:
+        dst = self.dst
+        if dst is None:
+            return f"QUANT({c_q(self.src)}, {self.wscales}, dnnl_f32, {{1.0f, 0}})"
+        dt = DNNL_TYPES[int_type(dst)]
+        return f"QUANT({c_q(self.src)}, {self.wscales}, {dt}, {c_q(dst)})"
+
+
+def int_type(params: QuantParams) -> str:
+    """``u8`` or ``s8``: oneDNN's name of a quantized side's type."""
+    return "s8" if params.signed else "u8"
 
 
 @dataclass
@@ -66,11 +97,16 @@ class Step:
     fusable: bool = True
     index: int = 0
     position: int = 0  # the op (program order) that created it
+    quant: Quant | None = None  # an int8 convolution or matmul
 
     def render(self) -> str:
         args = [str(self.dst), *self.args]
         if self.fn in ("bd_conv", "bd_matmul"):
             args.insert(3 if self.fn == "bd_conv" else 4, str(self.bias))
+        fn = self.fn
+        if self.quant is not None:
+            fn = self.fn.replace("bd_", "bd_q", 1)
+            args.append(self.quant.render())
         posts = [p for p in self.posts or [] if not identity_post(p)]
         if self.posts is not None and posts:
             rendered = ", ".join(
@@ -79,7 +115,7 @@ class Step:
             args += [f"POSTS({rendered})", str(len(posts))]
         elif self.posts is not None:
             args += ["NULL", "0"]
-        return f"    {self.fn}(R, {', '.join(args)});"
+        return f"    {fn}(R, {', '.join(args)});"
 
 
 @dataclass
@@ -90,6 +126,7 @@ class Value:
     defined: int = -1  # index of the step defining it (-1: input or constant)
     owned: bool = False  # its buffer is its own (not an input, constant or view)
     full: tuple[int, ...] | None = None  # a broadcast view: the logical dims it stands for
+    dt: str = "f32"  # f32, u8 or s8 (DNNL_TYPES)
 
 
 def c_dims(xs: Sequence[int]) -> str:
@@ -162,6 +199,8 @@ class Program:
         self.read_at: dict[ir.Value, list[int]] = {}  # op positions reading each value
         self.position = 0
         self.args = {a: i for i, a in enumerate(region.args)}
+        self.int_types: dict[ir.Value, str] = {}  # quantized inputs' u8/s8 (from their readers)
+        self.dequant: dict[ir.Value, tuple[ir.Value, QuantParams]] = {}  # see lower_quant
         for pos, rop in enumerate(region.ops):
             for v in rop.op.operands:
                 self.uses[v] = self.uses.get(v, 0) + 1
@@ -205,10 +244,18 @@ class Program:
         dims = [shape[p] for p in perm]
         if v in self.args:
             vid = self.ids[v] = self.new(dims, perm)
+            dt = self.values[vid].dt = self.int_types.get(v, "f32")
             self.decls.append(
                 f"    bd_input(R, {self.args[v]}, {vid}, {len(dims)}, {c_dims(dims)}, "
-                f"{format_tag(perm)});"
+                f"{format_tag(perm)}, {DNNL_TYPES[dt]});"
             )
+            return vid
+        if v in self.dequant:  # a dequantized tensor read as f32: a reorder
+            source, params = self.dequant[v]
+            src = self.ref(source, perm, at)
+            vid = self.ids[v] = self.new(self.values[src].dims, self.values[src].perm)
+            args = [str(src), "dnnl_f32", f"&(const bd_q){c_q(params)}", "NULL"]
+            self.emit(Step("bd_requant", vid, args, fusable=False))
             return vid
         if v in self.region.constants:
             vid = self.ids[v] = self.const(self.region.constants[v], perm)
@@ -221,11 +268,20 @@ class Program:
             return vid
         raise self.error(f"{v.type} is produced by an op the dnnl backend does not run", at)
 
+    def same_tensor(self, a: ir.Value, b: ir.Value) -> bool:
+        """Whether ``a`` and ``b`` hold the same data: one value, or dequantizations of one
+        tensor with the same parameters (one per reader: byoc-split-shared-dequantize)."""
+        if a == b:
+            return True
+        da, db = self.dequant.get(a), self.dequant.get(b)
+        return da is not None and da == db
+
     def const(
         self, array: np.ndarray, perm: Sequence[int], dims: Sequence[int] | None = None
     ) -> int:
         """A constant in the weights blob, read through ``perm`` (optionally reshaped)."""
-        if array.dtype != np.float32:
+        dt = {np.dtype(np.float32): "f32", np.dtype(np.int8): "s8"}.get(array.dtype)
+        if dt is None:
             raise self.error(f"a constant of type {array.dtype} (valid: f32)")
         data = np.ascontiguousarray(array)
         shape = [data.shape[p] for p in perm] if dims is None else list(dims)
@@ -238,8 +294,10 @@ class Program:
         self.blob += data.tobytes()
         self.blob += b"\0" * (-len(self.blob) % 64)
         vid = self.new(shape, perm if dims is None else identity(len(shape)))
+        self.values[vid].dt = dt
         self.decls.append(
-            f"    bd_const(R, {vid}, {len(shape)}, {c_dims(shape)}, {tag}, {offset}L);"
+            f"    bd_const(R, {vid}, {len(shape)}, {c_dims(shape)}, {tag}, "
+            f"{DNNL_TYPES[dt]}, {offset}L);"
         )
         self.const_ids[key] = vid
         return vid
@@ -298,9 +356,10 @@ class Program:
             vid = self.ref(v)
             perm = self.values[vid].perm
             dims = self.values[vid].dims
+            dt = DNNL_TYPES[self.values[vid].dt]
             outputs.append(
-                f"    bd_output(R, {o}, {vid}, {len(dims)}, {c_dims(dims)}, {format_tag(perm)});"
-                f"  /* {spec.mlir} */"
+                f"    bd_output(R, {o}, {vid}, {len(dims)}, {c_dims(dims)}, {format_tag(perm)}, "
+                f"{dt});  /* {spec.mlir} */"
             )
         tag = LAYOUT_TAGS[self.layout]
         ops = ", ".join(sorted({rop.kind_name for rop in r.ops}))

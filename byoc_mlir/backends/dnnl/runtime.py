@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from byoc_mlir.dtypes import numpy_dtype
 from byoc_mlir.errors import ByocError
 
 FORMAT = "byoc_mlir.dnnl"
@@ -228,13 +229,14 @@ class Region:
             raise DnnlError(f"{self.name} takes {len(self.inputs)} inputs, got {len(arrays)}")
         keep = []
         for i, (a, (shape, dtype)) in enumerate(zip(arrays, self.inputs, strict=True)):
-            # Only f32 inputs are read (others, e.g. an unused i64 index init, are not).
-            arr = np.asarray(a, dtype=np.float32, order="C") if dtype == "f32" else np.asarray(a)
+            # f32 and quantized 8-bit inputs are read (others, e.g. an unused i64 index
+            # init, are not); an 8-bit input's bytes are read as u8 or s8 by the region.
+            arr = np.ascontiguousarray(a, dtype=numpy_dtype(dtype))
             if arr.shape != shape:
                 raise DnnlError(f"{self.name}: input {i} has shape {arr.shape}, expected {shape}")
             keep.append(arr)
             self._in_ptrs[i] = arr.ctypes.data
-        outs = [np.empty(shape, np.float32) for shape, _ in self.outputs]
+        outs = [np.empty(shape, numpy_dtype(dtype)) for shape, dtype in self.outputs]
         for o, arr in enumerate(outs):
             self._out_ptrs[o] = arr.ctypes.data
         start = time.perf_counter()

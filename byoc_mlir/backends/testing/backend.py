@@ -17,14 +17,12 @@ from iree.compiler.dialects import linalg, tensor, tosa
 from byoc_mlir.codegen.backend import (
     ANY,
     Backend,
-    CheckContext,
-    Reject,
     bias_epilogues,
     op,
     quantized_units,
 )
-from byoc_mlir.codegen.checks import tensor_types
-from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB, quant_params
+from byoc_mlir.codegen.checks import eight_bit_quantization, tensor_types
+from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
 
 BACKEND = Backend("testing", "reference partition-only backend for tests")
 
@@ -71,23 +69,14 @@ BACKEND.composite(
 )
 
 
-def eight_bit(ctx: CheckContext) -> Reject | None:
-    """A quantized unit's ends: 8-bit integers, per tensor (the recognisers' form)."""
-    for end in ("dq", "q"):
-        params = quant_params(ctx.matches[end])
-        if params.bits != 8:
-            return Reject(f"{params.dtype} quantization (valid: i8, u8)")
-        if not params.full_range:
-            return Reject(
-                f"{params.dtype} saturating to {params.saturation} (valid: the full range)"
-            )
-    return None
-
-
 for conv in CONVS:
     suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
-    quantized_units(BACKEND, conv, "conv2d", eight_bit, through=[tensor.PadOp], suffix=f"_{suffix}")
-quantized_units(BACKEND, linalg.MatmulOp, "matmul", eight_bit, through=[tensor.CollapseShapeOp])
+    quantized_units(
+        BACKEND, conv, "conv2d", eight_bit_quantization, through=[tensor.PadOp], suffix=f"_{suffix}"
+    )
+quantized_units(
+    BACKEND, linalg.MatmulOp, "matmul", eight_bit_quantization, through=[tensor.CollapseShapeOp]
+)
 
 MATMUL_ONLY = Backend(
     "testing_matmul", "partition-only backend that runs f32 matmuls; tests backend priority"

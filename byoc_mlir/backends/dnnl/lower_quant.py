@@ -1,0 +1,128 @@
+"""Lowerings of quantized tensors: ``DEQUANTIZE``, ``QUANTIZE`` and int8 convolutions.
+
+A dequantize emits nothing: its result is a *view* of the u8/s8 tensor with its scale and
+zero point (`Program.dequant`). An int8 convolution reads the integer tensor itself; any
+other reader gets an f32 copy (one reorder, made by `Program.ref_view`). A quantize then
+folds into the int8 convolution producing its input (the primitive requantizes its
+destination), costs nothing when its input is a view with the same quantization, or is
+one reorder (f32 -> u8/s8, or int8 -> int8 with new parameters).
+
+A convolution runs in int8 when its input is a dequantized view and its weights are
+constants whose int8 values can be recovered exactly (`int8_weights`): the importers fold
+the weights' dequantize into f32 constants, ``q * scale`` per output channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from iree.compiler import ir
+
+from byoc_mlir.backends.dnnl.program import (
+    DEPTHWISE,
+    DNNL_TYPES,
+    NHWC,
+    NHWC_PERM,
+    Program,
+    Step,
+    c_q,
+    identity,
+    int_type,
+)
+from byoc_mlir.codegen.checks import ins_outs
+from byoc_mlir.codegen.recognisers import QuantParams, quant_params
+
+_TOLERANCE = 1e-3
+"""How far from an integer ``w / scale`` may be (in quantization steps) for ``w`` to count
+as ``q * scale``: a real int8 weight is off by about 1e-5 (f32 rounding of the product)."""
+
+
+def int8_weights(weights: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(q, scales)`` with ``weights == q * scales`` along ``axis`` (q int8 in [-128, 127],
+    scales f32 per index of ``axis``), or None when the weights are not such a product.
+
+    The scale is the largest magnitude over 127 (or 128), per tensor or per channel: a
+    symmetric quantizer maps the largest weight to ±127 (onnxruntime, pt2e) or -128.
+    The answer is checked, so any float weights that pass are represented exactly.
+    """
+    if weights.dtype != np.float32 or weights.size == 0 or not np.isfinite(weights).all():
+        return None
+    rows = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1).astype(np.float64)
+    peak = np.abs(rows).max(axis=1)
+    for level in (np.full_like(peak, peak.max()), peak):
+        for qmax in (127.0, 128.0):
+            scales = np.where(level > 0, level / qmax, 1.0).astype(np.float32)
+            q = rows / scales.astype(np.float64)[:, None]
+            r = np.rint(q)
+            if np.abs(q - r).max() <= _TOLERANCE and r.min() >= -128 and r.max() <= 127:
+                back = np.moveaxis(r.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
+                return back.astype(np.int8), scales
+    return None
+
+
+def same_quantization(a: QuantParams, b: QuantParams) -> bool:
+    return (a.scale, a.zero_point, a.signed, a.bits) == (b.scale, b.zero_point, b.signed, b.bits)
+
+
+def _int8_source(p: Program, v: ir.Value, perm: tuple[int, ...], at: ir.Operation) -> int:
+    """The integer tensor a dequantized view reads, in ``perm``."""
+    source, _ = p.dequant[v]
+    return p.ref(source, perm, at)
+
+
+def dequantize(p: Program, op: ir.Operation) -> None:
+    ((x,), _) = ins_outs(op)
+    params = quant_params(op)
+    if x in p.args:  # MLIR's i8 is signless: the dequantize says u8 or s8
+        known = p.int_types.setdefault(x, int_type(params))
+        if known != int_type(params):
+            raise p.error(f"an input read as both {known} and {int_type(params)}", op)
+    p.dequant[op.results[0]] = (x, params)
+
+
+def quantize(p: Program, op: ir.Operation) -> None:
+    ((x,), _) = ins_outs(op)
+    params = quant_params(op)
+    out, dt = op.results[0], int_type(params)
+    view = p.dequant.get(x)
+    if view is not None and same_quantization(view[1], params):
+        p.alias(out, p.ref(view[0], None, op))  # dequantize -> quantize: the same tensor
+        return
+    step = p.fusable(x) if view is None else None
+    if (
+        step is not None
+        and step.quant is not None
+        and step.quant.dst is None
+        and not any(post[0] == "BD_SUM" for post in step.posts or [])
+    ):  # requantized by the int8 convolution itself
+        step.quant.dst = params
+        p.values[step.dst].dt = dt
+        p.alias(out, step.dst)
+        return
+    if view is not None:  # int8 -> int8 with other parameters
+        src = p.ref(view[0], None, op)
+        src_q = f"&(const bd_q){c_q(view[1])}"
+    else:
+        src, src_q = p.ref(x, None, op), "NULL"
+    vid = p.new(p.values[src].dims, p.values[src].perm)
+    p.values[vid].dt = dt
+    args = [str(src), DNNL_TYPES[dt], src_q, f"&(const bd_q){c_q(params)}"]
+    p.alias(out, p.emit(Step("bd_requant", vid, args, fusable=False)))
+
+
+def int8_conv(
+    p: Program, op: ir.Operation, x: ir.Value, weights: np.ndarray | None
+) -> tuple[int, np.ndarray, QuantParams, np.ndarray] | None:
+    """For a convolution reading ``x`` with constant ``weights``: ``(source, int8
+    weights, source quantization, weight scales)`` when it can run in int8, else None."""
+    view = p.dequant.get(x)
+    if view is None or weights is None or view[1].bits != 8:
+        return None
+    axis = 3 if op.name == NHWC else 0  # HWCF, else FCHW / depthwise CHW
+    recovered = int8_weights(weights, axis)
+    if recovered is None:
+        return None
+    perm = NHWC_PERM if op.name == NHWC else identity(4)
+    if op.name == DEPTHWISE and view[1].signed:
+        return None  # oneDNN's int8 depthwise kernels take u8 sources
+    q, scales = recovered
+    return _int8_source(p, x, perm, op), q, view[1], scales
