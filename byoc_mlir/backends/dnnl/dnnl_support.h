@@ -36,11 +36,13 @@
 #define BD_MAX_ARGS 16
 #define BD_MAX_POSTS 8
 
-enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW };
+enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW, BD_QSUM };
 
 /* One post-op: an eltwise function, or `BD_SUM`: add the value `value`, which is
  * copied into the destination before the primitive runs, or (`alpha` != 0: the value
- * dies here) whose buffer becomes the destination when the formats agree. */
+ * dies here) whose buffer becomes the destination when the formats agree; or
+ * `BD_QSUM`: add the quantized value `value` (of the destination's 8-bit type; scale
+ * `alpha`, zero point `beta`), copied into the destination first. */
 typedef struct {
     int kind;
     float alpha, beta;
@@ -538,6 +540,11 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
                 *sum_value = p->value;
                 *sum_in_place = p->alpha != 0.f;
                 s = dnnl_post_ops_append_sum(po, 1.f, 0, dnnl_data_type_undef);
+                break;
+            case BD_QSUM:
+                *sum_value = p->value;
+                s = dnnl_post_ops_append_sum(po, p->alpha, (int32_t)p->beta,
+                                             bd_dt(R->values[p->value].md));
                 break;
             default: s = dnnl_invalid_arguments;
         }

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from iree.compiler import ir
 
+from byoc_mlir.backends.dnnl import lower_quant
 from byoc_mlir.backends.dnnl.program import (
     Post,
     Program,
@@ -60,6 +61,8 @@ def binary(p: Program, op: ir.Operation, alg: str, commutative: bool) -> None:
         if not (commutative and full[1]):
             raise p.error("a broadcast first operand of a non-commutative op", op)
         ins, maps, full = ins[::-1], maps[::-1], full[::-1]
+    if alg == "dnnl_binary_add" and all(full) and lower_quant.residual_add(p, op, ins):
+        return
     view0 = p.ids.get(ins[0])
     if full[1] and commutative and view0 is not None and p.values[view0].full is not None:
         ins, maps = ins[::-1], maps[::-1]  # the broadcast view goes second

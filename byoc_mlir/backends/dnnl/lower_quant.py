@@ -28,8 +28,17 @@ from byoc_mlir.backends.dnnl.program import (
     identity,
     int_type,
 )
+from byoc_mlir.codegen.backend import classify
 from byoc_mlir.codegen.checks import ins_outs
-from byoc_mlir.codegen.recognisers import QuantParams, quant_params
+from byoc_mlir.codegen.recognisers import (
+    CLAMP,
+    MAX_CONST,
+    MIN_CONST,
+    QUANTIZE,
+    RELU,
+    QuantParams,
+    quant_params,
+)
 
 _TOLERANCE = 1e-3
 """How far from an integer ``w / scale`` may be (in quantization steps) for ``w`` to count
@@ -126,3 +135,51 @@ def int8_conv(
         return None  # oneDNN's int8 depthwise kernels take u8 sources
     q, scales = recovered
     return _int8_source(p, x, perm, op), q, view[1], scales
+
+
+def _quantized_after(op: ir.Operation) -> QuantParams | None:
+    """The quantization ``op``'s result gets through a chain of single-reader ReLUs and
+    clamps, or None."""
+    v = op.results[0]
+    while True:
+        uses = list(v.uses)
+        if len(uses) != 1:
+            return None
+        user = uses[0].owner.operation
+        kind = classify(user)
+        if kind is QUANTIZE:
+            return quant_params(user)
+        if kind not in (RELU, CLAMP, MAX_CONST, MIN_CONST):
+            return None
+        v = user.results[0]
+
+
+def residual_add(p: Program, op: ir.Operation, ins: list[ir.Value]) -> bool:
+    """``DQ(conv) + DQ(b)``, quantized after (ResNet's residual add): the int8 convolution
+    adds ``b`` (still u8/s8) as a sum post-op and requantizes once, instead of dequantizing
+    both, adding and quantizing. Skips the rounding of the convolution's own quantize
+    (half a step of its scale: more precise than the model, not less). False if the add
+    is not of that form."""
+    views = [p.dequant.get(v) for v in ins]
+    target = _quantized_after(op)
+    if target is None or views[0] is None or views[1] is None:
+        return False
+    for mine, other in ((0, 1), (1, 0)):
+        (source, params), (summand, summand_params) = views[mine], views[other]  # type: ignore[misc]
+        step = p.fusable(source)
+        if step is None or step.quant is None or step.posts or step.quant.dst is None:
+            continue
+        if not same_quantization(step.quant.dst, params):
+            continue
+        if p.uses.get(ins[mine], 0) != 1:
+            continue
+        b = p.ref(summand, None, op)
+        vb, vd = p.values[b], p.values[step.dst]
+        if vb.dt != int_type(target) or vb.dims != vd.dims or vb.defined >= step.index:
+            continue
+        step.quant.dst = None  # the quantize after the add sets it
+        vd.dt = "f32"
+        step.posts = [("BD_QSUM", summand_params.scale, float(summand_params.zero_point), b)]
+        p.alias(op.results[0], step.dst)
+        return True
+    return False
