@@ -4,15 +4,16 @@
     python bench/int8.py --models resnet50 --runs 20
 
 Per ONNX zoo model (`byoc_mlir.zoo`, seeded random weights; batch 1, 2 threads), the
-float model is quantized with onnxruntime's ``quantize_static`` (QDQ format, per-channel
+float model is prepared with onnxruntime's ``quant_pre_process`` (BatchNorm folded into
+the convolutions) and quantized with its ``quantize_static`` (QDQ format, per-channel
 int8 weights, uint8 activations, calibrated on 8 seeded inputs), then milliseconds per
 inference (median of ``--runs`` after one warm-up call, one variant at a time) for
 
 - **ort fp32** / **ort int8**: onnxruntime's CPU provider on the float / quantized model;
 - **IREE int8**: ``byoc_mlir.compile(quantized, [])``, IREE alone at its best flags;
-- **dnnl on int8**: ``byoc_mlir.compile(quantized, ["dnnl"])``: today the float
-  convolutions between the host's quantize/dequantize steps are offloaded (no int8
-  kernels yet);
+- **dnnl on int8**: ``byoc_mlir.compile(quantized, ["dnnl"])``: int8 convolutions
+  (VNNI/AMX as oneDNN picks), requantized in the primitive, residual adds as int8 sum
+  post-ops, the other quantize/dequantize steps as oneDNN reorders;
 - **dnnl fp32**: ``byoc_mlir.compile(float model, ["dnnl"])``, for scale;
 
 with each quantized variant's max abs difference from onnxruntime int8 on the first
@@ -52,7 +53,12 @@ def quantize(fp32: Path, out: Path, inputs: list[np.ndarray]) -> Path:
         quantize_static,
     )
 
-    model = onnx.load(str(fp32))
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    # onnxruntime's recommended first step: BatchNorm folded into the convolutions
+    prepared = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    model = onnx.load(str(prepared))
     names = [
         i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
     ]
@@ -73,7 +79,7 @@ def quantize(fp32: Path, out: Path, inputs: list[np.ndarray]) -> Path:
             return next(self.data, None)
 
     quantize_static(
-        str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
     )  # fmt: skip
     return out
