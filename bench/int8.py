@@ -52,7 +52,6 @@ def quantize(fp32: Path, out: Path, inputs: list[np.ndarray]) -> Path:
         QuantType,
         quantize_static,
     )
-
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     # onnxruntime's recommended first step: BatchNorm folded into the convolutions

@@ -36,13 +36,17 @@
 #define BD_MAX_ARGS 16
 #define BD_MAX_POSTS 8
 
-enum { BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW, BD_QSUM };
+enum {
+    BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW, BD_QSUM,
+    BD_QSUM_IN_PLACE
+};
 
 /* One post-op: an eltwise function, or `BD_SUM`: add the value `value`, which is
  * copied into the destination before the primitive runs, or (`alpha` != 0: the value
  * dies here) whose buffer becomes the destination when the formats agree; or
  * `BD_QSUM`: add the quantized value `value` (of the destination's 8-bit type; scale
- * `alpha`, zero point `beta`), copied into the destination first. */
+ * `alpha`, zero point `beta`), copied into the destination first, or with
+ * `BD_QSUM_IN_PLACE` (the value dies here), accumulated in its own buffer. */
 typedef struct {
     int kind;
     float alpha, beta;
@@ -542,7 +546,9 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
                 s = dnnl_post_ops_append_sum(po, 1.f, 0, dnnl_data_type_undef);
                 break;
             case BD_QSUM:
+            case BD_QSUM_IN_PLACE:
                 *sum_value = p->value;
+                *sum_in_place = p->kind == BD_QSUM_IN_PLACE;
                 s = dnnl_post_ops_append_sum(po, p->alpha, (int32_t)p->beta,
                                              bd_dt(R->values[p->value].md));
                 break;

@@ -119,9 +119,13 @@ def pool(p: Program, op: ir.Operation) -> None:
         neutral = value <= LOWEST if is_max else value == 0.0
         if neutral and low[:2] == [0, 0] and high[:2] == [0, 0]:
             x, pad_l, pad_r = source, low[2:], high[2:]
-    src = p.ref(x, identity(4), op)
+    quantized = lower_quant.int8_max_pool(p, op, x) if is_max else None
+    src = p.ref(x, identity(4), op) if quantized is None else quantized
     dims = shape_of(op.results[0])
     dst = p.new(dims, identity(4))
+    if quantized is not None:  # u8/s8 in and out, a view with x's quantization
+        p.values[dst].dt = p.values[src].dt
+        p.dequant[op.results[0]] = (dst, p.dequant[x][1])
     alg = "dnnl_pooling_max" if is_max else "dnnl_pooling_avg_include_padding"
     args = [
         str(src),
@@ -134,7 +138,9 @@ def pool(p: Program, op: ir.Operation) -> None:
         c_dims(pad_r),
     ]
     posts: list[Post] = [] if is_max else [("BD_LINEAR", float(math.prod(kernel)), 0.0, -1)]
-    p.alias(op.results[0], p.emit(Step("bd_pool", dst, args, posts=posts)))
+    step = p.emit(Step("bd_pool", dst, args, posts=posts, fusable=quantized is None))
+    if quantized is None:
+        p.alias(op.results[0], step)
 
 
 def matmul(p: Program, op: ir.Operation) -> None:

@@ -32,6 +32,7 @@ from byoc_mlir.codegen.backend import classify
 from byoc_mlir.codegen.checks import ins_outs
 from byoc_mlir.codegen.recognisers import (
     CLAMP,
+    DEQUANTIZE,
     MAX_CONST,
     MIN_CONST,
     QUANTIZE,
@@ -75,7 +76,7 @@ def same_quantization(a: QuantParams, b: QuantParams) -> bool:
 def _int8_source(p: Program, v: ir.Value, perm: tuple[int, ...], at: ir.Operation) -> int:
     """The integer tensor a dequantized view reads, in ``perm``."""
     source, _ = p.dequant[v]
-    return p.ref(source, perm, at)
+    return p.int8(source, perm, at)
 
 
 def dequantize(p: Program, op: ir.Operation) -> None:
@@ -94,7 +95,7 @@ def quantize(p: Program, op: ir.Operation) -> None:
     out, dt = op.results[0], int_type(params)
     view = p.dequant.get(x)
     if view is not None and same_quantization(view[1], params):
-        p.alias(out, p.ref(view[0], None, op))  # dequantize -> quantize: the same tensor
+        p.alias(out, p.int8(view[0], None, op))  # dequantize -> quantize: the same tensor
         return
     step = p.fusable(x) if view is None else None
     if (
@@ -108,7 +109,7 @@ def quantize(p: Program, op: ir.Operation) -> None:
         p.alias(out, step.dst)
         return
     if view is not None:  # int8 -> int8 with other parameters
-        src = p.ref(view[0], None, op)
+        src = p.int8(view[0], None, op)
         src_q = f"&(const bd_q){c_q(view[1])}"
     else:
         src, src_q = p.ref(x, None, op), "NULL"
@@ -173,13 +174,42 @@ def residual_add(p: Program, op: ir.Operation, ins: list[ir.Value]) -> bool:
             continue
         if p.uses.get(ins[mine], 0) != 1:
             continue
-        b = p.ref(summand, None, op)
+        b = p.int8(summand, None, op)
         vb, vd = p.values[b], p.values[step.dst]
         if vb.dt != int_type(target) or vb.dims != vd.dims or vb.defined >= step.index:
             continue
         step.quant.dst = None  # the quantize after the add sets it
         vd.dt = "f32"
-        step.posts = [("BD_QSUM", summand_params.scale, float(summand_params.zero_point), b)]
+        # in place when nothing reads the summand after the convolution
+        dead = vb.owned and all(k < step.position for k in _reads(p, summand))
+        kind = "BD_QSUM_IN_PLACE" if dead else "BD_QSUM"
+        step.posts = [(kind, summand_params.scale, float(summand_params.zero_point), b)]
         p.alias(op.results[0], step.dst)
         return True
     return False
+
+
+def _reads(p: Program, v: ir.Value | int) -> list[int]:
+    """Positions of the ops reading ``v``'s data through its dequantizes, but the current
+    op; any other reader of ``v`` (the region's return), or a ``v`` with no IR value (its
+    readers unknown), counts as reading it last."""
+    if isinstance(v, int):
+        return [len(p.region.ops)]
+    positions = []
+    for use in v.uses:
+        reader = use.owner.operation
+        if classify(reader) is not DEQUANTIZE:
+            return [len(p.region.ops)]
+        positions += [k for k in p.read_at.get(reader.results[0], []) if k != p.position]
+    return positions
+
+
+def int8_max_pool(p: Program, op: ir.Operation, x: ir.Value) -> int | None:
+    """A max pool of a dequantized view runs on the u8/s8 tensor (dequantizing is
+    monotonic): its result is a view with the same quantization. Returns the source's
+    value id, or None when ``x`` is not a view."""
+    view = p.dequant.get(x)
+    if view is None:
+        return None
+    src = p.int8(view[0], identity(4), op)
+    return src if p.values[src].perm == identity(4) else None

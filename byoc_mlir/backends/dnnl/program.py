@@ -200,7 +200,9 @@ class Program:
         self.position = 0
         self.args = {a: i for i, a in enumerate(region.args)}
         self.int_types: dict[ir.Value, str] = {}  # quantized inputs' u8/s8 (from their readers)
-        self.dequant: dict[ir.Value, tuple[ir.Value, QuantParams]] = {}  # see lower_quant
+        # dequantized views (see lower_quant): the u8/s8 tensor (an IR value, or the value
+        # id of an int8 result with no IR value of its own) and its quantization
+        self.dequant: dict[ir.Value, tuple[ir.Value | int, QuantParams]] = {}
         for pos, rop in enumerate(region.ops):
             for v in rop.op.operands:
                 self.uses[v] = self.uses.get(v, 0) + 1
@@ -252,7 +254,7 @@ class Program:
             return vid
         if v in self.dequant:  # a dequantized tensor read as f32: a reorder
             source, params = self.dequant[v]
-            src = self.ref(source, perm, at)
+            src = self.int8(source, perm, at)
             vid = self.ids[v] = self.new(self.values[src].dims, self.values[src].perm)
             args = [str(src), "dnnl_f32", f"&(const bd_q){c_q(params)}", "NULL"]
             self.emit(Step("bd_requant", vid, args, fusable=False))
@@ -267,6 +269,12 @@ class Program:
             self.ids[v] = vid = self.const(array, perm)
             return vid
         raise self.error(f"{v.type} is produced by an op the dnnl backend does not run", at)
+
+    def int8(
+        self, source: ir.Value | int, perm: Sequence[int] | None = None, at: Any = None
+    ) -> int:
+        """The value id of a dequantized view's integer tensor."""
+        return source if isinstance(source, int) else self.ref(source, perm, at)
 
     def same_tensor(self, a: ir.Value, b: ir.Value) -> bool:
         """Whether ``a`` and ``b`` hold the same data: one value, or dequantizations of one
