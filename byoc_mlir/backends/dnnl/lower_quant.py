@@ -59,13 +59,21 @@ def int8_weights(weights: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray
     rows = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1).astype(np.float64)
     peak = np.abs(rows).max(axis=1)
     for level in (np.full_like(peak, peak.max()), peak):
+        # each channel's largest weight is ±127 or -128 steps: try both, per channel
+        scales = np.ones(len(rows), np.float32)
+        found = np.zeros(len(rows), bool)
         for qmax in (127.0, 128.0):
-            scales = np.where(level > 0, level / qmax, 1.0).astype(np.float32)
-            q = rows / scales.astype(np.float64)[:, None]
+            trial = np.where(level > 0, level / qmax, 1.0).astype(np.float32)
+            q = rows / trial.astype(np.float64)[:, None]
             r = np.rint(q)
-            if np.abs(q - r).max() <= _TOLERANCE and r.min() >= -128 and r.max() <= 127:
-                back = np.moveaxis(r.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
-                return back.astype(np.int8), scales
+            fits = (np.abs(q - r).max(axis=1) <= _TOLERANCE) & (r.min(axis=1) >= -128)
+            fits &= r.max(axis=1) <= 127
+            scales = np.where(fits & ~found, trial, scales)
+            found |= fits
+        if found.all():
+            r = np.rint(rows / scales.astype(np.float64)[:, None])
+            back = np.moveaxis(r.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
+            return back.astype(np.int8), scales
     return None
 
 
