@@ -813,34 +813,61 @@ static void bd_binary(bd_region *R, int dst, int a, int b, dnnl_alg_kind_t alg,
 }
 
 /* Matmul (2-D or batched 3-D, row-major): `dst = a @ b (+ bias)`. A constant `b` is
- * reordered once into oneDNN's preferred layout. `bias` (-1: none) broadcasts. */
-static void bd_matmul(bd_region *R, int dst, int a, int b, int b_is_const, int bias,
-                      const dnnl_dim_t *dst_dims, const bd_post *posts, int nposts) {
+ * reordered once into oneDNN's preferred layout. `bias` (-1: none) broadcasts. `q` (NULL:
+ * floating point): an int8 matmul of a u8/s8 `a` and a constant s8 `b` with per-column
+ * scales, writing f32 or a requantized u8/s8. */
+static void bd_matmul_(bd_region *R, int dst, int a, int b, int b_is_const, int bias,
+                       const dnnl_dim_t *dst_dims, const bd_quant *q, const bd_post *posts,
+                       int nposts) {
     if (R->error[0]) return;
     dnnl_data_type_t dt = R->compute_dt;
-    a = bd_plain_dt(R, a, dt);
+    a = q ? bd_plain(R, a) : bd_plain_dt(R, a, dt);
     if (!b_is_const) b = bd_plain_dt(R, b, dt);
     int nd = bd_ndims(R->values[a].md);
     const_dnnl_memory_desc_t w_md =
-        b_is_const ? bd_md_dt(R, nd, bd_dims(R->values[b].md), dnnl_format_tag_any, dt)
+        b_is_const ? bd_md_dt(R, nd, bd_dims(R->values[b].md), dnnl_format_tag_any,
+                              q ? dnnl_s8 : dt)
                    : R->values[b].md;
-    const_dnnl_memory_desc_t dst_md = bd_md_dt(R, nd, dst_dims, bd_plain_tag(nd), dt);
+    const_dnnl_memory_desc_t dst_md =
+        bd_md_dt(R, nd, dst_dims, bd_plain_tag(nd), q ? q->dst_dt : dt);
     int sum_value, sum_in_place;
-    dnnl_primitive_desc_t pd;
-    BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
-              dnnl_matmul_primitive_desc_create(
-                  &pd, R->eng, R->values[a].md, w_md,
-                  bias >= 0 ? R->values[bias].md : NULL, dst_md, attr_));
+    bd_qargs qa = {0};
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    if (q) {
+        bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
+        bd_quant_arg(R, attr, &qa, DNNL_ARG_WEIGHTS, NULL, 1 << (nd - 1),
+                     R->values[q->wscales].mem);
+        if (q->dst_dt != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_DST, &q->dst, 0, NULL);
+    }
+    if (!R->error[0])
+        BD_PD(R, &pd, dnnl_matmul_primitive_desc_create(
+                          &pd, R->eng, R->values[a].md, w_md,
+                          bias >= 0 ? R->values[bias].md : NULL, dst_md, attr));
+    if (attr) dnnl_primitive_attr_destroy(attr);
     dnnl_memory_t wmem = NULL;
     if (pd)
         wmem = b_is_const
                    ? bd_prepack(R, b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
                    : R->values[b].mem;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, R->values[a].mem},
-                               {DNNL_ARG_WEIGHTS, wmem},
-                               {DNNL_ARG_DST, NULL},
-                               {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
-    bd_finish(R, pd, dst, sum_value, sum_in_place, bias >= 0 ? 4 : 3, args);
+    dnnl_exec_arg_t args[4 + 6] = {{DNNL_ARG_SRC, R->values[a].mem},
+                                   {DNNL_ARG_WEIGHTS, wmem},
+                                   {DNNL_ARG_DST, NULL},
+                                   {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
+    int nargs = bias >= 0 ? 4 : 3;
+    for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
+    bd_finish(R, pd, dst, sum_value, sum_in_place, nargs, args);
+}
+
+static void bd_matmul(bd_region *R, int dst, int a, int b, int b_is_const, int bias,
+                      const dnnl_dim_t *dst_dims, const bd_post *posts, int nposts) {
+    bd_matmul_(R, dst, a, b, b_is_const, bias, dst_dims, NULL, posts, nposts);
+}
+
+static void bd_qmatmul(bd_region *R, int dst, int a, int b, int b_is_const, int bias,
+                       const dnnl_dim_t *dst_dims, const bd_quant *q, const bd_post *posts,
+                       int nposts) {
+    bd_matmul_(R, dst, a, b, b_is_const, bias, dst_dims, q, posts, nposts);
 }
 
 /* A buffer with a fixed address holding value `v`: `v` itself, or for a region input

@@ -149,11 +149,17 @@ def matmul(p: Program, op: ir.Operation) -> None:
         raise p.error(f"{op.name} with indexing maps oneDNN does not run", op)
     (a, b), (init,) = ins_outs(op)
     posts = _accumulate(p, op, init, identity(len(shape_of(init))))
-    aid = p.ref(a, None, op)
     weights = p.region.constants.get(b)
+    if weights is not None and layout == "transposed_b":  # prepacked: transpose it now
+        weights = np.ascontiguousarray(np.swapaxes(weights, -1, -2))
+    quant = lower_quant.int8_matmul(p, op, a, weights)
+    quantized = None
+    if quant is not None:  # u8/s8 left operand, s8 weights: see lower_quant
+        aid, weights, params, scales = quant
+        quantized = Quant(params, p.const(scales, (0,)))
+    else:
+        aid = p.ref(a, None, op)
     if weights is not None:
-        if layout == "transposed_b":  # prepacked anyway: transpose the constant now
-            weights = np.ascontiguousarray(np.swapaxes(weights, -1, -2))
         bid = p.const(weights, identity(weights.ndim))
     elif layout == "transposed_b":
         raise p.error(f"{op.name} reading a computed right operand transposed", op)
@@ -162,4 +168,4 @@ def matmul(p: Program, op: ir.Operation) -> None:
     dims = shape_of(op.results[0])
     dst = p.new(dims, identity(len(dims)))
     args = [str(aid), str(bid), "1" if weights is not None else "0", c_dims(dims)]
-    p.alias(op.results[0], p.emit(Step("bd_matmul", dst, args, posts=posts)))
+    p.alias(op.results[0], p.emit(Step("bd_matmul", dst, args, posts=posts, quant=quantized)))

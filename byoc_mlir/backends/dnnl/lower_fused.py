@@ -244,11 +244,18 @@ def transpose(p: Program, op: ir.Operation) -> None:
 
 
 def reshape(p: Program, op: ir.Operation) -> None:
-    src = p.ref(op.operands[0], None, op)
+    x = op.operands[0]
+    view = p.dequant.get(x)  # a dequantized tensor: reshape the integers, still a view
+    src = p.ref(x, None, op) if view is None else p.int8(view[0], None, op)
     p.values[src].owned = False
     if p.values[src].perm != identity(len(p.values[src].perm)):
         raise p.error("a reshape of an NHWC tensor", op)
     dims = shape_of(op.results[0])
     dst = p.new(dims, identity(len(dims)))
+    p.values[dst].dt = p.values[src].dt
     args = [str(src), str(len(dims)), c_dims(dims)]
-    p.alias(op.results[0], p.emit(Step("bd_reshape", dst, args, fusable=False)))
+    p.emit(Step("bd_reshape", dst, args, fusable=False))
+    if view is None:
+        p.alias(op.results[0], dst)
+    else:
+        p.dequant[op.results[0]] = (dst, view[1])

@@ -221,3 +221,21 @@ def int8_max_pool(p: Program, op: ir.Operation, x: ir.Value) -> int | None:
         return None
     src = p.int8(view[0], identity(4), op)
     return src if p.values[src].perm == identity(4) else None
+
+
+def int8_matmul(
+    p: Program, op: ir.Operation, a: ir.Value, weights: np.ndarray | None
+) -> tuple[int, np.ndarray, QuantParams, np.ndarray] | None:
+    """For a matmul of ``a`` by constant ``weights`` (K x N, or B x K x N, already
+    untransposed): ``(left operand, int8 weights, its quantization, per-column scales)``
+    when it can run in int8, else None. One set of column scales for all batches."""
+    view = p.dequant.get(a)
+    if view is None or weights is None or view[1].bits != 8:
+        return None
+    columns = np.moveaxis(weights, -1, 0).reshape(weights.shape[-1], -1)
+    recovered = int8_weights(np.ascontiguousarray(columns), 0)
+    if recovered is None:
+        return None
+    q, scales = recovered
+    q = np.moveaxis(q.reshape(weights.shape[-1], *weights.shape[:-1]), 0, -1)
+    return p.int8(view[0], None, op), np.ascontiguousarray(q), view[1], scales
