@@ -217,3 +217,45 @@ def test_pt2e_module_convolutions_run_in_int8() -> None:
     assert len(only(calls, "bd_qconv")) == 2 and not only(calls, "bd_conv")
     np.testing.assert_allclose(compiled(x.numpy())[0], converted(x).detach().numpy(), atol=1e-5)
     compiled.close()
+
+
+def test_gemms_run_in_int8(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w0", "b0"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w1", "b1"], ["y"]),
+    ]
+    inits = [_w(rng, "w0", 32, 64), _w(rng, "b0", 32), _w(rng, "w1", 32, 10), _w(rng, "b1", 10)]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])],
+        inits,
+    )
+    src, path = tmp_path / "mlp.onnx", tmp_path / "mlp_qdq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.data = iter([{"x": rng.standard_normal((2, 64)).astype(np.float32)}] * 4)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.data, None)
+
+    quantize_static(
+        str(src), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    compiled = byoc_mlir.compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    assert len(only(calls, "bd_qmatmul")) == 2 and not only(calls, "bd_matmul")
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    (y,) = compiled(x)
+    (host,) = byoc_mlir.compile(path, backends=[])(x)
+    (expected,) = ort.InferenceSession(str(path)).run(None, {"x": x})
+    step = _output_step(path)
+    assert np.abs(y - host).max() <= step + 1e-6
+    assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    compiled.close()
