@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import byoc_mlir
-from byoc_mlir.backends.dnnl.lower_quant import int8_weights
+from byoc_mlir.codegen.recognisers import int8_weights
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -60,6 +60,7 @@ from byoc_mlir.codegen.recognisers.quantization import (
     Dequantize,
     Quantize,
     QuantParams,
+    int8_weights,
     quant_params,
 )
 from byoc_mlir.codegen.recognisers.reductions import (
@@ -94,6 +95,7 @@ __all__ = [
     "DEQUANTIZE",
     "QuantParams",
     "quant_params",
+    "int8_weights",
     "ALL",
     "CONSTANT",
     "GENERIC",

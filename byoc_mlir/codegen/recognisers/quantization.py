@@ -11,13 +11,15 @@ quantize/dequantize_per_tensor) as IREE's importers lower them, per tensor.
 
 Scale and zero point are scalar constants (per-tensor quantization; per-channel
 dequantization of weights is folded into constant f32 weights before partitioning).
-`quant_params` reads them back, so backend checks can ask for symmetry or a dtype.
+`quant_params` reads them back, so backend checks can ask for symmetry or a dtype;
+`int8_weights` recovers folded weights' int8 values and per-channel scales.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from iree.compiler import ir
 
 from byoc_mlir.codegen.recognisers.generic_view import GenericView, Recogniser, constant_value
@@ -170,3 +172,39 @@ def quant_params(op: ir.Operation) -> QuantParams:
     if params is None:
         raise ValueError(f"{op.operation.name} is not a quantize or dequantize generic")
     return params
+
+
+_TOLERANCE = 1e-3
+"""How far from an integer ``w / scale`` may be (in quantization steps) for ``w`` to count
+as ``q * scale``: a real int8 weight is off by about 1e-5 (f32 rounding of the product)."""
+
+
+def int8_weights(weights: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(q, scales)`` with ``weights == q * scales`` along ``axis`` (q int8 in [-128, 127],
+    scales f32 per index of ``axis``), or None when the weights are not such a product.
+
+    The scale is the largest magnitude over 127 (or 128), per tensor or per channel: a
+    symmetric quantizer maps the largest weight to ±127 (onnxruntime, pt2e) or -128.
+    The answer is checked, so any float weights that pass are represented exactly.
+    """
+    if weights.dtype != np.float32 or weights.size == 0 or not np.isfinite(weights).all():
+        return None
+    rows = np.moveaxis(weights, axis, 0).reshape(weights.shape[axis], -1).astype(np.float64)
+    peak = np.abs(rows).max(axis=1)
+    for level in (np.full_like(peak, peak.max()), peak):
+        # each channel's largest weight is ±127 or -128 steps: try both, per channel
+        scales = np.ones(len(rows), np.float32)
+        found = np.zeros(len(rows), bool)
+        for qmax in (127.0, 128.0):
+            trial = np.where(level > 0, level / qmax, 1.0).astype(np.float32)
+            q = rows / trial.astype(np.float64)[:, None]
+            r = np.rint(q)
+            fits = (np.abs(q - r).max(axis=1) <= _TOLERANCE) & (r.min(axis=1) >= -128)
+            fits &= r.max(axis=1) <= 127
+            scales = np.where(fits & ~found, trial, scales)
+            found |= fits
+        if found.all():
+            r = np.rint(rows / scales.astype(np.float64)[:, None])
+            back = np.moveaxis(r.reshape(np.moveaxis(weights, axis, 0).shape), 0, axis)
+            return back.astype(np.int8), scales
+    return None
