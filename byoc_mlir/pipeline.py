@@ -70,10 +70,15 @@ def partition_passes(
 
 
 def _weights_for(backends: Sequence[str | Backend]) -> tuple[str, ...]:
-    """The backends that want their regions' weights moved in (`Backend.move_weights`)."""
+    """The backends that want their regions' weights moved in (`Backend.move_weights`),
+    and ``backend.composite`` for the composites that want them (`CompositeRule.weights`)."""
     known = registry.available()  # unknown names: byoc-apply-plan reports them, located
     resolved = [known.get(b, None) if isinstance(b, str) else b for b in backends]
-    return tuple(b.name for b in resolved if b is not None and b.move_weights)
+    wanted = [b.name for b in resolved if b is not None and b.move_weights]
+    for b in resolved:
+        if b is not None and not b.move_weights:
+            wanted += [f"{b.name}.{rule.name}" for rule in b.composites if rule.weights]
+    return tuple(wanted)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,9 @@ class CompositeRule:
     pattern: Pattern
     benefit: int
     check: Check | None
+    weights: bool = False
+    """Its code is made from its constants (e.g. int8 weights): a region holding it gets
+    every constant moved in, like `Backend.move_weights` but for that region only."""
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -224,9 +227,16 @@ class Backend:
         return register
 
     def composite(
-        self, name: str, pattern: Pattern, *, benefit: int, check: Check | None = None
+        self,
+        name: str,
+        pattern: Pattern,
+        *,
+        benefit: int,
+        check: Check | None = None,
+        weights: bool = False,
     ) -> CompositeRule:
-        """Declares a fused pattern. See the module docstring for the benefit rule."""
+        """Declares a fused pattern. See the module docstring for the benefit rule;
+        ``weights``: see `CompositeRule.weights`."""
         if not _NAME.match(name):
             raise ValueError(f"composite name {name!r} must match {_NAME.pattern}")
         if any(c.name == name for c in self.composites):
@@ -235,7 +245,7 @@ class Backend:
             raise TypeError(f"composite {name!r}: benefit must be an int")
         if not isinstance(pattern, Pattern):
             raise TypeError(f"composite {name!r}: the pattern must be built with op(...)")
-        rule = CompositeRule(name, pattern, benefit, check)
+        rule = CompositeRule(name, pattern, benefit, check, weights)
         self.composites.append(rule)
         return rule
 
@@ -313,6 +323,7 @@ def quantized_units(
     *,
     through: Sequence[object] = (),
     suffix: str = "",
+    weights: bool = False,
 ) -> None:
     """Declares the QDQ units of ``kind`` (a conv or matmul), each one partitioning unit
     whose edges are the quantized tensors: ``q{prefix}_bias{suffix}`` =
@@ -320,7 +331,8 @@ def quantized_units(
     ``QUANTIZE(kind(DEQUANTIZE))`` (benefit 4); per op kind in ``through`` (a
     ``tensor.pad`` or a reshape between the dequantize and ``kind``), the same with it
     (``..._{name}``, benefit one more). Checks find the ops as ``ctx.matches["q"]``,
-    ``["dq"]`` and ``[prefix]``."""
+    ``["dq"]`` and ``[prefix]``. ``weights``: the units' regions get their constants
+    (`CompositeRule.weights`)."""
     q, dq, bias = recognisers.QUANTIZE, recognisers.DEQUANTIZE, recognisers.BIAS_ADD
     feeds: list[tuple[str, Pattern, int]] = [("", op(dq, name="dq"), 0)]
     for between in through:
@@ -333,9 +345,14 @@ def quantized_units(
             op(q, op(bias, anchor, ANY), name="q"),
             benefit=5 + extra,
             check=check,
+            weights=weights,
         )
         backend.composite(
-            f"q{prefix}{feed_name}{suffix}", op(q, anchor, name="q"), benefit=4 + extra, check=check
+            f"q{prefix}{feed_name}{suffix}",
+            op(q, anchor, name="q"),
+            benefit=4 + extra,
+            check=check,
+            weights=weights,
         )
 
 

@@ -34,7 +34,8 @@ class OutlineOptions:
     clone_limit: int = 16
     """Non-splat constants with at most this many elements are cloned, larger ones passed."""
     move_weights_for: frozenset[str] = frozenset()
-    """Backends whose regions get every constant moved in (`Backend.move_weights`)."""
+    """Backends whose regions get every constant moved in (`Backend.move_weights`), and
+    ``backend.composite``: regions holding that composite (`CompositeRule.weights`)."""
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -216,6 +217,18 @@ def graph_clonable(
     return clonable
 
 
+def _wants_weights(graph: FunctionGraph, region: _Region, wanted: frozenset[str]) -> bool:
+    if not wanted:
+        return False
+    if region.backend in wanted:
+        return True
+    for n in region.nodes:
+        tag = graph.composite_of(n)
+        if tag is not None and f"{region.backend}.{tag.name}" in wanted:
+            return True
+    return False
+
+
 def _outline_region(
     module_op: ir.Operation,
     graph: FunctionGraph,
@@ -226,7 +239,7 @@ def _outline_region(
 ) -> tuple[ir.Operation, ir.Operation]:
     members = [graph.ops[n] for n in region.nodes]
     inside = set(region.nodes)
-    if region.backend in options.move_weights_for and not options.move_weights:
+    if not options.move_weights and _wants_weights(graph, region, options.move_weights_for):
         options = OutlineOptions(True, options.clone_limit)
     clonable = graph_clonable(graph, options)
     inputs: list[ir.Value] = []

@@ -19,7 +19,8 @@ class OutlinePass(ModulePass):
     """Options:
     move-weights: clone every constant a region reads into its function.
     clone-limit: constants with at most this many elements are cloned in.
-    weights-for: backends whose regions get every constant moved in.
+    weights-for: backends whose regions get every constant moved in (``backend``), or
+        only those holding a composite (``backend.composite``).
     """
 
     NAME = "byoc-outline"

@@ -259,3 +259,24 @@ def test_gemms_run_in_int8(tmp_path: Path) -> None:
     assert np.abs(y - host).max() <= step + 1e-6
     assert np.abs(y - expected).max() <= 2 * step + 1e-6
     compiled.close()
+
+
+def test_ccompiler_int8_kernels(qdq_model: Path) -> None:
+    """ccompiler's reference int8 kernels: one per quantized unit (the pads' zeros are the
+    input's zero point), int32 sums, requantized in C; within a step of IREE alone."""
+    compiled = byoc_mlir.compile(qdq_model, backends=["ccompiler"])
+    regions = compiled.report["regions"]
+    assert regions and all(r["status"] == "offloaded" for r in regions), regions
+    composites = sorted(c for r in regions for c in r["composites"])
+    assert composites.count("qconv2d_bias_pad_nchw_fchw") == 2, composites
+    assert composites.count("qconv2d_bias_nchw_fchw") == 2, composites
+    sources = [p.read_text() for p in (compiled.bundle / "artifacts").glob("*.c")]
+    assert any("int acc = 0;" in s and "static const signed char" in s for s in sources)
+    x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
+    (y,) = compiled(x)
+    (host,) = byoc_mlir.compile(qdq_model, backends=[])(x)
+    (expected,) = ort.InferenceSession(str(qdq_model)).run(None, {"x": x})
+    step = _output_step(qdq_model)
+    assert np.abs(y - host).max() <= step + 1e-6
+    assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    compiled.close()

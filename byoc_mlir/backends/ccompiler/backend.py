@@ -3,12 +3,14 @@
 It runs f32, statically shaped matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF,
 any strides and dilations, no padding), fill, and the add/sub/mul, bias-add, relu and
 clamp generics, alone or fused: a matmul or convolution followed by bias-add, relu or
-clamp is one composite, computed in one loop nest. Its hook writes one C function per
-unit (`ccompiler_emit`); the toolkit builds the file freestanding and links it into
-IREE's dispatches. The generated C is meant to be read and copied by vendors: plain
-loops, with matmuls and convolutions in register tiles the C compiler vectorises (the
-epilogue runs on the tile's accumulators before the one store), and ``restrict`` on
-every pointer since results never alias arguments.
+clamp is one composite, computed in one loop nest. Quantized units (dequantize ->
+conv2d NCHW or matmul -> bias -> quantize, 8-bit) are reference int8 kernels with int32
+sums (`byoc_mlir.backends.ccompiler.quantized`); their edges are the 8-bit tensors.
+Its hook writes one C function per unit (`ccompiler_emit`); the toolkit builds the file
+freestanding and links it into IREE's dispatches. The generated C is meant to be read
+and copied by vendors: plain loops, with matmuls and convolutions in register tiles the
+C compiler vectorises (the epilogue runs on the tile's accumulators before the one
+store), and ``restrict`` on every pointer since results never alias arguments.
 
 TOSA is not listed: the driver runs IREE's input conversion first, so regions arrive as
 linalg-on-tensors. The ``testing`` backend has the same support table.
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import linalg
+from iree.compiler.dialects import linalg, tensor
 
+from byoc_mlir.backends.ccompiler import quantized
 from byoc_mlir.backends.ccompiler.anchors import ANCHORS, has_default_maps
 from byoc_mlir.backends.ccompiler.emit import (
     emit_elementwise,
@@ -27,7 +30,7 @@ from byoc_mlir.backends.ccompiler.emit import (
     flat_ok,
 )
 from byoc_mlir.backends.ccompiler.writer import CFile, CodegenError, KernelWriter, Source
-from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
+from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op, quantized_units
 from byoc_mlir.codegen.checks import all_of, tensor_types
 from byoc_mlir.codegen.hook import (
     CodegenOptions,
@@ -186,7 +189,10 @@ class _RegionEmitter:
         spec = TensorSpec.of(unit[-1].op.results[0].type)
         names = " -> ".join(r.kind_name for r in unit)
         title = f"{head.composite.name} ({names})" if head.composite is not None else names
-        if head.kind == _FILL and not rest:
+        if head.composite is not None and head.composite.name.startswith("q"):
+            w = KernelWriter(self.cfile, symbol, self.resolve)
+            extent = quantized.emit_unit(w, unit)
+        elif head.kind == _FILL and not rest:
             w = KernelWriter(self.cfile, symbol, self.resolve, flat=True)
             value = self.splats.get(head.op.results[0])
             if value is None:
@@ -252,3 +258,14 @@ for _epilogue, (_wrap, _benefit) in _EPILOGUES.items():
         BACKEND.composite(
             f"{_name}_{_epilogue}", _wrap(op(_mm, name="matmul")), benefit=_benefit, check=f32_plain
         )
+
+# quantized units (dequantize -> [pad] -> conv / [collapse] -> matmul -> [bias] -> quantize):
+# reference int8 kernels with int32 sums (see quantized.py)
+quantized_units(
+    BACKEND, linalg.Conv2DNchwFchwOp, "conv2d", quantized.int8_unit, through=[tensor.PadOp],
+    suffix="_nchw_fchw", weights=True,
+)  # fmt: skip
+quantized_units(
+    BACKEND, linalg.MatmulOp, "matmul", quantized.int8_unit, through=[tensor.CollapseShapeOp],
+    weights=True,
+)  # fmt: skip

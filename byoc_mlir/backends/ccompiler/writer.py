@@ -42,6 +42,11 @@ class Source:
 
 Resolver = Callable[[ir.Value], Source]
 
+C_TYPES = {"f32": "float", "i8": "signed char"}
+"""The C element type of each tensor element type a kernel may read or write (an ``i8``
+is signless: the quantized kernels read it as signed or unsigned, as its quantization
+says)."""
+
 _HELPERS = {
     "tiles": """\
 /* Register tiles. The matmul and convolution kernels compute their output in tiles of
@@ -120,6 +125,7 @@ class CFile:
     def __init__(self, region_name: str):
         self.region_name = region_name
         self._helpers: set[str] = set()
+        self._defined: dict[str, str] = {}  # helpers written by the emitters, in order
         self._constants: list[str] = []
         self._kernels: list[str] = []
 
@@ -127,16 +133,27 @@ class CFile:
         self._helpers.add(name)
         return name
 
+    def define(self, name: str, text: str) -> str:
+        """Adds helper ``name`` (its C text) once, after those defined before it."""
+        self._defined.setdefault(name, text)
+        return name
+
     def constant(self, array: np.ndarray) -> str:
-        """Adds a ``static const float`` table (flat, row-major); returns its name."""
+        """Adds a ``static const float`` table (flat, row-major; ``signed char`` for int8
+        arrays); returns its name."""
         name = f"cst{len(self._constants)}"
-        flat = np.asarray(array, dtype=np.float32).reshape(-1)
-        items = [c_float(float(v)) for v in flat]
-        rows = [", ".join(items[i : i + 8]) for i in range(0, len(items), 8)]
+        if array.dtype == np.int8:
+            ctype, flat = "signed char", array.reshape(-1)
+            items = [str(int(v)) for v in flat]
+        else:
+            ctype, flat = "float", np.asarray(array, dtype=np.float32).reshape(-1)
+            items = [c_float(float(v)) for v in flat]
+        per_row = 16 if ctype != "float" else 8
+        rows = [", ".join(items[i : i + per_row]) for i in range(0, len(items), per_row)]
         shape = "x".join(str(d) for d in array.shape) or "scalar"
         body = ",\n".join(f"    {r}" for r in rows)
         self._constants.append(
-            f"/* {shape}, row-major */\nstatic const float {name}[{flat.size}] = {{\n{body}\n}};"
+            f"/* {shape}, row-major */\nstatic const {ctype} {name}[{flat.size}] = {{\n{body}\n}};"
         )
         return name
 
@@ -160,6 +177,7 @@ class CFile:
 """
         parts = [head]
         parts += [text for name, text in _HELPERS.items() if name in self._helpers]
+        parts += list(self._defined.values())
         parts += self._constants + self._kernels
         return "\n\n".join(parts) + "\n"
 
@@ -185,10 +203,12 @@ class Operand:
         return self.name + "".join(f"[{i}]" for i in index)
 
 
-def _view_decl(name: str, spec: TensorSpec, base: str, flat: bool, const: bool) -> str:
+def _view_decl(
+    name: str, spec: TensorSpec, base: str, flat: bool, const: bool, ctype: str = "float"
+) -> str:
     """``const float (*restrict name)[D1][D2] = (const float (*)[D1][D2])(base);`` and
     friends."""
-    qual = "const float" if const else "float"
+    qual = f"const {ctype}" if const else ctype
     dims = "x".join(str(d) for d in spec.shape) or "scalar"
     if flat or len(spec.shape) <= 1:
         return f"{qual}* restrict {name} = {base};  /* {dims} */"
@@ -212,6 +232,8 @@ class KernelWriter:
         self.resolve = resolve
         self.flat = flat
         self.params: list[ValueRef] = []
+        self.param_types: list[str] = []  # each parameter's C element type
+        self.result_type = "float"
         self._decls: list[str] = []
         self._operands: dict[ir.Value, Operand] = {}
         self._names: set[str] = set()
@@ -233,38 +255,55 @@ class KernelWriter:
         self._vars += 1
         return name
 
-    def operand(self, value: ir.Value, role: str) -> Operand:
-        """The view of a tensor the kernel reads; a parameter the first time it is seen."""
+    def operand(
+        self, value: ir.Value, role: str, dtypes: Sequence[str] = ("f32",), *, flat: bool = False
+    ) -> Operand:
+        """The view of a tensor the kernel reads (element types ``dtypes``; ``flat``: one
+        flat array whatever the writer's mode); a parameter the first time it is seen."""
         known = self._operands.get(value)
         if known is not None:
             return known
         src = self.resolve(value)
-        if src.spec.dtype != "f32":
+        if src.spec.dtype not in dtypes:
             raise CodegenError(f"ccompiler emits f32 only, got a {src.spec.mlir} operand")
+        ctype = C_TYPES[src.spec.dtype]
+        flat = flat or self.flat
         if src.splat is not None:
-            operand = Operand("", src.spec, self.flat, literal=c_float(src.splat))
+            operand = Operand("", src.spec, flat, literal=c_float(src.splat))
         elif src.constant is not None:
             name = self._name(role)
-            self._decls.append(_view_decl(name, src.spec, src.constant, self.flat, const=True))
-            operand = Operand(name, src.spec, self.flat)
+            self._decls.append(_view_decl(name, src.spec, src.constant, flat, True, ctype))
+            operand = Operand(name, src.spec, flat)
         elif src.ref is not None:
             p = len(self.params)
             self.params.append(src.ref)
+            self.param_types.append(ctype)
             name = self._name(role)
             base = f"arg{p} + arg{p}_offset"
-            self._decls.append(_view_decl(name, src.spec, base, self.flat, const=True))
-            operand = Operand(name, src.spec, self.flat)
+            self._decls.append(_view_decl(name, src.spec, base, flat, True, ctype))
+            operand = Operand(name, src.spec, flat)
         else:  # pragma: no cover - Source is built with one field set
             raise CodegenError(f"no source for {value}")
         self._operands[value] = operand
         return operand
 
-    def output(self, spec: TensorSpec) -> Operand:
-        if spec.dtype != "f32":
+    def output(self, spec: TensorSpec, dtypes: Sequence[str] = ("f32",)) -> Operand:
+        if spec.dtype not in dtypes:
             raise CodegenError(f"ccompiler emits f32 only, got a {spec.mlir} result")
+        self.result_type = C_TYPES[spec.dtype]
         name = self._name("out")
-        self._decls.append(_view_decl(name, spec, "res0 + res0_offset", self.flat, const=False))
+        base = "res0 + res0_offset"
+        self._decls.append(_view_decl(name, spec, base, self.flat, False, self.result_type))
         return Operand(name, spec, self.flat)
+
+    def table(self, array: np.ndarray, role: str) -> Operand:
+        """A constant table of the file (float or int8), viewed at its shape."""
+        spec = TensorSpec(tuple(array.shape), "i8" if array.dtype == np.int8 else "f32")
+        name = self._name(role)
+        ctype = C_TYPES[spec.dtype]
+        table = self.cfile.constant(array)
+        self._decls.append(_view_decl(name, spec, table, False, True, ctype))
+        return Operand(name, spec, False)
 
     # --- statements ------------------------------------------------------------------
 
@@ -325,10 +364,11 @@ class KernelWriter:
 
     def render(self, doc: Sequence[str]) -> str:
         params = [
-            f"const float* restrict arg{p}, size_t arg{p}_offset" for p in range(len(self.params))
+            f"const {t}* restrict arg{p}, size_t arg{p}_offset"
+            for p, t in enumerate(self.param_types)
         ]
         params += [
-            "float* restrict res0, size_t res0_offset",
+            f"{self.result_type}* restrict res0, size_t res0_offset",
             "size_t workgroup_id, size_t workgroup_count",
         ]
         indent = " " * (len(self.symbol) + 6)

@@ -18,14 +18,9 @@ import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
-from byoc_mlir.backends.dnnl.runtime import (
-    DnnlError,
-)
+from byoc_mlir.backends.dnnl.runtime import DnnlError
 from byoc_mlir.codegen.hook import RegionView, TensorSpec
-from byoc_mlir.codegen.recognisers import (
-    QuantParams,
-    constant_value,
-)
+from byoc_mlir.codegen.recognisers import QuantParams, constant_value
 
 FILL = linalg.FillOp.OPERATION_NAME
 PAD = tensor.PadOp.OPERATION_NAME

@@ -23,12 +23,12 @@
 // SOURCE-LABEL: BD_EXPORT void *byoc_region_init(
 // SOURCE: bd_new(
 // SOURCE-NEXT: if (R == NULL) return NULL;
-// SOURCE-NEXT: bd_input(R, 0, [[X:[0-9]+]], 4, DIMS(1, 2, 6, 6), dnnl_abcd);
-// SOURCE-NEXT: bd_const(R, [[W:[0-9]+]], 4, DIMS(3, 2, 3, 3), dnnl_abcd, 0L);
-// SOURCE-NEXT: bd_const(R, [[B:[0-9]+]], 1, DIMS(3), dnnl_a, {{[0-9]+}}L);
+// SOURCE-NEXT: bd_input(R, 0, [[X:[0-9]+]], 4, DIMS(1, 2, 6, 6), dnnl_abcd, dnnl_f32);
+// SOURCE-NEXT: bd_const(R, [[W:[0-9]+]], 4, DIMS(3, 2, 3, 3), dnnl_abcd, dnnl_f32, 0L);
+// SOURCE-NEXT: bd_const(R, [[B:[0-9]+]], 1, DIMS(3), dnnl_a, dnnl_f32, {{[0-9]+}}L);
 // conv(dst, src, weights, bias, groups, dst dims, strides, dilations, pad low, pad high)
 // SOURCE-NEXT: bd_conv(R, [[Y:[0-9]+]], [[X]], [[W]], [[B]], 1, DIMS(1, 3, 6, 6), DIMS(1, 1), DIMS(1, 1), DIMS(1, 1), DIMS(1, 1), POSTS({BD_RELU, 0.0f, 0.0f, -1}), 1);
-// SOURCE-NEXT: bd_output(R, 0, [[Y]], 4, DIMS(1, 3, 6, 6), dnnl_abcd);
+// SOURCE-NEXT: bd_output(R, 0, [[Y]], 4, DIMS(1, 3, 6, 6), dnnl_abcd, dnnl_f32);
 // SOURCE-NOT: bd_pad
 // SOURCE-NOT: bd_eltwise
 // SOURCE-NOT: bd_binary
