@@ -81,7 +81,7 @@ def codegen_all(
         original = keep_original(func)
         produced = isolated.get(view.name)
         try:
-            route, artifact_file, serve, how = _codegen_region(
+            route, artifact_file, serve, how, notes = _codegen_region(
                 module_op, func, view, backend, options, cache, bundle, produced
             )
         except Exception as err:  # noqa: BLE001 - any vendor failure degrades one region
@@ -94,7 +94,7 @@ def codegen_all(
             log.fall_back(view.name, reason)
             entry.codegen = _codegen_record(produced)
             continue
-        entry.codegen = {"mode": how}
+        entry.codegen = {"mode": how, **({"notes": notes} if notes else {})}
         entry.route, entry.artifact, entry.status = route, artifact_file, "offloaded"
         originals[view.name] = original
         if serve is not None:
@@ -176,10 +176,10 @@ def _codegen_region(
     cache: ArtifactCache,
     bundle: Path,
     produced: HookResult | None = None,
-) -> tuple[str, str, dict[str, Any] | None, str]:
+) -> tuple[str, str, dict[str, Any] | None, str, list[str]]:
     """Gets (from the cache, the isolated run, or the hook) and applies one region's
-    artifact. Returns its route, file, manifest entry (runtime route) and where the
-    artifact came from: ``cache``, ``process`` or ``in-process``."""
+    artifact. Returns its route, file, manifest entry (runtime route), where the artifact
+    came from (``cache``, ``process`` or ``in-process``) and the backend's notes."""
     hook_options = _hook_options(backend, options)
     key = _cache_key(func, view, backend, hook_options)
     hit = cache.get(key)
@@ -192,7 +192,7 @@ def _codegen_region(
         if "source" in hit.meta["files"]:
             shutil.copyfile(hit.file("source"), bundle / "artifacts" / f"{stem}.c")
     elif hit is not None and hit.meta.get("route") == "runtime":
-        art = RuntimeArtifact(hit.file("payload").read_bytes())
+        art = RuntimeArtifact(hit.file("payload").read_bytes(), notes=hit.meta.get("notes", []))
     else:
         if produced is not None:  # out of process: validated and its runtime tried there
             if produced.artifact is None:
@@ -208,10 +208,12 @@ def _codegen_region(
             meta = {"route": "linked", "artifact": art.to_json(), "object_suffix": obj.suffix}
             cache.put(key, files, meta)
         else:
-            cache.put(key, {"payload": bytes(art.payload)}, {"route": "runtime"})
+            cache.put(
+                key, {"payload": bytes(art.payload)}, {"route": "runtime", "notes": art.notes}
+            )
     if isinstance(art, LinkedArtifact):
         linked.rewrite(module_op, func, view, art, obj.resolve())
-        return "linked", f"artifacts/{obj.name}", None, how
+        return "linked", f"artifacts/{obj.name}", None, how, art.notes
     if produced is None:
         _check_loads(backend, art.payload)
     payload_name = f"payloads/{stem}.bin"
@@ -226,7 +228,7 @@ def _codegen_region(
         "inputs": [spec_json(s) for s in view.inputs],
         "outputs": [spec_json(s) for s in view.outputs],
     }
-    return "runtime", payload_name, serve, how
+    return "runtime", payload_name, serve, how, art.notes
 
 
 def _check_loads(backend: Backend, payload: bytes) -> None:

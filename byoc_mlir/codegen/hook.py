@@ -274,6 +274,9 @@ class LinkedArtifact:
     object_path: Path | None = None
     bitcode_path: Path | None = None
     route: Literal["linked"] = "linked"
+    notes: list[str] = field(default_factory=list)
+    """What the backend wants the report to say about its code (one line each: how an op
+    was run, and why); shown under the region's ``codegen`` in report.json."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -288,6 +291,7 @@ class LinkedArtifact:
                 for k in self.kernels
             ],
             "outputs": [asdict(o) for o in self.outputs],
+            "notes": list(self.notes),
         }
 
     @staticmethod
@@ -303,6 +307,7 @@ class LinkedArtifact:
                 for k in data["kernels"]
             ],
             outputs=[ValueRef(**o) for o in data["outputs"]],
+            notes=list(data.get("notes", [])),
         )
 
 
@@ -312,6 +317,8 @@ class RuntimeArtifact:
 
     payload: bytes
     route: Literal["runtime"] = "runtime"
+    notes: list[str] = field(default_factory=list)
+    """As `LinkedArtifact.notes`."""
 
 
 Artifact = LinkedArtifact | RuntimeArtifact
@@ -327,6 +334,9 @@ class ArtifactError(Exception):
 
 def validate(artifact: object, view: RegionView) -> Artifact:
     """Checks an artifact against its region. Raises ArtifactError with the reason."""
+    notes = getattr(artifact, "notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ArtifactError("notes must be a list of strings")
     if isinstance(artifact, RuntimeArtifact):
         if not isinstance(artifact.payload, bytes | bytearray):
             raise ArtifactError("RuntimeArtifact.payload must be bytes")

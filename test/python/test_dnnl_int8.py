@@ -141,6 +141,10 @@ def test_qdq_network_is_one_int8_region(qdq_model: Path) -> None:
     # the input is quantized once; only the last convolution's output is dequantized
     requants = only(calls, "bd_requant")
     assert [c.head[2] for c in requants] == ["dnnl_u8", "dnnl_f32"]
+    (region,) = compiled.report["regions"]
+    assert region["codegen"]["notes"] == [
+        "int8: 4 convolution(s), 0 matmul(s); 2 quantize/dequantize reorder(s)"
+    ]
     x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
     (y,) = compiled(x)
     (host,) = byoc_mlir.compile(qdq_model, backends=[])(x)
@@ -181,6 +185,13 @@ def test_float_weights_keep_the_convolution_in_f32(tmp_path: Path) -> None:
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     assert len(only(calls, "bd_conv")) == 1 and not only(calls, "bd_qconv")
+    (region,) = compiled.report["regions"]
+    head, why = region["codegen"]["notes"]
+    assert head.startswith("int8: 0 convolution(s), 0 matmul(s)")
+    assert why.endswith(
+        "linalg.conv_2d_nchw_fchw runs in f32 on the dequantized input: its weights are "
+        "not int8 values times per-channel scales"
+    )
     x = rng.standard_normal(SHAPE).astype(np.float32)
     (y,) = compiled(x)
     (host,) = byoc_mlir.compile(path, backends=[])(x)

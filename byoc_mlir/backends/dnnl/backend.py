@@ -45,6 +45,7 @@ from typing import Any
 from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
+from byoc_mlir.backends.dnnl import lower_quant
 from byoc_mlir.backends.dnnl.lowering import lower
 from byoc_mlir.backends.dnnl.program import (
     FILL,
@@ -178,7 +179,7 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
     # combination) then fails this region's codegen, so it falls back to the host at
     # compile time instead of failing the whole model at load.
     load(payload).close()
-    return RuntimeArtifact(payload)
+    return RuntimeArtifact(payload, notes=lower_quant.summary(program))
 
 
 # --- the backend -----------------------------------------------------------------------

@@ -41,6 +41,39 @@ from byoc_mlir.codegen.recognisers import (
     int8_weights,
     quant_params,
 )
+from byoc_mlir.errors import pretty_location
+
+
+def _recover(
+    p: Program, op: ir.Operation, params: QuantParams, weights: np.ndarray | None, axis: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``int8_weights`` for an op reading a dequantized tensor; a note says why not."""
+    recovered = None
+    if weights is None:
+        why = "its weights are computed at run time"
+    elif params.bits != 8:
+        why = f"its input is {params.dtype}"
+    else:
+        recovered = int8_weights(np.ascontiguousarray(weights), axis)
+        why = "its weights are not int8 values times per-channel scales"
+    if recovered is None:
+        where = pretty_location(str(op.location))
+        p.notes.append(f"{where}: {op.name} runs in f32 on the dequantized input: {why}")
+    return recovered
+
+
+def summary(p: Program) -> list[str]:
+    """The notes of a region: what ran in int8 (if anything was quantized), then why
+    some op did not."""
+    kinds = [s.fn for s in p.steps if s.quant is not None]
+    reorders = sum(1 for s in p.steps if s.fn == "bd_requant")
+    if not kinds and not reorders:
+        return p.notes
+    head = (
+        f"int8: {kinds.count('bd_conv')} convolution(s), {kinds.count('bd_matmul')} "
+        f"matmul(s); {reorders} quantize/dequantize reorder(s)"
+    )
+    return [head, *p.notes]
 
 
 def same_quantization(a: QuantParams, b: QuantParams) -> bool:
@@ -99,10 +132,10 @@ def int8_conv(
     """For a convolution reading ``x`` with constant ``weights``: ``(source, int8
     weights, source quantization, weight scales)`` when it can run in int8, else None."""
     view = p.dequant.get(x)
-    if view is None or weights is None or view[1].bits != 8:
+    if view is None:
         return None
     axis = 3 if op.name == NHWC else 0  # HWCF, else FCHW / depthwise CHW
-    recovered = int8_weights(weights, axis)
+    recovered = _recover(p, op, view[1], weights, axis)
     if recovered is None:
         return None
     perm = NHWC_PERM if op.name == NHWC else identity(4)
@@ -196,11 +229,11 @@ def int8_matmul(
     untransposed): ``(left operand, int8 weights, its quantization, per-column scales)``
     when it can run in int8, else None. One set of column scales for all batches."""
     view = p.dequant.get(a)
-    if view is None or weights is None or view[1].bits != 8:
+    if view is None:
         return None
-    columns = np.moveaxis(weights, -1, 0).reshape(weights.shape[-1], -1)
-    recovered = int8_weights(np.ascontiguousarray(columns), 0)
-    if recovered is None:
+    columns = None if weights is None else np.moveaxis(weights, -1, 0)
+    recovered = _recover(p, op, view[1], columns, 0)
+    if recovered is None or weights is None:
         return None
     q, scales = recovered
     q = np.moveaxis(q.reshape(weights.shape[-1], *weights.shape[:-1]), 0, -1)

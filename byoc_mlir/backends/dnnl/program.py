@@ -195,6 +195,7 @@ class Program:
         self.position = 0
         self.args = {a: i for i, a in enumerate(region.args)}
         self.int_types: dict[ir.Value, str] = {}  # quantized inputs' u8/s8 (from their readers)
+        self.notes: list[str] = []  # for the report: how quantized ops run, and why
         # dequantized views (see lower_quant): the u8/s8 tensor (an IR value, or the value
         # id of an int8 result with no IR value of its own) and its quantization
         self.dequant: dict[ir.Value, tuple[ir.Value | int, QuantParams]] = {}
