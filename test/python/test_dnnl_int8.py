@@ -5,6 +5,7 @@ and against onnxruntime's int8 kernels."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from onnxruntime.quantization import (  # noqa: E402
     QuantType,
     quantize_static,
 )
-from test_dnnl import only, region_calls  # noqa: E402
+from test_dnnl import only, payload_files, region_calls  # noqa: E402
 
 SHAPE = (1, 8, 12, 12)
 
@@ -290,4 +291,28 @@ def test_ccompiler_int8_kernels(qdq_model: Path) -> None:
     step = _output_step(qdq_model)
     assert np.abs(y - host).max() <= step + 1e-6
     assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    compiled.close()
+
+
+def test_concat_of_quantized_branches_stays_int8(tmp_path: Path) -> None:
+    """Two branches quantized with their own scales, concatenated, quantized again (an
+    Inception module): each branch is requantized to the result's scale and the concat
+    runs on the integers; as exact as dequantize, concat, quantize."""
+    from test_quantized import quantized
+
+    path = quantized(tmp_path, "qdq")
+    compiled = byoc_mlir.compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    assert len(only(calls, "bd_concat")) == 1
+    source = payload_files(compiled, "dnnl.main_0")["region.c"].decode()
+    listed = re.search(r"bd_concat\(R, \d+, \d+, 2, \(const int\[\]\)\{(\d+), (\d+)\}\)", source)
+    assert listed is not None, source
+    produced = {c.head[0]: c for c in calls if c.head}
+    for s in listed.groups():  # requantized branches, none dequantized to f32
+        assert produced[s].fn in ("bd_qconv", "bd_requant"), produced[s]
+        assert produced[s].fn != "bd_requant" or produced[s].head[2] == "dnnl_u8"
+    x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    (y,) = compiled(x)
+    (host,) = byoc_mlir.compile(path, backends=[])(x)
+    np.testing.assert_array_equal(y, host)
     compiled.close()

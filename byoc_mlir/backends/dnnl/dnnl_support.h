@@ -763,6 +763,12 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
                     const dnnl_dim_t *pad_l, const dnnl_dim_t *pad_r, const bd_post *posts,
                     int nposts) {
     if (R->error[0]) return;
+    /* oneDNN pools 8-bit integers in plain NCHW with its reference kernel only (tens of
+     * times slower): such a source is read in NHWC. */
+    const_dnnl_memory_desc_t nchw = bd_md_like(R, src, 4, bd_dims(R->values[src].md), dnnl_abcd);
+    if (bd_dt(R->values[src].md) != dnnl_f32 && !R->error[0] &&
+        dnnl_memory_desc_equal(R->values[src].md, nchw))
+        src = bd_as(R, src, bd_md_like(R, src, 4, bd_dims(R->values[src].md), dnnl_acdb));
     const_dnnl_memory_desc_t dst_any = bd_md_like(R, src, 4, dst_dims, R->activation_tag);
     dnnl_dim_t dil[2] = {dilations[0] - 1, dilations[1] - 1};
     int sum_value, sum_in_place;

@@ -12,6 +12,7 @@ import numpy as np
 from iree.compiler import ir
 
 from byoc_mlir import _compat
+from byoc_mlir.backends.dnnl import lower_quant
 from byoc_mlir.backends.dnnl.program import (
     COLLAPSE,
     EXPAND,
@@ -221,7 +222,8 @@ def reduce(p: Program, op: ir.Operation, alg: str, neutral: Callable[[float], bo
 
 def concat(p: Program, op: ir.Operation) -> None:
     dim = ir.IntegerAttr(op.attributes["dim"]).value
-    srcs = [p.ref(v, None, op) for v in op.operands]
+    quantized = lower_quant.int8_concat(p, op)  # dequantized tensors, quantized after
+    srcs = [p.ref(v, None, op) for v in op.operands] if quantized is None else quantized[0]
     perm = p.values[srcs[0]].perm
     if any(p.values[s].perm != perm for s in srcs):
         raise p.error("a concat of tensors in different layouts", op)
@@ -229,7 +231,12 @@ def concat(p: Program, op: ir.Operation) -> None:
     dst = p.new([shape[k] for k in perm], perm)
     ids = ", ".join(str(s) for s in srcs)
     args = [str(list(perm).index(dim)), str(len(srcs)), f"(const int[]){{{ids}}}"]
-    p.alias(op.results[0], p.emit(Step("bd_concat", dst, args, fusable=False)))
+    p.emit(Step("bd_concat", dst, args, fusable=False))
+    if quantized is None:
+        p.alias(op.results[0], dst)
+    else:  # the integers, already in the quantization of the quantize after it
+        p.values[dst].dt = p.values[srcs[0]].dt
+        p.dequant[op.results[0]] = (dst, quantized[1])
 
 
 def transpose(p: Program, op: ir.Operation) -> None:

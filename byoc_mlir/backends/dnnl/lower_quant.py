@@ -145,9 +145,11 @@ def int8_conv(
     return _int8_source(p, x, perm, op), q, view[1], scales
 
 
-def _quantized_after(op: ir.Operation) -> QuantParams | None:
-    """The quantization ``op``'s result gets through a chain of single-reader ReLUs and
-    clamps, or None."""
+def _quantized_after(
+    op: ir.Operation, through: tuple[object, ...] = (RELU, CLAMP, MAX_CONST, MIN_CONST)
+) -> QuantParams | None:
+    """The quantization ``op``'s result gets through a chain of single readers of the
+    ``through`` kinds (ReLUs and clamps), or None."""
     v = op.results[0]
     while True:
         uses = list(v.uses)
@@ -157,7 +159,7 @@ def _quantized_after(op: ir.Operation) -> QuantParams | None:
         kind = classify(user)
         if kind is QUANTIZE:
             return quant_params(user)
-        if kind not in (RELU, CLAMP, MAX_CONST, MIN_CONST):
+        if kind not in through:
             return None
         v = user.results[0]
 
@@ -238,3 +240,28 @@ def int8_matmul(
     q, scales = recovered
     q = np.moveaxis(q.reshape(weights.shape[-1], *weights.shape[:-1]), 0, -1)
     return p.int8(view[0], None, op), np.ascontiguousarray(q), view[1], scales
+
+
+def int8_concat(p: Program, op: ir.Operation) -> tuple[list[int], QuantParams] | None:
+    """A concat of dequantized tensors whose result is quantized (Inception's modules):
+    each input requantized to the result's quantization (nothing when it has it
+    already), concatenated as integers; the result is a view in that quantization, so
+    the quantize after it costs nothing. Exact: the same roundings as dequantizing,
+    concatenating and quantizing. ``(inputs, quantization)``, or None."""
+    target = _quantized_after(op, through=())
+    views = [p.dequant.get(v) for v in op.operands]
+    if target is None or target.bits != 8 or any(v is None for v in views):
+        return None
+    dt, srcs = int_type(target), []
+    for source, params in views:  # type: ignore[misc]
+        src = p.int8(source, None, op)
+        if p.values[src].perm != identity(len(p.values[src].perm)):
+            return None
+        if not same_quantization(params, target):
+            vid = p.new(p.values[src].dims, p.values[src].perm)
+            p.values[vid].dt = dt
+            args = [str(src), DNNL_TYPES[dt], f"&(const bd_q){c_q(params)}"]
+            args.append(f"&(const bd_q){c_q(target)}")
+            src = p.emit(Step("bd_requant", vid, args, fusable=False))
+        srcs.append(src)
+    return srcs, target
