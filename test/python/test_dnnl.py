@@ -851,3 +851,34 @@ def test_dnnl_out_of_process_reads_resource_weights(tmp_path: Path) -> None:
     (region,) = c.report["regions"]
     assert region["status"] == "offloaded" and region["codegen"] == {"mode": "process"}
     np.testing.assert_allclose(run(c, x), reference(model, x), **TOL)
+
+
+def test_broadcast_first_operand_of_a_subtraction_stays_on_host(tmp_path: Path) -> None:
+    """``1 - mask`` (BERT's attention mask): oneDNN broadcasts a binary's second operand
+    only, so the check refuses the op (it used to fail the whole region at codegen)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Sub", ["row", "r"], ["d"]),
+        helper.make_node("Mul", ["d", "r"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "sub",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])],
+        [numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4), "row")],
+    )
+    path = tmp_path / "sub.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    compiled = compile(path, backends=["dnnl"])
+    reasons = [o["reason"] for o in compiled.report["ops"] if o["kind"] == "generic:broadcast_sub"]
+    assert reasons == ["rejected: dnnl: the first operand broadcasts (oneDNN's binary "
+                       "broadcasts the second only)"]  # fmt: skip
+    assert all(r["status"] == "offloaded" for r in compiled.report["regions"])
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    r = np.maximum(x, 0)
+    np.testing.assert_allclose(compiled(x)[0], (np.arange(4) - r) * r, rtol=1e-6)
+    compiled.close()

@@ -54,6 +54,7 @@ from byoc_mlir.backends.dnnl.program import (
     MAXPOOL,
     PRECISIONS,
     Program,
+    map_results,
     matmul_layout,
 )
 from byoc_mlir.backends.dnnl.runtime import (
@@ -91,6 +92,7 @@ from byoc_mlir.codegen.recognisers import (
     SCALE,
     SHIFT,
     SUB,
+    GenericView,
     constant_value,
 )
 from byoc_mlir.dataflow import GLOBAL_LOAD
@@ -280,6 +282,22 @@ def _f32_input_and_value(ctx: CheckContext) -> Reject | None:
     return None
 
 
+def full_first_operand(ctx: CheckContext) -> Reject | None:
+    """A subtraction or division whose first operand broadcasts (``1 - mask``): oneDNN's
+    binary broadcasts its second operand only (the lowering would fail the region)."""
+    view = GenericView.of(ctx.op)
+    if view is None or not view.body or len(view.body[0].operands) != 2:
+        return None
+    first = view.body[0].operands[0]
+    if first not in view.args:
+        return None
+    maps = map_results(ctx.op)
+    rank = len(maps[-1])
+    if maps[view.args.index(first)] != list(range(rank)):
+        return Reject("the first operand broadcasts (oneDNN's binary broadcasts the second only)")
+    return None
+
+
 def few_inputs(ctx: CheckContext) -> Reject | None:
     if len(ctx.op.operands) >= 15:
         return Reject(f"concat of {len(ctx.op.operands)} tensors (at most 14)")
@@ -309,6 +327,7 @@ BACKEND.supports(linalg.DepthwiseConv2DNchwChwOp, check=_constant_operand(1, "we
 BACKEND.supports(*POOLS, check=all_of(f32_static, neutral_pool_init))
 BACKEND.supports(*MATMULS, check=all_of(f32_static, zero_init, default_maps))
 BACKEND.supports(*ELEMENTWISE, check=f32_static)
+BACKEND.supports(SUB, DIV, BROADCAST_SUB, BROADCAST_DIV, check=full_first_operand)
 BACKEND.supports(linalg.FillOp, check=all_of(f32_static, scalar_fill))
 BACKEND.supports(REDUCE_SUM, check=all_of(f32_static, _reduction_init))
 # torch's max.dim has an (unused) i64 index output: check the value side only
