@@ -316,3 +316,41 @@ def test_concat_of_quantized_branches_stays_int8(tmp_path: Path) -> None:
     (host,) = byoc_mlir.compile(path, backends=[])(x)
     np.testing.assert_array_equal(y, host)
     compiled.close()
+
+
+def test_quantize_dequantize_between_float_ops_becomes_post_ops(tmp_path: Path) -> None:
+    """A quantize whose result is only dequantized and read by float ops (onnxruntime
+    wraps BERT's elementwise ops so): no int8 tensor, the producer rounds and clamps its
+    own result as post-ops (scale, round, clip, scale back)."""
+    nodes = [
+        helper.make_node("Mul", ["x", "y"], ["m"]),
+        helper.make_node("QuantizeLinear", ["m", "s", "z"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+        helper.make_node("Add", ["dq", "x"], ["out"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+        numpy_helper.from_array(np.array(100, np.uint8), "z"),
+    ]
+    spec = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [8, 16]) for n in ("x", "y")]
+    graph = helper.make_graph(
+        nodes, "fq", spec, [helper.make_tensor_value_info("out", TensorProto.FLOAT, [8, 16])],
+        inits,
+    )  # fmt: skip
+    path = tmp_path / "fq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    compiled = byoc_mlir.compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    assert not only(calls, "bd_requant")
+    (mul, _) = only(calls, "bd_binary")
+    assert mul.post_kinds == ["BD_LINEAR", "BD_ROUND", "BD_CLIP", "BD_LINEAR"]
+    rng = np.random.default_rng(8)
+    x, y = (rng.standard_normal((8, 16)).astype(np.float32) * 3 for _ in range(2))
+    (got,) = compiled(x, y)
+    (host,) = byoc_mlir.compile(path, backends=[])(x, y)
+    # the same roundings but for y * (1 / s) against y / s in the last bit: a tie may
+    # round the other way (one step)
+    diff = np.abs(got - host)
+    assert diff.max() <= 0.05 + 1e-6
+    assert np.mean(diff <= 1e-6) > 0.99, np.sort(diff.reshape(-1))[-8:]
+    compiled.close()

@@ -38,7 +38,7 @@
 
 enum {
     BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW, BD_QSUM,
-    BD_QSUM_IN_PLACE
+    BD_QSUM_IN_PLACE, BD_ROUND
 };
 
 /* One post-op: an eltwise function, or `BD_SUM`: add the value `value`, which is
@@ -540,6 +540,7 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
             case BD_LINEAR: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_linear, p->alpha, p->beta); break;
             case BD_EXP: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_exp, 0.f, 0.f); break;
             case BD_POW: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_pow, p->alpha, p->beta); break;
+            case BD_ROUND: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_round, 0.f, 0.f); break;
             case BD_SUM:
                 *sum_value = p->value;
                 *sum_in_place = p->alpha != 0.f;

@@ -18,19 +18,33 @@ import numpy as np
 from iree.compiler import ir
 
 from byoc_mlir.backends.dnnl.program import (
+    BATCH_MATMUL,
+    COLLAPSE,
+    CONCAT,
     DEPTHWISE,
     DNNL_TYPES,
+    EXPAND,
+    MATMUL,
+    MAXPOOL,
     NHWC,
     NHWC_PERM,
+    PAD,
     Program,
     Step,
     c_q,
     identity,
     int_type,
 )
+from byoc_mlir.backends.dnnl.program import (
+    NCHW as CONV_NCHW,
+)
+from byoc_mlir.backends.dnnl.program import (
+    NHWC as CONV_NHWC,
+)
 from byoc_mlir.codegen.backend import classify
 from byoc_mlir.codegen.checks import ins_outs
 from byoc_mlir.codegen.recognisers import (
+    ADD,
     CLAMP,
     DEQUANTIZE,
     MAX_CONST,
@@ -89,6 +103,10 @@ def _int8_source(p: Program, v: ir.Value, perm: tuple[int, ...], at: ir.Operatio
 def dequantize(p: Program, op: ir.Operation) -> None:
     ((x,), _) = ins_outs(op)
     params = quant_params(op)
+    rounded = p.rounded.get(x)
+    if rounded is not None and same_quantization(rounded[1], params):
+        p.alias(op.results[0], rounded[0])  # the float result, rounded by its post-ops
+        return
     if x in p.args:  # MLIR's i8 is signless: the dequantize says u8 or s8
         known = p.int_types.setdefault(x, int_type(params))
         if known != int_type(params):
@@ -105,6 +123,17 @@ def quantize(p: Program, op: ir.Operation) -> None:
         p.alias(out, p.int8(view[0], None, op))  # dequantize -> quantize: the same tensor
         return
     step = p.fusable(x) if view is None else None
+    if view is None and step is not None and step.posts is not None and _only_f32_readers(out):
+        # quantize -> dequantize between float ops: the rounding as post-ops, no int8
+        # tensor: (clamp(round(y / s) + zp, lo, hi) - zp) * s
+        lo, hi = params.saturation or (0, 0)
+        zp, s = params.zero_point, params.scale
+        step.posts += [
+            ("BD_LINEAR", 1.0 / s, 0.0, -1), ("BD_ROUND", 0.0, 0.0, -1),
+            ("BD_CLIP", float(lo - zp), float(hi - zp), -1), ("BD_LINEAR", s, 0.0, -1),
+        ]  # fmt: skip
+        p.rounded[out] = (step.dst, params)
+        return
     if (
         step is not None
         and step.quant is not None
@@ -196,6 +225,36 @@ def residual_add(p: Program, op: ir.Operation, ins: list[ir.Value]) -> bool:
         p.alias(op.results[0], step.dst)
         return True
     return False
+
+
+_INT8_READERS = (CONV_NCHW, CONV_NHWC, DEPTHWISE, MATMUL, BATCH_MATMUL, MAXPOOL, CONCAT)
+_THROUGH = (PAD, COLLAPSE, EXPAND)
+
+
+def _only_f32_readers(q: ir.Value) -> bool:
+    """Whether a quantize's result is only dequantized (with its parameters) and then
+    read by ops that compute in f32 anyway: no reader could use the integers."""
+    params = None
+    for use in q.uses:
+        dq = use.owner.operation
+        if classify(dq) is not DEQUANTIZE:
+            return False
+        params = params or quant_params(dq)
+        if not same_quantization(params, quant_params(dq)):
+            return False
+        readers = [u.owner.operation for u in dq.results[0].uses]
+        while readers:
+            reader = readers.pop()
+            name = reader.name
+            if name in _INT8_READERS:
+                return False
+            if classify(reader) is ADD and _quantized_after(reader) is not None:
+                return False  # a residual add: the int8 sum post-op wants the integers
+            if name in _THROUGH:
+                readers += [u.owner.operation for u in reader.results[0].uses]
+            elif name in ("func.return", "util.return"):
+                return False
+    return params is not None
 
 
 def _reads(p: Program, v: ir.Value | int) -> list[int]:

@@ -49,8 +49,7 @@ LOWEST = -3.0e38  # a max-pool pad value at or below this is "minus infinity"
 
 Post = tuple[str, float, float, int]  # (kind, alpha, beta, summed value id)
 DNNL_TYPES = {"f32": "dnnl_f32", "u8": "dnnl_u8", "i8": "dnnl_s8", "s8": "dnnl_s8"}
-"""oneDNN's data type of a value: f32, or an 8-bit quantized integer (signedness from
-its quantize or dequantize: MLIR's ``i8`` is signless)."""
+"""oneDNN's type of a value: f32, or u8/s8 as its (de)quantize says (``i8`` is signless)."""
 
 
 def c_q(params: QuantParams) -> str:
@@ -196,6 +195,7 @@ class Program:
         self.args = {a: i for i, a in enumerate(region.args)}
         self.int_types: dict[ir.Value, str] = {}  # quantized inputs' u8/s8 (from their readers)
         self.notes: list[str] = []  # for the report: how quantized ops run, and why
+        self.rounded: dict[ir.Value, tuple[int, QuantParams]] = {}  # see lower_quant
         # dequantized views (see lower_quant): the u8/s8 tensor (an IR value, or the value
         # id of an int8 result with no IR value of its own) and its quantization
         self.dequant: dict[ir.Value, tuple[ir.Value | int, QuantParams]] = {}
@@ -275,7 +275,7 @@ class Program:
     def same_tensor(self, a: ir.Value, b: ir.Value) -> bool:
         """Whether ``a`` and ``b`` hold the same data: one value, or dequantizations of one
         tensor with the same parameters (one per reader: byoc-split-shared-dequantize)."""
-        if a == b:
+        if a == b or (a in self.ids and self.ids.get(a) == self.ids.get(b)):
             return True
         da, db = self.dequant.get(a), self.dequant.get(b)
         return da is not None and da == db
