@@ -354,3 +354,31 @@ def test_quantize_dequantize_between_float_ops_becomes_post_ops(tmp_path: Path) 
     assert diff.max() <= 0.05 + 1e-6
     assert np.mean(diff <= 1e-6) > 0.99, np.sort(diff.reshape(-1))[-8:]
     compiled.close()
+
+
+def test_residual_add_read_as_float_is_not_an_int8_sum(tmp_path: Path) -> None:
+    """The residual network ending in a global average pool: the last quantize is only
+    read by float ops, so it becomes post-ops of the add, and the add cannot be the
+    convolution's int8 sum (whose destination would then be f32)."""
+    model = residual_cnn()
+    graph = model.graph
+    graph.node.remove(graph.node[-1])
+    graph.node.append(helper.make_node("GlobalAveragePool", ["r2"], ["y"]))
+    for k, d in enumerate((1, SHAPE[1], 1, 1)):
+        graph.output[0].type.tensor_type.shape.dim[k].dim_value = d
+    src, path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
+    onnx.save(model, src)
+    quantize_static(
+        str(src), str(path), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    compiled = byoc_mlir.compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    assert all(not c.post_kinds for c in only(calls, "bd_qconv"))
+    (add,) = only(calls, "bd_binary")
+    assert add.post_kinds == ["BD_LINEAR", "BD_ROUND", "BD_CLIP", "BD_LINEAR"]
+    x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
+    (y,) = compiled(x)
+    (host,) = byoc_mlir.compile(path, backends=[])(x)
+    assert np.abs(y - host).max() <= _output_step(path) + 1e-6
+    compiled.close()

@@ -123,7 +123,14 @@ def quantize(p: Program, op: ir.Operation) -> None:
         p.alias(out, p.int8(view[0], None, op))  # dequantize -> quantize: the same tensor
         return
     step = p.fusable(x) if view is None else None
-    if view is None and step is not None and step.posts is not None and _only_f32_readers(out):
+    summed = step is not None and any(post[0].startswith("BD_QSUM") for post in step.posts or [])
+    if (
+        view is None
+        and step is not None
+        and step.posts is not None
+        and not summed
+        and _only_f32_readers(out)
+    ):
         # quantize -> dequantize between float ops: the rounding as post-ops, no int8
         # tensor: (clamp(round(y / s) + zp, lo, hi) - zp) * s
         lo, hi = params.saturation or (0, 0)
@@ -168,16 +175,14 @@ def int8_conv(
     if recovered is None:
         return None
     perm = NHWC_PERM if op.name == NHWC else identity(4)
-    if op.name == DEPTHWISE and view[1].signed:
-        return None  # oneDNN's int8 depthwise kernels take u8 sources
     q, scales = recovered
     return _int8_source(p, x, perm, op), q, view[1], scales
 
 
-def _quantized_after(
+def _quantize_after(
     op: ir.Operation, through: tuple[object, ...] = (RELU, CLAMP, MAX_CONST, MIN_CONST)
-) -> QuantParams | None:
-    """The quantization ``op``'s result gets through a chain of single readers of the
+) -> ir.Operation | None:
+    """The quantize ``op``'s result reaches through a chain of single readers of the
     ``through`` kinds (ReLUs and clamps), or None."""
     v = op.results[0]
     while True:
@@ -187,7 +192,7 @@ def _quantized_after(
         user = uses[0].owner.operation
         kind = classify(user)
         if kind is QUANTIZE:
-            return quant_params(user)
+            return user
         if kind not in through:
             return None
         v = user.results[0]
@@ -200,9 +205,12 @@ def residual_add(p: Program, op: ir.Operation, ins: list[ir.Value]) -> bool:
     (half a step of its scale: more precise than the model, not less). False if the add
     is not of that form."""
     views = [p.dequant.get(v) for v in ins]
-    target = _quantized_after(op)
-    if target is None or views[0] is None or views[1] is None:
+    q = _quantize_after(op)
+    # the sum lands in the convolution's 8-bit destination: the quantize after it must
+    # make an integer tensor (not be folded into float post-ops, see quantize)
+    if q is None or views[0] is None or views[1] is None or _only_f32_readers(q.results[0]):
         return False
+    target = quant_params(q)
     for mine, other in ((0, 1), (1, 0)):
         (source, params), (summand, summand_params) = views[mine], views[other]  # type: ignore[misc]
         step = p.fusable(source)
@@ -248,7 +256,7 @@ def _only_f32_readers(q: ir.Value) -> bool:
             name = reader.name
             if name in _INT8_READERS:
                 return False
-            if classify(reader) is ADD and _quantized_after(reader) is not None:
+            if classify(reader) is ADD and _quantize_after(reader) is not None:
                 return False  # a residual add: the int8 sum post-op wants the integers
             if name in _THROUGH:
                 readers += [u.owner.operation for u in reader.results[0].uses]
@@ -307,15 +315,18 @@ def int8_concat(p: Program, op: ir.Operation) -> tuple[list[int], QuantParams] |
     already), concatenated as integers; the result is a view in that quantization, so
     the quantize after it costs nothing. Exact: the same roundings as dequantizing,
     concatenating and quantizing. ``(inputs, quantization)``, or None."""
-    target = _quantized_after(op, through=())
+    q = _quantize_after(op, through=())
     views = [p.dequant.get(v) for v in op.operands]
-    if target is None or target.bits != 8 or any(v is None for v in views):
+    if q is None or any(v is None for v in views):
+        return None
+    target = quant_params(q)
+    inputs = [(p.int8(source, None, op), params) for source, params in views]  # type: ignore[misc]
+    if target.bits != 8 or any(
+        p.values[s].perm != identity(len(p.values[s].perm)) for s, _ in inputs
+    ):
         return None
     dt, srcs = int_type(target), []
-    for source, params in views:  # type: ignore[misc]
-        src = p.int8(source, None, op)
-        if p.values[src].perm != identity(len(p.values[src].perm)):
-            return None
+    for src, params in inputs:
         if not same_quantization(params, target):
             vid = p.new(p.values[src].dims, p.values[src].perm)
             p.values[vid].dt = dt
