@@ -93,6 +93,15 @@ def residual_cnn() -> Any:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def qdq(src: Path, out: Path, reader: CalibrationDataReader) -> Path:
+    """onnxruntime's static QDQ quantization: per-channel s8 weights, u8 activations."""
+    quantize_static(
+        str(src), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    return out
+
+
 class _Reader(CalibrationDataReader):
     def __init__(self) -> None:
         rng = np.random.default_rng(1)
@@ -107,10 +116,7 @@ def qdq_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("int8")
     src, out = tmp / "float.onnx", tmp / "qdq.onnx"
     onnx.save(residual_cnn(), src)
-    quantize_static(
-        str(src), str(out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )  # fmt: skip
+    qdq(src, out, _Reader())
     return out
 
 
@@ -256,10 +262,7 @@ def test_gemms_run_in_int8(tmp_path: Path) -> None:
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.data, None)
 
-    quantize_static(
-        str(src), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )  # fmt: skip
+    qdq(src, path, Reader())
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     assert len(only(calls, "bd_qmatmul")) == 2 and not only(calls, "bd_matmul")
@@ -368,10 +371,7 @@ def test_residual_add_read_as_float_is_not_an_int8_sum(tmp_path: Path) -> None:
         graph.output[0].type.tensor_type.shape.dim[k].dim_value = d
     src, path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
     onnx.save(model, src)
-    quantize_static(
-        str(src), str(path), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )  # fmt: skip
+    qdq(src, path, _Reader())
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     assert all(not c.post_kinds for c in only(calls, "bd_qconv"))
