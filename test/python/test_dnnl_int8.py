@@ -382,3 +382,44 @@ def test_residual_add_read_as_float_is_not_an_int8_sum(tmp_path: Path) -> None:
     (host,) = byoc_mlir.compile(path, backends=[])(x)
     assert np.abs(y - host).max() <= _output_step(path) + 1e-6
     compiled.close()
+
+
+def test_batchnorm_left_between_quantized_ops_folds_into_the_convolution(
+    tmp_path: Path,
+) -> None:
+    """A model quantized without onnxruntime's pre-processing keeps its BatchNorm as
+    float ops between the convolution's quantize/dequantize and the next quantize: the
+    quantize → dequantize becomes post-ops, and BatchNorm's per-channel subtract/multiply/
+    add become binary post-ops of the same int8 convolution (no separate primitives)."""
+    rng = np.random.default_rng(9)
+    c = SHAPE[1]
+    vectors = {
+        "scale": rng.uniform(0.5, 1.5, c), "bias": rng.standard_normal(c) * 0.1,
+        "mean": rng.standard_normal(c) * 0.1, "var": rng.uniform(0.5, 1.5, c),
+    }  # fmt: skip
+    inits = [_w(rng, "w0", c, c, 3, 3), _w(rng, "w1", c, c, 1, 1)]
+    inits += [numpy_helper.from_array(v.astype(np.float32), k) for k, v in vectors.items()]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c0", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Conv", ["r", "w1"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(SHAPE))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(SHAPE))], inits,
+    )  # fmt: skip
+    src = tmp_path / "float.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+    path = qdq(src, tmp_path / "qdq.onnx", _Reader())
+    compiled = byoc_mlir.compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    first = only(calls, "bd_qconv")[0]
+    assert "BD_ROUND" in first.post_kinds, first.post_kinds
+    assert any(k.startswith("BD_BIN_") for k in first.post_kinds), first.post_kinds
+    assert not only(calls, "bd_binary")
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    (y,) = compiled(x)
+    (host,) = byoc_mlir.compile(path, backends=[])(x)
+    assert np.abs(y - host).max() <= _output_step(path) + 1e-6
+    compiled.close()

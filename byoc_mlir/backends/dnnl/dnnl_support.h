@@ -33,12 +33,12 @@
 
 #define DIMS(...) ((const dnnl_dim_t[]){__VA_ARGS__})
 #define POSTS(...) ((const bd_post[]){__VA_ARGS__})
-#define BD_MAX_ARGS 16
-#define BD_MAX_POSTS 8
+#define BD_MAX_ARGS 32
+#define BD_MAX_POSTS 16
 
 enum {
     BD_RELU = 1, BD_CLIP, BD_GELU_ERF, BD_GELU_TANH, BD_SUM, BD_LINEAR, BD_EXP, BD_POW, BD_QSUM,
-    BD_QSUM_IN_PLACE, BD_ROUND
+    BD_QSUM_IN_PLACE, BD_ROUND, BD_BIN_ADD, BD_BIN_SUB, BD_BIN_MUL
 };
 
 /* One post-op: an eltwise function, or `BD_SUM`: add the value `value`, which is
@@ -83,6 +83,8 @@ typedef struct {
     dnnl_format_tag_t activation_tag; /* dnnl_format_tag_any, or e.g. dnnl_nhwc */
     dnnl_fpmath_mode_t fpmath;        /* dnnl_fpmath_mode_strict, or _bf16 (opt-in) */
     dnnl_data_type_t compute_dt;      /* convs' and matmuls' data: f32, or bf16 with _bf16 */
+    dnnl_exec_arg_t post_args[BD_MAX_POSTS]; /* the last bd_attr's binary post-op operands */
+    int npost_args;
     char error[512];
 } bd_region;
 
@@ -457,7 +459,7 @@ typedef struct {
 typedef struct {
     int n;
     dnnl_exec_arg_t args[6];
-} bd_qargs;
+} bd_qargs; /* at most 5: source scale and zero point, weight scales, destination's */
 
 /* A small buffer of `n` 4-byte values of type `dt` (f32 scales, s32 zero points). */
 static dnnl_memory_t bd_small(bd_region *R, dnnl_data_type_t dt, int n, const void *data) {
@@ -521,6 +523,7 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
     dnnl_post_ops_t po = NULL;
     *sum_value = -1;
     *sum_in_place = 0;
+    R->npost_args = 0;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_post_ops_create(&po) != dnnl_success) {
         bd_fail(R, "cannot create post-ops");
@@ -541,6 +544,17 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
             case BD_EXP: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_exp, 0.f, 0.f); break;
             case BD_POW: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_pow, p->alpha, p->beta); break;
             case BD_ROUND: s = dnnl_post_ops_append_eltwise(po, dnnl_eltwise_round, 0.f, 0.f); break;
+            case BD_BIN_ADD:
+            case BD_BIN_SUB:
+            case BD_BIN_MUL: { /* `value` (a constant or earlier value) broadcast */
+                dnnl_alg_kind_t alg = p->kind == BD_BIN_ADD   ? dnnl_binary_add
+                                      : p->kind == BD_BIN_SUB ? dnnl_binary_sub
+                                                              : dnnl_binary_mul;
+                s = dnnl_post_ops_append_binary(po, alg, R->values[p->value].md);
+                R->post_args[R->npost_args].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(k) | DNNL_ARG_SRC_1;
+                R->post_args[R->npost_args++].memory = R->values[p->value].mem;
+                break;
+            }
             case BD_SUM:
                 *sum_value = p->value;
                 *sum_in_place = p->alpha != 0.f;
@@ -659,6 +673,9 @@ static void bd_conv_(bd_region *R, int dst, int src, int w, int b, const dnnl_di
     int sum_value, sum_in_place;
     bd_qargs qa = {0};
     dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    dnnl_exec_arg_t post_args[BD_MAX_POSTS];
+    int npost_args = R->npost_args;
+    memcpy(post_args, R->post_args, sizeof(post_args));
     if (q) {
         bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
         int per_oc = bd_ndims(W->md) == 5 ? 3 : 1; /* grouped: (G, O/G) */
@@ -690,12 +707,13 @@ static void bd_conv_(bd_region *R, int dst, int src, int w, int b, const dnnl_di
         dnnl_primitive_destroy(prim);
         return;
     }
-    dnnl_exec_arg_t args[4 + 6] = {{DNNL_ARG_SRC, R->values[s].mem},
-                                   {DNNL_ARG_WEIGHTS, wmem},
-                                   {DNNL_ARG_DST, R->values[dst].mem},
-                                   {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
+    dnnl_exec_arg_t args[BD_MAX_ARGS] = {{DNNL_ARG_SRC, R->values[s].mem},
+                                         {DNNL_ARG_WEIGHTS, wmem},
+                                         {DNNL_ARG_DST, R->values[dst].mem},
+                                         {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
     int nargs = b >= 0 ? 4 : 3;
     for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
+    for (int k = 0; k < npost_args; ++k) args[nargs++] = post_args[k];
     bd_step_add(R, prim, nargs, args);
 }
 
@@ -783,8 +801,10 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
         bd_fail(R, "pooling needs a workspace (training only)");
         return;
     }
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, R->values[src].mem}, {DNNL_ARG_DST, NULL}};
-    bd_finish(R, pd, dst, sum_value, sum_in_place, 2, args);
+    dnnl_exec_arg_t args[2 + BD_MAX_POSTS] = {{DNNL_ARG_SRC, R->values[src].mem},
+                                              {DNNL_ARG_DST, NULL}};
+    for (int k = 0; k < R->npost_args; ++k) args[2 + k] = R->post_args[k];
+    bd_finish(R, pd, dst, sum_value, sum_in_place, 2 + R->npost_args, args);
 }
 
 /* Elementwise `alg(alpha, beta)` of `src`, in `src`'s format. */
@@ -813,10 +833,11 @@ static void bd_binary(bd_region *R, int dst, int a, int b, dnnl_alg_kind_t alg,
     BD_CREATE(R, &pd, posts, nposts, &sum_value, &sum_in_place,
               dnnl_binary_primitive_desc_create(&pd, R->eng, alg, amd,
                   R->values[b].md, amd, attr_));
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC_0, R->values[a].mem},
-                               {DNNL_ARG_SRC_1, R->values[b].mem},
-                               {DNNL_ARG_DST, NULL}};
-    bd_finish(R, pd, dst, sum_value, sum_in_place, 3, args);
+    dnnl_exec_arg_t args[3 + BD_MAX_POSTS] = {{DNNL_ARG_SRC_0, R->values[a].mem},
+                                              {DNNL_ARG_SRC_1, R->values[b].mem},
+                                              {DNNL_ARG_DST, NULL}};
+    for (int k = 0; k < R->npost_args; ++k) args[3 + k] = R->post_args[k];
+    bd_finish(R, pd, dst, sum_value, sum_in_place, 3 + R->npost_args, args);
 }
 
 /* Matmul (2-D or batched 3-D, row-major): `dst = a @ b (+ bias)`. A constant `b` is
@@ -841,6 +862,9 @@ static void bd_matmul_(bd_region *R, int dst, int a, int b, int b_is_const, int 
     bd_qargs qa = {0};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
+    dnnl_exec_arg_t post_args[BD_MAX_POSTS];
+    int npost_args = R->npost_args;
+    memcpy(post_args, R->post_args, sizeof(post_args));
     if (q) {
         bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
         bd_quant_arg(R, attr, &qa, DNNL_ARG_WEIGHTS, NULL, 1 << (nd - 1),
@@ -857,12 +881,13 @@ static void bd_matmul_(bd_region *R, int dst, int a, int b, int b_is_const, int 
         wmem = b_is_const
                    ? bd_prepack(R, b, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
                    : R->values[b].mem;
-    dnnl_exec_arg_t args[4 + 6] = {{DNNL_ARG_SRC, R->values[a].mem},
-                                   {DNNL_ARG_WEIGHTS, wmem},
-                                   {DNNL_ARG_DST, NULL},
-                                   {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
+    dnnl_exec_arg_t args[BD_MAX_ARGS] = {{DNNL_ARG_SRC, R->values[a].mem},
+                                         {DNNL_ARG_WEIGHTS, wmem},
+                                         {DNNL_ARG_DST, NULL},
+                                         {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
     int nargs = bias >= 0 ? 4 : 3;
     for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
+    for (int k = 0; k < npost_args; ++k) args[nargs++] = post_args[k];
     bd_finish(R, pd, dst, sum_value, sum_in_place, nargs, args);
 }
 

@@ -76,6 +76,8 @@ def binary(p: Program, op: ir.Operation, alg: str, commutative: bool) -> None:
             b = p.ref(ins[1], va.perm, op)
     else:
         b = _broadcast_operand(p, ins[1], maps[1], va)
+    if _fold_binary(p, ins[0], op, alg, b):
+        return
     if alg == "dnnl_binary_div" and p.values[b].dims != va.dims:
         # oneDNN (2.6, where this was found) has no JIT kernel for a broadcast divide
         # (softmax's row sums): multiply by the reciprocal of the small operand instead
@@ -152,6 +154,28 @@ def _fold_add(
         p.alias(out, step.dst)
         return True
     return False
+
+
+_BINARY_POSTS = {
+    "dnnl_binary_add": "BD_BIN_ADD",
+    "dnnl_binary_sub": "BD_BIN_SUB",
+    "dnnl_binary_mul": "BD_BIN_MUL",
+}
+
+
+def _fold_binary(p: Program, a: ir.Value, op: ir.Operation, alg: str, b: int) -> bool:
+    """``a alg b`` with ``b`` a broadcast constant (a per-channel scale or shift, an
+    unfolded BatchNorm): a binary post-op of ``a``'s producer. False if it cannot."""
+    step = p.fusable(a)
+    kind = _BINARY_POSTS.get(alg)
+    vb = p.values[b]
+    if step is None or step.posts is None or kind is None or len(step.posts) >= 15:
+        return False
+    if vb.defined >= 0 or vb.full is not None or vb.dims == p.values[step.dst].dims:
+        return False  # a constant (defined by no step) that broadcasts
+    step.posts.append((kind, 0.0, 0.0, b))
+    p.alias(op.results[0], step.dst)
+    return True
 
 
 def eltwise(p: Program, op: ir.Operation, post: Post, alg: str, alpha: float, beta: float) -> None:
