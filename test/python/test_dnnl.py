@@ -882,3 +882,42 @@ def test_broadcast_first_operand_of_a_subtraction_stays_on_host(tmp_path: Path) 
     r = np.maximum(x, 0)
     np.testing.assert_allclose(compiled(x)[0], (np.arange(4) - r) * r, rtol=1e-6)
     compiled.close()
+
+
+def test_binary_post_ops_only_on_convolutions_and_matmuls(tmp_path: Path) -> None:
+    """A per-column scale and shift after a row-broadcast multiply (LayerNorm's tail):
+    oneDNN runs a binary with binary post-ops only in its reference kernel (20 ms on
+    BERT-mini), so they stay binaries; after a matmul they are post-ops."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    consts = {
+        "w": rng.standard_normal((16, 16)), "gamma": rng.standard_normal(16),
+        "beta": rng.standard_normal(16),
+    }  # fmt: skip
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Mul", ["m", "gamma"], ["g"]),  # per column, after a matmul
+        helper.make_node("Mul", ["g", "r"], ["n"]),  # per row
+        helper.make_node("Mul", ["n", "gamma"], ["s"]),  # per column, after a binary
+        helper.make_node("Add", ["s", "beta"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16]),
+                      helper.make_tensor_value_info("r", TensorProto.FLOAT, [8, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in consts.items()],
+    )  # fmt: skip
+    path = tmp_path / "ln.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    compiled = compile(path, backends=["dnnl"])
+    calls = region_calls(compiled)
+    (mm,) = only(calls, "bd_matmul")
+    assert mm.post_kinds == ["BD_BIN_MUL"]
+    assert all(not c.post_kinds for c in only(calls, "bd_binary"))
+    x = rng.standard_normal((8, 16)).astype(np.float32)
+    r = rng.standard_normal((8, 1)).astype(np.float32)
+    expected = (x @ consts["w"] * consts["gamma"] * r) * consts["gamma"] + consts["beta"]
+    np.testing.assert_allclose(compiled(x, r)[0], expected, rtol=1e-4, atol=1e-4)
+    compiled.close()

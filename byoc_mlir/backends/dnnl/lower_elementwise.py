@@ -171,8 +171,15 @@ def _fold_binary(p: Program, a: ir.Value, op: ir.Operation, alg: str, b: int) ->
     vb = p.values[b]
     if step is None or step.posts is None or kind is None or len(step.posts) >= 15:
         return False
+    if step.fn not in ("bd_conv", "bd_matmul"):
+        return False  # oneDNN's binary and pooling kernels take few binary post-ops fast
     if vb.defined >= 0 or vb.full is not None or vb.dims == p.values[step.dst].dims:
         return False  # a constant (defined by no step) that broadcasts
+    # per channel (N, C, H, W: dim 1) or per column (the last dim), whose post-ops oneDNN
+    # has fast kernels for; other broadcasts would fall to its reference kernels
+    channel = 1 if len(vb.dims) == 4 else len(vb.dims) - 1
+    if any(d != 1 for k, d in enumerate(vb.dims) if k != channel):
+        return False
     step.posts.append((kind, 0.0, 0.0, b))
     p.alias(op.results[0], step.dst)
     return True
