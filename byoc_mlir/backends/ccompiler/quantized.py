@@ -67,7 +67,7 @@ def int8_unit(ctx: CheckContext) -> Reject | None:
     weights = _weights(anchor)
     if weights is None or weights.dtype != np.float32:
         return Reject("weights computed at run time (int8 kernels take constant weights)")
-    axis = 0 if anchor.name == CONV else (1 if _layout(anchor) == "transposed_b" else -1)
+    axis = -1 if anchor.name == MATMUL and _layout(anchor) == "plain" else 0  # out channel
     if int8_weights(np.moveaxis(weights, axis, 0), 0) is None:
         return Reject("float weights that are not int8 values times per-channel scales")
     pad = ctx.matches.get("pad")
