@@ -498,6 +498,16 @@ static void bd_quant_arg(bd_region *R, dnnl_primitive_attr_t attr, bd_qargs *qa,
     qa->args[qa->n++].memory = bd_small(R, dnnl_s32, 1, &q->zp);
 }
 
+/* The attributes of a quantized convolution or matmul: source scale and zero point,
+ * per-channel weight scales over `weights_mask`, and the destination's when it is an
+ * integer. */
+static void bd_quant_attrs(bd_region *R, dnnl_primitive_attr_t attr, bd_qargs *qa,
+                           const bd_quant *q, int weights_mask) {
+    bd_quant_arg(R, attr, qa, DNNL_ARG_SRC, &q->src, 0, NULL);
+    bd_quant_arg(R, attr, qa, DNNL_ARG_WEIGHTS, NULL, weights_mask, R->values[q->wscales].mem);
+    if (q->dst_dt != dnnl_f32) bd_quant_arg(R, attr, qa, DNNL_ARG_DST, &q->dst, 0, NULL);
+}
+
 /* `md` with data type `dt`: the same strides for a plain (unblocked) format, else the
  * row-major format of its dims. */
 static const_dnnl_memory_desc_t bd_retyped(bd_region *R, const_dnnl_memory_desc_t md,
@@ -574,6 +584,15 @@ static dnnl_primitive_attr_t bd_attr(bd_region *R, const bd_post *posts, int npo
     if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) bd_fail(R, "cannot set post-ops");
     dnnl_post_ops_destroy(po);
     return attr;
+}
+
+/* Appends to `args` (`nargs` of them) the buffers the last `bd_attr` call's binary
+ * post-ops read, then those of `qa` (NULL: none); returns the new count. */
+static int bd_attr_args(const bd_region *R, dnnl_exec_arg_t *args, int nargs,
+                        const bd_qargs *qa) {
+    for (int k = 0; qa && k < qa->n; ++k) args[nargs++] = qa->args[k];
+    for (int k = 0; k < R->npost_args; ++k) args[nargs++] = R->post_args[k];
+    return nargs;
 }
 
 static int bd_is_input(const bd_region *R, int v) {
@@ -673,15 +692,7 @@ static void bd_conv_(bd_region *R, int dst, int src, int w, int b, const dnnl_di
     int sum_value, sum_in_place;
     bd_qargs qa = {0};
     dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
-    dnnl_exec_arg_t post_args[BD_MAX_POSTS];
-    int npost_args = R->npost_args;
-    memcpy(post_args, R->post_args, sizeof(post_args));
-    if (q) {
-        bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
-        int per_oc = bd_ndims(W->md) == 5 ? 3 : 1; /* grouped: (G, O/G) */
-        bd_quant_arg(R, attr, &qa, DNNL_ARG_WEIGHTS, NULL, per_oc, R->values[q->wscales].mem);
-        if (q->dst_dt != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_DST, &q->dst, 0, NULL);
-    }
+    if (q) bd_quant_attrs(R, attr, &qa, q, bd_ndims(W->md) == 5 ? 3 : 1); /* grouped: G, O/G */
     if (R->error[0]) {
         if (attr) dnnl_primitive_attr_destroy(attr);
         return;
@@ -711,10 +722,7 @@ static void bd_conv_(bd_region *R, int dst, int src, int w, int b, const dnnl_di
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, R->values[dst].mem},
                                          {DNNL_ARG_BIAS, b >= 0 ? R->values[b].mem : NULL}};
-    int nargs = b >= 0 ? 4 : 3;
-    for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
-    for (int k = 0; k < npost_args; ++k) args[nargs++] = post_args[k];
-    bd_step_add(R, prim, nargs, args);
+    bd_step_add(R, prim, bd_attr_args(R, args, b >= 0 ? 4 : 3, &qa), args);
 }
 
 static void bd_conv(bd_region *R, int dst, int src, int w, int b, int groups,
@@ -803,8 +811,7 @@ static void bd_pool(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     }
     dnnl_exec_arg_t args[2 + BD_MAX_POSTS] = {{DNNL_ARG_SRC, R->values[src].mem},
                                               {DNNL_ARG_DST, NULL}};
-    for (int k = 0; k < R->npost_args; ++k) args[2 + k] = R->post_args[k];
-    bd_finish(R, pd, dst, sum_value, sum_in_place, 2 + R->npost_args, args);
+    bd_finish(R, pd, dst, sum_value, sum_in_place, bd_attr_args(R, args, 2, NULL), args);
 }
 
 /* Elementwise `alg(alpha, beta)` of `src`, in `src`'s format. */
@@ -836,8 +843,7 @@ static void bd_binary(bd_region *R, int dst, int a, int b, dnnl_alg_kind_t alg,
     dnnl_exec_arg_t args[3 + BD_MAX_POSTS] = {{DNNL_ARG_SRC_0, R->values[a].mem},
                                               {DNNL_ARG_SRC_1, R->values[b].mem},
                                               {DNNL_ARG_DST, NULL}};
-    for (int k = 0; k < R->npost_args; ++k) args[3 + k] = R->post_args[k];
-    bd_finish(R, pd, dst, sum_value, sum_in_place, 3 + R->npost_args, args);
+    bd_finish(R, pd, dst, sum_value, sum_in_place, bd_attr_args(R, args, 3, NULL), args);
 }
 
 /* Matmul (2-D or batched 3-D, row-major): `dst = a @ b (+ bias)`. A constant `b` is
@@ -862,15 +868,7 @@ static void bd_matmul_(bd_region *R, int dst, int a, int b, int b_is_const, int 
     bd_qargs qa = {0};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = bd_attr(R, posts, nposts, &sum_value, &sum_in_place);
-    dnnl_exec_arg_t post_args[BD_MAX_POSTS];
-    int npost_args = R->npost_args;
-    memcpy(post_args, R->post_args, sizeof(post_args));
-    if (q) {
-        bd_quant_arg(R, attr, &qa, DNNL_ARG_SRC, &q->src, 0, NULL);
-        bd_quant_arg(R, attr, &qa, DNNL_ARG_WEIGHTS, NULL, 1 << (nd - 1),
-                     R->values[q->wscales].mem);
-        if (q->dst_dt != dnnl_f32) bd_quant_arg(R, attr, &qa, DNNL_ARG_DST, &q->dst, 0, NULL);
-    }
+    if (q) bd_quant_attrs(R, attr, &qa, q, 1 << (nd - 1)); /* per column */
     if (!R->error[0])
         BD_PD(R, &pd, dnnl_matmul_primitive_desc_create(
                           &pd, R->eng, R->values[a].md, w_md,
@@ -885,9 +883,7 @@ static void bd_matmul_(bd_region *R, int dst, int a, int b, int b_is_const, int 
                                          {DNNL_ARG_WEIGHTS, wmem},
                                          {DNNL_ARG_DST, NULL},
                                          {DNNL_ARG_BIAS, bias >= 0 ? R->values[bias].mem : NULL}};
-    int nargs = bias >= 0 ? 4 : 3;
-    for (int k = 0; k < qa.n; ++k) args[nargs++] = qa.args[k];
-    for (int k = 0; k < npost_args; ++k) args[nargs++] = post_args[k];
+    int nargs = bd_attr_args(R, args, bias >= 0 ? 4 : 3, &qa);
     bd_finish(R, pd, dst, sum_value, sum_in_place, nargs, args);
 }
 
