@@ -18,13 +18,8 @@ from byoc_mlir.codegen.recognisers import int8_weights
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from onnxruntime.quantization import (  # noqa: E402
-    CalibrationDataReader,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
 from test_dnnl import only, payload_files, region_calls  # noqa: E402
+from test_quantized import Calibration, quantize, quantized  # noqa: E402
 
 SHAPE = (1, 8, 12, 12)
 
@@ -93,31 +88,29 @@ def residual_cnn() -> Any:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def qdq(src: Path, out: Path, reader: CalibrationDataReader) -> Path:
-    """onnxruntime's static QDQ quantization: per-channel s8 weights, u8 activations."""
-    quantize_static(
-        str(src), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )  # fmt: skip
-    return out
-
-
-class _Reader(CalibrationDataReader):
-    def __init__(self) -> None:
-        rng = np.random.default_rng(1)
-        self.data = iter([{"x": rng.standard_normal(SHAPE).astype(np.float32)} for _ in range(8)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.data, None)
-
-
 @pytest.fixture(scope="module")
 def qdq_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("int8")
     src, out = tmp / "float.onnx", tmp / "qdq.onnx"
     onnx.save(residual_cnn(), src)
-    qdq(src, out, _Reader())
-    return out
+    return quantize(src, out, Calibration(SHAPE))
+
+
+def assert_within_steps(
+    compiled: Any, path: Path, inputs: list[np.ndarray], host: int, ort_steps: int | None = None
+) -> None:
+    """The bundle's output is within ``host`` quantization steps of IREE alone on the
+    same model (the exact QDQ arithmetic) and, given ``ort_steps``, within that many of
+    onnxruntime's int8 kernels."""
+    (y,) = compiled(*inputs)
+    (exact,) = byoc_mlir.compile(path, backends=[])(*inputs)
+    step = _output_step(path)
+    assert np.abs(y - exact).max() <= host * step + 1e-6
+    if ort_steps is not None:
+        session = ort.InferenceSession(str(path))
+        feeds = {i.name: x for i, x in zip(session.get_inputs(), inputs, strict=True)}
+        (expected,) = session.run(None, feeds)
+        assert np.abs(y - expected).max() <= ort_steps * step + 1e-6
 
 
 def _output_step(model: Path) -> float:
@@ -153,14 +146,8 @@ def test_qdq_network_is_one_int8_region(qdq_model: Path) -> None:
         "int8: 4 convolution(s), 0 matmul(s); 2 quantize/dequantize reorder(s)"
     ]
     x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
-    (y,) = compiled(x)
-    (host,) = byoc_mlir.compile(qdq_model, backends=[])(x)
-    (expected,) = ort.InferenceSession(str(qdq_model)).run(None, {"x": x})
-    step = _output_step(qdq_model)
-    # within 2 quantization steps of IREE alone (the exact QDQ arithmetic; the fused
-    # residual skips one intermediate rounding) and of onnxruntime's int8 kernels
-    assert np.abs(y - host).max() <= 2 * step + 1e-6
-    assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    # 2 steps from IREE alone: the fused residual skips one intermediate rounding
+    assert_within_steps(compiled, qdq_model, [x], host=2, ort_steps=2)
     compiled.close()
 
 
@@ -254,25 +241,12 @@ def test_gemms_run_in_int8(tmp_path: Path) -> None:
     )
     src, path = tmp_path / "mlp.onnx", tmp_path / "mlp_qdq.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.data = iter([{"x": rng.standard_normal((2, 64)).astype(np.float32)}] * 4)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.data, None)
-
-    qdq(src, path, Reader())
+    quantize(src, path, Calibration((2, 64), count=4))
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     assert len(only(calls, "bd_qmatmul")) == 2 and not only(calls, "bd_matmul")
     x = rng.standard_normal((2, 64)).astype(np.float32)
-    (y,) = compiled(x)
-    (host,) = byoc_mlir.compile(path, backends=[])(x)
-    (expected,) = ort.InferenceSession(str(path)).run(None, {"x": x})
-    step = _output_step(path)
-    assert np.abs(y - host).max() <= step + 1e-6
-    assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    assert_within_steps(compiled, path, [x], host=1, ort_steps=2)
     compiled.close()
 
 
@@ -288,12 +262,7 @@ def test_ccompiler_int8_kernels(qdq_model: Path) -> None:
     sources = [p.read_text() for p in (compiled.bundle / "artifacts").glob("*.c")]
     assert any("int acc = 0;" in s and "static const signed char" in s for s in sources)
     x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
-    (y,) = compiled(x)
-    (host,) = byoc_mlir.compile(qdq_model, backends=[])(x)
-    (expected,) = ort.InferenceSession(str(qdq_model)).run(None, {"x": x})
-    step = _output_step(qdq_model)
-    assert np.abs(y - host).max() <= step + 1e-6
-    assert np.abs(y - expected).max() <= 2 * step + 1e-6
+    assert_within_steps(compiled, qdq_model, [x], host=1, ort_steps=2)
     compiled.close()
 
 
@@ -301,8 +270,6 @@ def test_concat_of_quantized_branches_stays_int8(tmp_path: Path) -> None:
     """Two branches quantized with their own scales, concatenated, quantized again (an
     Inception module): each branch is requantized to the result's scale and the concat
     runs on the integers; as exact as dequantize, concat, quantize."""
-    from test_quantized import quantized
-
     path = quantized(tmp_path, "qdq")
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
@@ -371,16 +338,14 @@ def test_residual_add_read_as_float_is_not_an_int8_sum(tmp_path: Path) -> None:
         graph.output[0].type.tensor_type.shape.dim[k].dim_value = d
     src, path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
     onnx.save(model, src)
-    qdq(src, path, _Reader())
+    quantize(src, path, Calibration(SHAPE))
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     assert all(not c.post_kinds for c in only(calls, "bd_qconv"))
     (add,) = only(calls, "bd_binary")
     assert add.post_kinds == ["BD_LINEAR", "BD_ROUND", "BD_CLIP", "BD_LINEAR"]
     x = np.random.default_rng(3).standard_normal(SHAPE).astype(np.float32)
-    (y,) = compiled(x)
-    (host,) = byoc_mlir.compile(path, backends=[])(x)
-    assert np.abs(y - host).max() <= _output_step(path) + 1e-6
+    assert_within_steps(compiled, path, [x], host=1)
     compiled.close()
 
 
@@ -411,7 +376,7 @@ def test_batchnorm_left_between_quantized_ops_folds_into_the_convolution(
     )  # fmt: skip
     src = tmp_path / "float.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
-    path = qdq(src, tmp_path / "qdq.onnx", _Reader())
+    path = quantize(src, tmp_path / "qdq.onnx", Calibration(SHAPE))
     compiled = byoc_mlir.compile(path, backends=["dnnl"])
     calls = region_calls(compiled)
     first = only(calls, "bd_qconv")[0]
@@ -419,7 +384,5 @@ def test_batchnorm_left_between_quantized_ops_folds_into_the_convolution(
     assert any(k.startswith("BD_BIN_") for k in first.post_kinds), first.post_kinds
     assert not only(calls, "bd_binary")
     x = rng.standard_normal(SHAPE).astype(np.float32)
-    (y,) = compiled(x)
-    (host,) = byoc_mlir.compile(path, backends=[])(x)
-    assert np.abs(y - host).max() <= _output_step(path) + 1e-6
+    assert_within_steps(compiled, path, [x], host=1)
     compiled.close()

@@ -64,28 +64,38 @@ def float_cnn() -> Any:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-class _Reader(CalibrationDataReader):
-    def __init__(self) -> None:
+class Calibration(CalibrationDataReader):
+    """``count`` seeded standard-normal inputs ``x`` of ``shape``."""
+
+    def __init__(self, shape: tuple[int, ...] = SHAPE, count: int = 8) -> None:
         rng = np.random.default_rng(1)
-        self.data = iter([{"x": rng.standard_normal(SHAPE).astype(np.float32)} for _ in range(8)])
+        self.data = iter(
+            [{"x": rng.standard_normal(shape).astype(np.float32)} for _ in range(count)]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.data, None)
 
 
-def quantized(tmp: Path, fmt: str) -> Path:
-    src, out = tmp / "float.onnx", tmp / f"{fmt}.onnx"
-    onnx.save(float_cnn(), src)
+def quantize(src: Path, out: Path, reader: CalibrationDataReader, fmt: str = "qdq") -> Path:
+    """onnxruntime's static quantization (QDQ or QOperator): per-channel s8 weights, u8
+    activations."""
     quantize_static(
         str(src),
         str(out),
-        _Reader(),
+        reader,
         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
     )
     return out
+
+
+def quantized(tmp: Path, fmt: str) -> Path:
+    src = tmp / "float.onnx"
+    onnx.save(float_cnn(), src)
+    return quantize(src, tmp / f"{fmt}.onnx", Calibration(), fmt)
 
 
 def ort_run(model: Any, x: np.ndarray) -> np.ndarray:
