@@ -176,7 +176,8 @@ def bench_model(name: str, work: Path, runs: int, threads: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated ONNX zoo entries")
+    models_help = "comma-separated zoo entries (torch ones exported to ONNX first)"
+    p.add_argument("--models", default=",".join(MODELS), help=models_help)
     p.add_argument("--runs", type=int, default=20, help="timed calls per variant (median)")
     p.add_argument("--threads", type=int, default=2, help="IREE workers, onnxruntime threads")
     args = p.parse_args(argv)

@@ -265,7 +265,9 @@ class KernelWriter:
             return known
         src = self.resolve(value)
         if src.spec.dtype not in dtypes:
-            raise CodegenError(f"ccompiler emits f32 only, got a {src.spec.mlir} operand")
+            raise CodegenError(
+                f"this kernel reads {'/'.join(dtypes)} tensors, got a {src.spec.mlir} operand"
+            )
         ctype = C_TYPES[src.spec.dtype]
         flat = flat or self.flat
         if src.splat is not None:
@@ -289,7 +291,9 @@ class KernelWriter:
 
     def output(self, spec: TensorSpec, dtypes: Sequence[str] = ("f32",)) -> Operand:
         if spec.dtype not in dtypes:
-            raise CodegenError(f"ccompiler emits f32 only, got a {spec.mlir} result")
+            raise CodegenError(
+                f"this kernel writes {'/'.join(dtypes)} tensors, got a {spec.mlir} result"
+            )
         self.result_type = C_TYPES[spec.dtype]
         name = self._name("out")
         base = "res0 + res0_offset"
