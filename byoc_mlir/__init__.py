@@ -5,13 +5,18 @@ regions it can run, merge them into maximal cycle-free regions, and outline each
 function ``@<backend>.<name>``. See README.md.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op
-from byoc_mlir.driver import compile
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.decisions import DecisionLog
 from byoc_mlir.options import CompileOptions
 from byoc_mlir.pipeline import PartitionOptions, partition
-from byoc_mlir.runtime import Compiled
+
+if TYPE_CHECKING:
+    from byoc_mlir.driver import compile
+    from byoc_mlir.runtime import Compiled
 
 __all__ = [
     "ANY",
@@ -27,3 +32,16 @@ __all__ = [
     "op",
     "partition",
 ]
+
+_LAZY = {"compile": "byoc_mlir.driver", "Compiled": "byoc_mlir.runtime"}
+
+
+def __getattr__(name: str) -> Any:
+    """``compile`` and ``Compiled`` load the codegen and runtime stacks on first use, so
+    tools that only partition (``byoc-opt``) start without them."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'byoc_mlir' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -32,6 +32,8 @@ FREE_OPS = frozenset(
 )
 ARG = -1
 """Producer index of function arguments and free ops in `FunctionGraph.producer`."""
+RETURN = -2
+"""User index of the function's terminator in `FunctionGraph.succs`."""
 
 
 def is_free(op: ir.Operation) -> bool:
@@ -77,6 +79,9 @@ class FunctionGraph:
     """Every top-level value -> index of its node, or `ARG` (argument / free op)."""
     preds: list[list[int]] = field(default_factory=list)
     """Per node: distinct producer node indices, in first-use order."""
+    succs: list[list[int]] = field(default_factory=list)
+    """Per node: distinct user node indices in program order (`RETURN`: the terminator),
+    as built: passes that move ops (outlining) read uses from the IR instead."""
     operands: list[list[ir.Value]] = field(default_factory=list)
     """Per node: its own operands."""
     captures: list[list[tuple[ir.Operation, int, ir.Value]]] = field(default_factory=list)
@@ -162,10 +167,18 @@ class FunctionGraph:
                     if q != ARG and q not in preds:
                         preds.append(q)
             g.preds.append(preds)
+            g.succs.append([])
+            for p in preds:
+                g.succs[p].append(i)
             g.operands.append(operands)
             g.captures.append(captures)
             for r in op.results:
                 producer[r] = i
+        if g.terminator is not None:
+            for v in g.terminator.operands:
+                p = producer.get(v, ARG)
+                if p != ARG and g.succs[p][-1:] != [RETURN]:
+                    g.succs[p].append(RETURN)
         return g
 
     def node_of(self, op: ir.Operation) -> int | None:

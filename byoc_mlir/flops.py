@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg
+
+from byoc_mlir.linalg_ops import linalg
 
 _CONTRACTIONS = {
     linalg.MatmulOp.OPERATION_NAME,

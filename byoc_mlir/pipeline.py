@@ -72,8 +72,8 @@ def partition_passes(
 def _weights_for(backends: Sequence[str | Backend]) -> tuple[str, ...]:
     """The backends that want their regions' weights moved in (`Backend.move_weights`),
     and ``backend.composite`` for the composites that want them (`CompositeRule.weights`)."""
-    known = registry.available()  # unknown names: byoc-apply-plan reports them, located
-    resolved = [known.get(b, None) if isinstance(b, str) else b for b in backends]
+    # unknown names resolve to None: byoc-apply-plan reports them, located
+    resolved = [registry.find(b) if isinstance(b, str) else b for b in backends]
     wanted = [b.name for b in resolved if b is not None and b.move_weights]
     for b in resolved:
         if b is not None and not b.move_weights:

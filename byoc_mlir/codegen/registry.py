@@ -37,11 +37,11 @@ def _load(name: str, target: str) -> Backend:
 
 
 @lru_cache(maxsize=1)
-def available() -> dict[str, Backend]:
-    """All discoverable backends by name.
+def _targets() -> dict[str, str]:
+    """Backend name -> ``module:ATTRIBUTE``, shipped and installed (nothing imported).
 
     Raises:
-        ByocError: two different entry points claim one name, or one is malformed.
+        ByocError: two different entry points claim one name.
     """
     targets: dict[str, str] = dict(_BUILTIN)
     for ep in entry_points(group=GROUP):
@@ -49,7 +49,41 @@ def available() -> dict[str, Backend]:
         if previous is not None and previous != ep.value:
             raise ByocError(f"backend {ep.name!r} is declared twice: {previous} and {ep.value}")
         targets[ep.name] = ep.value
-    return {name: _load(name, target) for name, target in sorted(targets.items())}
+    return targets
+
+
+_LOADED: dict[str, Backend] = {}
+_REMOVED: set[str] = set()  # `unregister`-ed for this process
+
+
+def find(name: str) -> Backend | None:
+    """The backend called ``name`` or None, its module imported on first use (a
+    partition on ``testing`` does not import dnnl's or a vendor's module)."""
+    backend = _LOADED.get(name)
+    if backend is None and name not in _REMOVED:
+        target = _targets().get(name)
+        if target is not None:
+            backend = _LOADED[name] = _load(name, target)
+    return backend
+
+
+def rediscover() -> None:
+    """Forgets every backend found or registered, so the next look-up scans the entry
+    points again (a child process whose ``sys.path`` changed, a test that installs one)."""
+    _targets.cache_clear()
+    _LOADED.clear()
+    _REMOVED.clear()
+
+
+def available() -> dict[str, Backend]:
+    """All discoverable backends by name (every backend module is imported).
+
+    Raises:
+        ByocError: two different entry points claim one name, or one is malformed.
+    """
+    names = sorted(set(_targets()) | set(_LOADED))
+    found = {name: find(name) for name in names}
+    return {name: b for name, b in found.items() if b is not None}
 
 
 def installed(name: str) -> bool:
@@ -66,11 +100,11 @@ def get(name: str) -> Backend:
     Raises:
         ByocError: unknown name; the message lists the known ones.
     """
-    backends = available()
-    if name not in backends:
-        known = ", ".join(backends) or "(none)"
+    backend = find(name)
+    if backend is None:
+        known = ", ".join(available()) or "(none)"
         raise ByocError(f"unknown backend '{name}'; known backends: {known}")
-    return backends[name]
+    return backend
 
 
 def resolve(backends: Iterable[str | Backend]) -> list[Backend]:
@@ -91,12 +125,13 @@ def register(backend: Backend, replace: bool = False) -> None:
     Raises:
         ByocError: the name is taken by a different backend and ``replace`` is False.
     """
-    backends = available()
-    current = backends.get(backend.name)
+    current = find(backend.name)
     if current is not None and current is not backend and not replace:
         raise ByocError(f"backend '{backend.name}' is already registered ({current!r})")
-    backends[backend.name] = backend
+    _REMOVED.discard(backend.name)
+    _LOADED[backend.name] = backend
 
 
 def unregister(name: str) -> None:
-    available().pop(name, None)
+    _LOADED.pop(name, None)
+    _REMOVED.add(name)

@@ -170,7 +170,7 @@ def _hook(job: HookJob) -> Artifact:
     from byoc_mlir.codegen.hook import RegionView, validate
     from byoc_mlir.tune import inputs_for
 
-    registry.available.cache_clear()  # this child's sys.path: entry points installed since
+    registry.rediscover()  # this child's sys.path: entry points installed since
     backend = registry.get(job.backend)
     assert backend.codegen is not None
     context = _compat.new_context(multithreaded=False)

@@ -153,7 +153,7 @@ def _serve_once(
     """Loads a runtime-route payload and calls it once (in a child, with its sys.path)."""
     if path is not None:
         sys.path[:] = path
-        registry.available.cache_clear()
+        registry.rediscover()
     backend = registry.get(backend_name)
     return [np.asarray(a) for a in backend.runtime(payload)(*inputs)]  # type: ignore[misc]
 

@@ -104,12 +104,8 @@ class _Matcher:
 def _leaks(graph: FunctionGraph, match: Match) -> bool:
     """Whether any non-root member's result is used outside the match."""
     inside = set(match.members)
-    for i in match.members[:-1]:
-        for result in graph.ops[i].results:
-            for use in result.uses:
-                if graph.node_of(use.owner) not in inside:
-                    return True
-    return False
+    succs = graph.succs
+    return any(u not in inside for i in match.members[:-1] for u in succs[i])
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg
+from iree.compiler.dialects import arith
 
 from byoc_mlir import _compat
 from byoc_mlir.codegen import recognisers
 from byoc_mlir.codegen.hook import constant_array
 from byoc_mlir.dataflow import FunctionGraph
+from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
 from byoc_mlir.passes.fold_constants import DTYPES, read_through_map, scalar_constant
 

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, math, tensor
+from iree.compiler.dialects import arith, math, tensor
 
 from byoc_mlir import _compat
 from byoc_mlir.codegen.hook import constant_array
 from byoc_mlir.dataflow import FunctionGraph, nested_operand_slots
+from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
 
 _CONSTANT = arith.ConstantOp.OPERATION_NAME

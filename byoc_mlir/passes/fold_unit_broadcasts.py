@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir import _compat
 from byoc_mlir.dataflow import FunctionGraph
+from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
 
 _EXPAND = tensor.ExpandShapeOp.OPERATION_NAME

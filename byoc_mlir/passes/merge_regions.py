@@ -31,10 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.dialects import byoc
+from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
 
 _FILL = linalg.FillOp.OPERATION_NAME
@@ -307,13 +308,9 @@ def _drop_fills_for_the_host(graph: FunctionGraph, plan: RegionPlan) -> None:
     if not fill_only:
         return
     placed = {n for _, nodes in plan.regions for n in nodes}
-    consumers: dict[int, list[int]] = {}
-    for j, preds in enumerate(graph.preds):
-        for p in preds:
-            consumers.setdefault(p, []).append(j)
     for k in reversed(fill_only):
         nodes = plan.regions[k][1]
-        if any(c in placed and c not in nodes for n in nodes for c in consumers.get(n, ())):
+        if any(c in placed and c not in nodes for n in nodes for c in graph.succs[n]):
             continue  # it feeds another region: the crossing happens either way
         del plan.regions[k]
         fills = all(graph.ops[n].name == _FILL for n in nodes)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg
+from iree.compiler.dialects import arith
 
 from byoc_mlir.dataflow import FunctionGraph
+from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
 
 _ACCUMULATING = frozenset(

@@ -57,10 +57,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     sys.path.insert(0, str(site))
     importlib.invalidate_caches()
-    registry.available.cache_clear()
+    registry.rediscover()
     yield
     sys.path.remove(str(site))
-    registry.available.cache_clear()
+    registry.rediscover()
 
 
 def build(tmp_path: Path, fault: str, out: str = "b", **options: Any) -> Any:

@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg
 
 from byoc_mlir.backends.ccompiler.emit import (
     check_elementwise,
@@ -29,6 +28,7 @@ from byoc_mlir.backends.ccompiler.writer import (
     Operand,
 )
 from byoc_mlir.codegen.hook import TensorSpec
+from byoc_mlir.linalg_ops import linalg
 
 ROWS_PER_WORKGROUP = 8
 """Matmul rows per workgroup at least (when there are enough): a workgroup's share is

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir.backends.ccompiler import quantized
 from byoc_mlir.backends.ccompiler.anchors import ANCHORS, has_default_maps
@@ -51,6 +51,7 @@ from byoc_mlir.codegen.recognisers import (
     RELU,
     SUB,
 )
+from byoc_mlir.linalg_ops import linalg
 
 __all__ = ["BACKEND", "CodegenError", "codegen"]
 

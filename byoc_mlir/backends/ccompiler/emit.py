@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg
+from iree.compiler.dialects import arith
 
 from byoc_mlir.backends.ccompiler.writer import (
     CodegenError,
@@ -21,6 +21,7 @@ from byoc_mlir.backends.ccompiler.writer import (
     c_float,
 )
 from byoc_mlir.codegen.hook import TensorSpec, constant_array
+from byoc_mlir.linalg_ops import linalg
 
 # --- generic bodies --------------------------------------------------------------------
 

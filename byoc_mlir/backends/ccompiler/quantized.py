@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir.backends.ccompiler.emit import indexing_maps, map_dims
 from byoc_mlir.backends.ccompiler.writer import CodegenError, KernelWriter, Operand, c_float
@@ -33,6 +33,7 @@ from byoc_mlir.codegen.recognisers import (
     int8_weights,
     quant_params,
 )
+from byoc_mlir.linalg_ops import linalg
 
 CONV = linalg.Conv2DNchwFchwOp.OPERATION_NAME
 MATMUL = linalg.MatmulOp.OPERATION_NAME

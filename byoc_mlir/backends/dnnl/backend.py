@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir.backends.dnnl import lower_quant
 from byoc_mlir.backends.dnnl.lowering import lower
@@ -96,6 +96,7 @@ from byoc_mlir.codegen.recognisers import (
     constant_value,
 )
 from byoc_mlir.dataflow import GLOBAL_LOAD
+from byoc_mlir.linalg_ops import linalg
 
 __all__ = ["BACKEND", "DnnlError", "codegen", "load"]
 

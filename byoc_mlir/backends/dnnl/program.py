@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import tensor
 
 from byoc_mlir.backends.dnnl.runtime import DnnlError
 from byoc_mlir.codegen.hook import RegionView, TensorSpec
 from byoc_mlir.codegen.recognisers import QuantParams, constant_value
+from byoc_mlir.linalg_ops import linalg
 
 FILL = linalg.FillOp.OPERATION_NAME
 PAD = tensor.PadOp.OPERATION_NAME
@@ -42,7 +43,6 @@ LAYOUT_TAGS = {"any": "dnnl_format_tag_any", "nhwc": "dnnl_nhwc", "blocked": "dn
 """The ``layout`` backend option: activation formats inside a region."""
 NHWC_PERM = (0, 3, 1, 2)  # dnnl's logical (N, C, H, W) from linalg's NHWC dims
 LOWEST = -3.0e38  # a max-pool pad value at or below this is "minus infinity"
-
 
 # --- the region program ---
 

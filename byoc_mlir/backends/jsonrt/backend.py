@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import arith, tensor
 from iree.compiler.dialects import math as math_d
 
 from byoc_mlir.backends.jsonrt.runtime import FORMAT, VERSION, JsonrtError, load
@@ -45,6 +45,7 @@ from byoc_mlir.codegen.recognisers import (
     SUB,
     GenericView,
 )
+from byoc_mlir.linalg_ops import linalg
 
 __all__ = ["BACKEND", "JsonrtError", "codegen", "load"]
 

@@ -12,7 +12,7 @@ to exercise the passes before any real codegen exists.
 
 from __future__ import annotations
 
-from iree.compiler.dialects import linalg, tensor, tosa
+from iree.compiler.dialects import tensor, tosa
 
 from byoc_mlir.codegen.backend import (
     ANY,
@@ -23,6 +23,7 @@ from byoc_mlir.codegen.backend import (
 )
 from byoc_mlir.codegen.checks import eight_bit_quantization, tensor_types
 from byoc_mlir.codegen.recognisers import ADD, BIAS_ADD, CLAMP, MUL, RELU, SUB
+from byoc_mlir.linalg_ops import linalg
 
 BACKEND = Backend("testing", "reference partition-only backend for tests")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg
+from iree.compiler.dialects import arith
+
+from byoc_mlir.linalg_ops import linalg
 
 GENERIC = linalg.GenericOp.OPERATION_NAME
 CONSTANT = arith.ConstantOp.OPERATION_NAME
