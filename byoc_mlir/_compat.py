@@ -225,8 +225,10 @@ def create_function(
     result_types: Sequence[ir.Type],
     ip: ir.InsertionPoint,
     loc: ir.Location,
+    attributes: dict[str, ir.Attribute] | None = None,
 ) -> tuple[ir.Operation, ir.Block]:
-    """Creates a private function with an empty entry block; returns (op, block)."""
+    """Creates a private function with an empty entry block; returns (op, block).
+    ``attributes`` are added to its own (tags, set at creation in one go)."""
     ftype = ir.FunctionType.get(list(arg_types), list(result_types))
     op = ir.Operation.create(
         flavor.func,
@@ -234,6 +236,7 @@ def create_function(
             "sym_name": ir.StringAttr.get(name),
             "function_type": ir.TypeAttr.get(ftype),
             "sym_visibility": ir.StringAttr.get("private"),
+            **(attributes or {}),
         },
         regions=1,
         loc=loc,
@@ -278,3 +281,8 @@ def callee_name(call_op: ir.Operation) -> str:
 
 def print_module(module: ir.Module) -> str:
     return module.operation.get_asm(assume_verified=True)
+
+
+def print_module_bytes(module: ir.Module) -> bytes:
+    """`print_module` as UTF-8 bytes, for a file or stdout (no decoding to ``str``)."""
+    return module.operation.get_asm(assume_verified=True, binary=True)  # type: ignore[no-any-return]

@@ -195,6 +195,7 @@ class Backend:
         self.move_weights = move_weights
         self.in_process_safe = in_process_safe
         self._support: dict[KindKey, list[Check]] = {}
+        self._unsupported: dict[KindKey, Reject] = {}  # one refusal per kind, reused
         self.composites: list[CompositeRule] = []
 
     def __repr__(self) -> str:
@@ -265,7 +266,14 @@ class Backend:
         """Whether the backend runs ``op`` alone: None, or the first refusal."""
         checks = self._support.get(kind)
         if checks is None:
-            return Reject(f"{_describe(op, kind)} is not supported")
+            if kind == recognisers.GENERIC:  # its description reads the body
+                return Reject(f"{_describe(op, kind)} is not supported")
+            refusal = self._unsupported.get(kind)
+            if refusal is None:
+                refusal = self._unsupported[kind] = Reject(f"{kind_name(kind)} is not supported")
+            return refusal
+        if not checks:
+            return None
         ctx = CheckContext(
             op,
             kind,

@@ -142,7 +142,7 @@ def _composite_tag(attr: ir.Attribute) -> CompositeTag:
 def set_region(op: ir.Operation, backend: str, region: int) -> None:
     attrs = op.attributes
     attrs[TARGET] = _string_attr(backend, op.context)
-    attrs[REGION] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), region)
+    attrs[REGION] = _i64_attr(region, op.context)
 
 
 def get_region(op: ir.Operation) -> tuple[str, int] | None:
@@ -156,12 +156,20 @@ def get_target(op: ir.Operation) -> str | None:
     return _str(op.attributes[TARGET]) if _has(op, TARGET) else None
 
 
-def set_outlined(
-    func_op: ir.Operation, backend: str, region: int, composites: Iterable[str]
-) -> None:
-    """Tags an outlined function: its backend, its region id and its composites."""
-    set_region(func_op, backend, region)
-    func_op.attributes[COMPOSITES] = _str_array(tuple(composites), func_op.context)
+def outlined_attributes(
+    backend: str, region: int, composites: Iterable[str], ctx: ir.Context
+) -> dict[str, ir.Attribute]:
+    """The tags of an outlined function (its backend, region id and composites), to
+    create it with: set one by one, each rebuilds the op's attribute dictionary."""
+    return {
+        TARGET: _string_attr(backend, ctx),
+        REGION: _i64_attr(region, ctx),
+        COMPOSITES: _str_array(tuple(composites), ctx),
+    }
+
+
+def _i64_attr(value: int, ctx: ir.Context) -> ir.Attribute:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64, context=ctx), value)
 
 
 def get_composites(func_op: ir.Operation) -> list[str]:

@@ -153,9 +153,10 @@ def _outline_function(
     # Outputs of regions already outlined -> the call results that now carry them; a
     # later region reading one must take the call result as its operand.
     replaced: dict[ir.Value, ir.Value] = {}
+    module_ip = ir.InsertionPoint(_compat.module_body(module_op))
     for region in regions:
         name = _unique(f"{region.backend}.{base}_{region.id}", symbols)
-        func, call = _outline_region(module_op, graph, region, name, options, replaced)
+        func, call = _outline_region(module_ip, graph, region, name, options, replaced)
         made.append(func)
         calls.append(call)
     if graph.write_tags:
@@ -230,7 +231,7 @@ def _wants_weights(graph: FunctionGraph, region: _Region, wanted: frozenset[str]
 
 
 def _outline_region(
-    module_op: ir.Operation,
+    module_ip: ir.InsertionPoint,
     graph: FunctionGraph,
     region: _Region,
     name: str,
@@ -261,7 +262,9 @@ def _outline_region(
                 inputs.append(v)
     outputs: list[ir.Value] = []
     external_uses: list[tuple[ir.Operation, int, int]] = []
-    for member in members:
+    for n, member in zip(region.nodes, members, strict=True):
+        if all(u in inside for u in graph.succs[n]):
+            continue  # read only inside (the graph's users are a superset of the IR's)
         host_copy: ir.Operation | None = None
         for result in member.results:
             k = -1
@@ -284,6 +287,14 @@ def _outline_region(
                     outputs.append(result)
                 external_uses.append((use.owner, use.operand_number, k))
 
+    composites: list[str] = []
+    units: dict[byoc.CompositeTag, list[ir.Operation]] = {}
+    for n, member in zip(region.nodes, members, strict=True):
+        tag = graph.composite_of(n)
+        if tag is not None:
+            units.setdefault(tag, []).append(member)
+            if tag.name not in composites:
+                composites.append(tag.name)
     last = members[-1]
     loc = last.location
     func, block = _compat.create_function(
@@ -291,8 +302,9 @@ def _outline_region(
         name,
         [v.type for v in inputs],
         [v.type for v in outputs],
-        ir.InsertionPoint(_compat.module_body(module_op)),
+        module_ip,
         loc,
+        byoc.outlined_attributes(region.backend, region.id, composites, loc.context),
     )
     call = _compat.create_call(
         graph.flavor,
@@ -307,15 +319,8 @@ def _outline_region(
     for v, free in clones.items():
         if v not in mapping:
             mapping[v] = free.clone(ip=body_ip).results[0]  # free ops have one result
-    composites: list[str] = []
-    units: dict[byoc.CompositeTag, list[ir.Operation]] = {}
-    for n, member in zip(region.nodes, members, strict=True):
+    for member in members:
         block.append(member)
-        tag = graph.composite_of(n)
-        if tag is not None:
-            units.setdefault(tag, []).append(member)
-            if tag.name not in composites:
-                composites.append(tag.name)
         if graph.write_tags:
             byoc.clear_member(member)
     if not graph.write_tags:
@@ -328,5 +333,4 @@ def _outline_region(
     for owner, idx, k in external_uses:
         owner.operands[idx] = call.results[k]
     replaced.update(zip(outputs, call.results, strict=True))
-    byoc.set_outlined(func, region.backend, region.id, composites)
     return func, call

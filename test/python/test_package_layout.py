@@ -123,3 +123,42 @@ def test_in_tree_backends_are_plugins() -> None:
     assert {v.split(".")[2] for v in declared.values()} == packages
     for name in declared:
         assert registry.get(name).name == name
+
+
+PARTITION_ONLY = """
+import sys
+from byoc_mlir import _compat, partition
+text = '''func.func @f(%a: tensor<2x2xf32>, %b: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<2x2xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<2x2xf32>) -> tensor<2x2xf32>
+  %m = linalg.matmul ins(%a, %b : tensor<2x2xf32>, tensor<2x2xf32>)
+                     outs(%f : tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %m : tensor<2x2xf32>
+}'''
+module = _compat.parse_module(text, _compat.new_context())
+partition(module.operation, ["testing"])
+heavy = sorted(
+    name for name in sys.modules
+    if "opdsl" in name or name in ("byoc_mlir.driver", "byoc_mlir.runtime")
+    or name.startswith("byoc_mlir.backends.") and ".testing" not in name
+)
+print("heavy:", heavy)
+from iree.compiler.dialects import linalg  # the full module still loads when asked for
+with module.context:
+    ops = list(module.body.operations[1].regions[0].blocks[0].operations)
+    print("matmul view:", any(isinstance(op, linalg.MatmulOp) for op in ops), callable(linalg.fill))
+"""
+
+
+def test_partitioning_imports_only_what_it_uses() -> None:
+    """Start-up: a partition on ``testing`` loads neither linalg's OpDSL (70 ms), nor
+    another backend's module, nor the codegen/runtime stacks; linalg still works."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", PARTITION_ONLY], capture_output=True, text=True, check=True
+    ).stdout
+    assert "heavy: []" in out, out
+    assert "matmul view: True True" in out, out

@@ -117,6 +117,22 @@ def test_diamond_is_split_to_avoid_a_cycle() -> None:
     assert len(order) == len(succs)
 
 
+def test_graph_users_are_the_ir_uses() -> None:
+    """`FunctionGraph.succs` (built once, read instead of the IR by composites and
+    outlining) lists exactly the nodes using each node, the terminator as `RETURN`."""
+    from byoc_mlir.dataflow import RETURN, function_graphs
+
+    for text in (diamond_text(), mlp_text(3), mlp_text(2, relu_form="torch")):
+        module = parse(text)
+        with module.context:
+            for graph in function_graphs(module.operation):
+                for i, op in enumerate(graph.ops):
+                    users = {graph.node_of(use.owner) for r in op.results for use in r.uses}
+                    expected = {RETURN if u is None else u for u in users}
+                    assert sorted(graph.succs[i]) == sorted(expected), op.name
+                    assert len(graph.succs[i]) == len(set(graph.succs[i]))
+
+
 def test_partition_needs_a_backend() -> None:
     with pytest.raises(ByocError, match="at least one backend"):
         partitioned(mlp_text(layers=1), [])

@@ -156,8 +156,9 @@ def recognise(op: ir.Operation) -> Recogniser | None:
 
 def describe_body(op: ir.Operation) -> str:
     """A short description of an unrecognised generic's body (for reject reasons)."""
-    view = GenericView.of(op)
-    if view is None:
+    op = op.operation
+    if op.attributes["operandSegmentSizes"][1] != 1:
         return "a generic with several outputs"
-    names = sorted({o.name for o in view.body})
-    return ", ".join(names) if names else "a copy"
+    names = {o.name for o in op.regions[0].blocks[0].operations}
+    names -= {"linalg.yield", CONSTANT}
+    return ", ".join(sorted(names)) if names else "a copy"
