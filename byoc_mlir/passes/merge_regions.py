@@ -10,13 +10,15 @@ crossing. Regions smaller than ``min-size`` ops, and regions of nothing but
 **The region rule.** Contracting every region (and every host op) to one node must
 leave the dataflow graph acyclic. "No path leaves a region and re-enters it" is weaker:
 two regions can each need the other's output. The pass keeps a topological order of the
-contracted graph at all times (Pearce–Kelly style dynamic ordering): merging blocks A
-and B (``ord[A] < ord[B]``) is legal iff no path ``A -> X -> ... -> B`` exists through a
-third block; only blocks ordered between A and B can lie on such a path, so the search
-is bounded by that window, and the window's blocks are reordered around the merged block
-afterwards. The search runs backward from B (it decides the cycle); when nothing in the
-window leads to B, the merged block simply takes A's place and nothing moves, so a
-fan-out of independent siblings merges at constant cost per sibling.
+contracted graph at all times (order labels on a linked list of blocks): merging blocks
+A and B (A before B) is legal iff no path ``A -> X -> ... -> B`` exists through a third
+block; only blocks ordered between A and B can lie on such a path. Two searches inside
+that window run in turn, backward from B and forward from A (the balanced search of
+Haeupler et al.'s incremental topological ordering); a block found by both closes a
+cycle, and the first search to finish proves there is none. Only that search's blocks
+move (just before the merged block, which takes A's place, or just after it, in B's
+place), so a merge costs what its smaller side costs: a fan-out of independent siblings
+merges at constant cost each, and a long skip edge does not walk everything it spans.
 
 **Siblings.** Regions of one backend that read one value are tried in order, each against
 the latest block of the group; when a path orders two of them (tied weights: every
@@ -37,6 +39,7 @@ from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.dialects import byoc
 from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
+from byoc_mlir.passes.block_order import Blocks
 
 _FILL = linalg.FillOp.OPERATION_NAME
 _MOVES = frozenset(
@@ -78,115 +81,6 @@ class _Unit:
     nodes: list[int]
     backend: str | None
     preds: list[int]
-
-
-class _Blocks:
-    """Union-find over units with a maintained topological order of the blocks."""
-
-    def __init__(self, units: list[_Unit], max_size: int):
-        n = len(units)
-        self.parent = list(range(n))
-        self.ord = list(range(n))
-        self.out: list[set[int]] = [set() for _ in range(n)]
-        self.ins: list[set[int]] = [set() for _ in range(n)]
-        self.members: list[list[int]] = [[u] for u in range(n)]
-        self.size = [len(u.nodes) for u in units]
-        self.backend = [u.backend for u in units]
-        self.cycle_refused = [False] * n
-        self.max_size = max_size
-
-    def find(self, u: int) -> int:
-        parent = self.parent
-        root = u
-        while parent[root] != root:
-            root = parent[root]
-        while parent[u] != root:
-            parent[u], u = root, parent[u]
-        return root
-
-    def add_edge(self, src: int, dst: int) -> None:
-        self.out[self.find(src)].add(dst)
-        self.ins[dst].add(src)
-
-    def try_merge(self, a: int, b: int, budget: int = 0) -> bool:
-        """Merges blocks ``a`` and ``b`` if the contracted graph stays acyclic.
-
-        With ``budget``, gives up (False) once the search has looked at that many
-        edges: for optional merges, whose cost must not grow with the graph.
-        """
-        ord_ = self.ord
-        if ord_[a] > ord_[b]:
-            a, b = b, a
-        if self.max_size and self.size[a] + self.size[b] > self.max_size:
-            return False
-        lo, hi = ord_[a], ord_[b]
-        find = self.find
-        left = budget or float("inf")
-        # Blocks inside the window that reach b; reaching a through one is a cycle. They
-        # must stay before the merged block.
-        backward: list[int] = []
-        seen = {a, b}
-        stack = [b]
-        while stack:
-            x = stack.pop()
-            left -= len(self.ins[x])
-            if left < 0:
-                return False
-            for p in self.ins[x]:
-                p = find(p)
-                if p == a:
-                    if x != b:
-                        self.cycle_refused[a] = self.cycle_refused[b] = True
-                        return False
-                    continue
-                if p in seen or ord_[p] < lo:
-                    continue
-                seen.add(p)
-                backward.append(p)
-                stack.append(p)
-        root = self._union(a, b)
-        if not backward:
-            # Nothing between them leads to b: the merged block takes a's place and every
-            # block after a stays after it (a fan-out of siblings merges at no cost).
-            ord_[root] = lo
-            return True
-        # Blocks reachable from a inside the window: they must follow the merged block.
-        forward: list[int] = []
-        seen = {root}
-        stack = [root]
-        while stack:
-            x = stack.pop()
-            for t in self.out[x]:
-                t = find(t)
-                if t in seen or ord_[t] > hi:
-                    continue
-                seen.add(t)
-                forward.append(t)
-                stack.append(t)
-        pool = sorted([ord_[x] for x in backward] + [lo, hi] + [ord_[x] for x in forward])
-        backward.sort(key=ord_.__getitem__)
-        forward.sort(key=ord_.__getitem__)
-        for k, x in enumerate([*backward, root, *forward]):
-            ord_[x] = pool[k]
-        return True
-
-    def _union(self, a: int, b: int) -> int:
-        if len(self.members[a]) < len(self.members[b]):
-            a, b = b, a
-        self.parent[b] = a
-        self.members[a].extend(self.members[b])
-        self.size[a] += self.size[b]
-        self.cycle_refused[a] = self.cycle_refused[a] or self.cycle_refused[b]
-        for edges in (self.out, self.ins):
-            big, small = edges[a], edges[b]
-            big.update(small)
-            edges[b] = set()
-            for m in self.members[b]:
-                big.discard(m)
-            for s in small:
-                if self.find(s) == a:
-                    big.discard(s)
-        return a
 
 
 def _units(graph: FunctionGraph, priority: tuple[str, ...]) -> tuple[list[_Unit], list[int]]:
@@ -257,14 +151,14 @@ def plan_regions(
     merge_siblings: bool = True,
 ) -> RegionPlan:
     units, unit_of = _units(graph, priority)
-    blocks = _Blocks(units, max_size)
+    blocks = Blocks([len(u.nodes) for u in units], [u.backend for u in units], max_size)
     for u, unit in enumerate(units):
         for p in unit.preds:
             blocks.add_edge(p, u)
         if unit.backend is None:
             continue
         candidates = {blocks.find(p) for p in unit.preds}
-        for c in sorted(candidates, key=blocks.ord.__getitem__, reverse=True):
+        for c in sorted(candidates, key=blocks.label.__getitem__, reverse=True):
             c, me = blocks.find(c), blocks.find(u)
             if c != me and blocks.backend[c] == unit.backend:
                 blocks.try_merge(c, me)
@@ -319,7 +213,7 @@ def _drop_fills_for_the_host(graph: FunctionGraph, plan: RegionPlan) -> None:
 
 
 def _merge_siblings(
-    graph: FunctionGraph, units: list[_Unit], unit_of: list[int], blocks: _Blocks
+    graph: FunctionGraph, units: list[_Unit], unit_of: list[int], blocks: Blocks
 ) -> None:
     """Merges same-backend regions that consume one value (a shared boundary crossing)."""
     consumers: list[list[int]] = [[] for _ in units]
@@ -345,7 +239,7 @@ def _merge_siblings(
         for group in by_backend.values():
             if len(group) < 2:
                 continue
-            roots = sorted(group, key=blocks.ord.__getitem__)
+            roots = sorted(group, key=blocks.label.__getitem__)
             acc = roots[0]
             for other in roots[1:]:
                 acc = blocks.find(acc)
