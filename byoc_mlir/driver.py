@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,7 @@ def _build_bundle(
     parameters: Path | None = None,
     declared: frontends.Signature | None = None,
     notes_in: Sequence[str] = (),
+    dim_names: Sequence[Sequence[str | None]] | None = None,
 ) -> Plan | None:
     """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
     progress = progress or Progress(False, 0)
@@ -180,6 +181,7 @@ def _build_bundle(
     if declared is not None:
         inputs = _as_declared(inputs, declared[0], notes)
         outputs = _as_declared(outputs, declared[1], notes)
+    inputs, dims = _named_dims(entry, inputs, dim_names, options.dims)
     log = DecisionLog(notes=notes)
     served: list[dict[str, Any]] = []
     originals: dict[str, ir.Operation] = {}
@@ -224,6 +226,7 @@ def _build_bundle(
                 "module": "module.vmfb",
                 "inputs": [spec_json(s) for s in inputs],
                 "outputs": [spec_json(s) for s in outputs],
+                "dims": dims,
                 "served": served,
                 "backends": [b.name for b in backends],
                 "iree_flags": flags,
@@ -265,10 +268,51 @@ def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], li
         outputs = [TensorSpec.of(t) for t in ftype.results]
     except ValueError as err:
         raise ByocError(
-            f"@{_compat.symbol_name(func)}: {err} (only static tensor signatures are supported)",
+            f"@{_compat.symbol_name(func)}: {err} (valid: ranked tensors, dimensions static "
+            f"or dynamic)",
             str(func.location),
         ) from None
     return _compat.symbol_name(func), inputs, outputs
+
+
+def _named_dims(
+    entry: str,
+    inputs: list[TensorSpec],
+    names: Sequence[Sequence[str | None]] | None,
+    ranges: Mapping[str, tuple[int, int]],
+) -> tuple[list[TensorSpec], dict[str, list[int] | None]]:
+    """Names the inputs' dynamic dimensions (the frontend's names, e.g. ONNX
+    ``dim_param``, else ``d0``, ``d1``, ... in signature order) and attaches the ranges
+    given at compile time. Returns the named specs and ``{name: [low, high] | None}``.
+
+    Raises:
+        ByocError: a range names no dynamic dimension of the signature.
+    """
+    out: list[TensorSpec] = []
+    dims: dict[str, list[int] | None] = {}
+    unnamed = 0
+    for i, spec in enumerate(inputs):
+        if spec.is_static:
+            out.append(spec)
+            continue
+        given = list(names[i]) if names is not None and i < len(names) else []
+        named: list[str | None] = []
+        for k, d in enumerate(spec.shape):
+            name = given[k] if k < len(given) else None
+            if d is None and not name:
+                name, unnamed = f"d{unnamed}", unnamed + 1
+            named.append(name if d is None else None)
+            if d is None and name is not None:
+                span = ranges.get(name)
+                dims[name] = None if span is None else [int(span[0]), int(span[1])]
+        out.append(TensorSpec(spec.shape, spec.dtype, tuple(named)))
+    unknown = sorted(set(ranges) - set(dims))
+    if unknown:
+        valid = ", ".join(dims) or "none: the signature is static"
+        raise ByocError(
+            f"@{entry}: no dynamic dimension named {', '.join(unknown)} (valid: {valid})"
+        )
+    return out, dims
 
 
 def _as_declared(

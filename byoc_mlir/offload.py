@@ -72,12 +72,13 @@ def codegen_all(
     funcs = _outlined(module_op)
     isolated = _run_isolated(funcs, options, cache, progress)
     for func in progress.each(funcs, lambda f: f"codegen {_compat.symbol_name(f)}"):
-        view = RegionView.of(func)
-        entry = log.region(view.name)
-        backend = registry.get(view.backend)
-        if backend.codegen is None:
+        backend = _backend_of(func)
+        if backend.codegen is None:  # no view: its signature may carry index values
+            entry = log.region(_compat.symbol_name(func))
             entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
             continue
+        view = RegionView.of(func)
+        entry = log.region(view.name)
         original = keep_original(func)
         produced = isolated.get(view.name)
         try:
@@ -100,6 +101,11 @@ def codegen_all(
         if serve is not None:
             served.append(serve)
     return served
+
+
+def _backend_of(func: ir.Operation) -> Backend:
+    """The backend an outlined function is tagged for (as `RegionView.backend` says)."""
+    return registry.get(byoc.get_target(func) or _compat.symbol_name(func).partition(".")[0])
 
 
 def _hook_options(backend: Backend, options: CompileOptions) -> CodegenOptions:
@@ -135,10 +141,10 @@ def _run_isolated(
     """Runs the hooks that go out of process (and miss the cache), in parallel."""
     names, jobs = [], []
     for func in funcs:
-        view = RegionView.of(func)
-        backend = registry.get(view.backend)
+        backend = _backend_of(func)
         if backend.codegen is None or not _isolates(backend, options):
             continue
+        view = RegionView.of(func)
         hook = _hook_options(backend, options)
         if cache.get(_cache_key(func, view, backend, hook)) is not None:
             continue

@@ -71,6 +71,9 @@ class CompileOptions:
         hook_timeout: seconds one region's hook may take out of process.
         hook_memory_mb: heap one region's hook may allocate out of process (None: no cap).
         jobs: hooks run out of process at once (0: one per core).
+        dims: ranges of the model's dynamic dimensions by name (``{"batch": (1, 32)}``;
+            ``d0``, ``d1``, ... for the unnamed ``?`` of an ``.mlir`` signature): the
+            bundle accepts any size in range, recorded in the manifest and the report.
         tune: measured placement: time every offloaded runtime-route region on the host
             and on its backend, here, and keep the faster (see `byoc_mlir.tune`); the
             times go to the report and the saved plan. Ignored when replaying a plan.
@@ -96,6 +99,7 @@ class CompileOptions:
     hook_timeout: float = DEFAULT_TIMEOUT
     hook_memory_mb: int | None = DEFAULT_MEMORY_MB
     jobs: int = 0
+    dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def phase_flags(self) -> list[str]:
@@ -115,6 +119,11 @@ class CompileOptions:
             raise ByocError("hook_timeout and hook_memory_mb must be positive")
         if self.jobs < 0:
             raise ByocError(f"jobs={self.jobs} (valid: 0 for one per core, or a positive count)")
+        for name, span in self.dims.items():
+            if len(span) != 2 or not 0 <= span[0] <= span[1]:
+                raise ByocError(
+                    f"dims[{name!r}] = {span} (valid: (low, high) with 0 <= low <= high)"
+                )
         if self.externalize_params < 0:
             raise ByocError(
                 f"externalize_params={self.externalize_params} (valid: 0 to keep weights "

@@ -13,7 +13,7 @@ import gc
 import json
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,16 @@ _HAL_ELEMENT_TYPES = {
 
 
 def spec_json(spec: TensorSpec) -> dict[str, Any]:
-    return {"shape": list(spec.shape), "dtype": spec.dtype}
+    """``{"shape": [null, 8], "dtype": "f32", "dims": ["batch", null]}`` (``null``: a
+    dynamic dimension; ``dims`` only when there is one)."""
+    data: dict[str, Any] = {"shape": list(spec.shape), "dtype": spec.dtype}
+    if spec.dims:
+        data["dims"] = list(spec.dims)
+    return data
 
 
 def spec_from_json(data: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(tuple(data["shape"]), data["dtype"])
+    return TensorSpec(tuple(data["shape"]), data["dtype"], tuple(data.get("dims", ())))
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def calling_convention(n_inputs: int, n_outputs: int) -> str:
 
 
 def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
-    in_types = [(s.shape, s.numpy_dtype) for s in region.inputs]
+    in_types = [(s.static_shape, s.numpy_dtype) for s in region.inputs]
     out_specs = region.outputs
     element_types = [getattr(rt.HalElementType, _HAL_ELEMENT_TYPES[s.dtype]) for s in out_specs]
 
@@ -120,7 +125,7 @@ def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
         results = fn(*arrays)
         views = []
         for res, spec, et in zip(results, out_specs, element_types, strict=True):
-            arr = _c_array(res, spec.numpy_dtype).reshape(spec.shape)
+            arr = _c_array(res, spec.numpy_dtype).reshape(spec.static_shape)
             views.append(
                 device.allocator.allocate_buffer_copy(
                     memory_type=rt.MemoryType.DEVICE_LOCAL,
@@ -189,6 +194,12 @@ class Compiled:
         self.entry: str = manifest["entry"]
         self.inputs = [spec_from_json(s) for s in manifest["inputs"]]
         self.outputs = [spec_from_json(s) for s in manifest["outputs"]]
+        self.dims: dict[str, tuple[int, int] | None] = {
+            name: None if r is None else (int(r[0]), int(r[1]))
+            for name, r in manifest.get("dims", {}).items()
+        }
+        """Dynamic dimensions of the signature by name: the range given at compile time
+        (``--dim batch=1..32``), or None (any size)."""
         report_path = self.bundle / "report.json"
         self.report = json.loads(report_path.read_text()) if report_path.exists() else {}
         self._rt = rt
@@ -243,12 +254,10 @@ class Compiled:
         if len(arrays) != len(self.inputs):
             raise ByocError(f"{self.entry} takes {len(self.inputs)} inputs, got {len(arrays)}")
         args = []
+        bound: dict[str, int] = {}
         for i, (a, spec) in enumerate(zip(arrays, self.inputs, strict=True)):
             arr = _c_array(a, spec.numpy_dtype)
-            if arr.shape != spec.shape:
-                raise ByocError(
-                    f"input {i} of {self.entry} has shape {arr.shape}, expected {spec.shape}"
-                )
+            self._check_shape(i, arr.shape, spec, bound)
             args.append(dtypes.to_iree(arr, spec.dtype))
         result = self._fn(*args)
         results = result if isinstance(result, tuple | list) else [result]
@@ -259,18 +268,52 @@ class Compiled:
             for r, spec in zip(results, self.outputs, strict=True)
         ]
 
-    def random_inputs(self, seed: int = 0) -> list[np.ndarray]:
-        """Seeded random inputs matching the signature (normal floats, small ints)."""
-        return seeded_inputs(self.inputs, seed)
+    def _check_shape(
+        self, i: int, shape: tuple[int, ...], spec: TensorSpec, bound: dict[str, int]
+    ) -> None:
+        """Input ``i``'s shape against its spec: static dims equal, each named dynamic
+        dimension one value across the inputs and inside its compile-time range."""
+        wrong = f"input {i} of {self.entry} has shape {shape}, expected {spec.mlir}"
+        if len(shape) != len(spec.shape):
+            raise ByocError(wrong)
+        for k, (got, want) in enumerate(zip(shape, spec.shape, strict=True)):
+            if want is not None:
+                if got != want:
+                    raise ByocError(wrong)
+                continue
+            name = spec.dims[k] if k < len(spec.dims) else None
+            if name is None:
+                continue
+            if bound.setdefault(name, got) != got:
+                raise ByocError(f"{wrong}: dimension {name} is {bound[name]} in an earlier input")
+            span = self.dims.get(name)
+            if span is not None and not span[0] <= got <= span[1]:
+                raise ByocError(
+                    f"{wrong}: dimension {name} = {got} is outside its compiled range "
+                    f"{span[0]}..{span[1]}"
+                )
+
+    def random_inputs(
+        self, seed: int = 0, dims: Mapping[str, int] | None = None
+    ) -> list[np.ndarray]:
+        """Seeded random inputs matching the signature (normal floats, small ints);
+        dynamic dimensions take ``dims[name]``, else the low end of their range, else 1."""
+        values = {name: span[0] if span else 1 for name, span in self.dims.items()}
+        return seeded_inputs(self.inputs, seed, {**values, **(dims or {})})
 
 
-def seeded_inputs(specs: Sequence[TensorSpec], seed: int = 0) -> list[np.ndarray]:
-    """Seeded random arrays for a signature (normal floats, small ints)."""
+def seeded_inputs(
+    specs: Sequence[TensorSpec], seed: int = 0, dims: Mapping[str, int] | None = None
+) -> list[np.ndarray]:
+    """Seeded random arrays for a signature (normal floats, small ints); a dynamic
+    dimension takes its value from ``dims`` (by name), else 1."""
     rng = np.random.default_rng(seed)
     out = []
     for spec in specs:
+        values = {name: (dims or {}).get(name, 1) for name in spec.dims if name is not None}
+        shape = spec.bind(values) if not spec.is_static else spec.static_shape
         if spec.dtype in dtypes.FLOATS:
-            out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
+            out.append(rng.standard_normal(shape).astype(spec.numpy_dtype))
         else:
-            out.append(rng.integers(0, 8, size=spec.shape).astype(spec.numpy_dtype))
+            out.append(rng.integers(0, 8, size=shape).astype(spec.numpy_dtype))
     return out

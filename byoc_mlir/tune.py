@@ -105,9 +105,9 @@ def inputs_for(specs: Sequence[TensorSpec], seed: int = 0) -> list[np.ndarray]:
     out = []
     for spec in specs:
         if spec.dtype in dtypes.FLOATS:
-            out.append(rng.standard_normal(spec.shape).astype(spec.numpy_dtype))
+            out.append(rng.standard_normal(spec.static_shape).astype(spec.numpy_dtype))
         else:
-            out.append(np.zeros(spec.shape, spec.numpy_dtype))
+            out.append(np.zeros(spec.static_shape, spec.numpy_dtype))
     return out
 
 

@@ -40,6 +40,7 @@ class OutlineOptions:
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _FILL = "linalg.fill"
+_EMPTY = "tensor.empty"
 
 
 def sanitize(name: str) -> str:
@@ -172,8 +173,11 @@ def _outline_function(
     return made
 
 
-def _refillable(op: ir.Operation, graph: FunctionGraph) -> bool:
-    """A ``linalg.fill`` of a free value (constant) into a free init (``tensor.empty``)."""
+def _refillable(op: ir.Operation, graph: FunctionGraph, inside: set[int]) -> bool:
+    """A ``linalg.fill`` of a free value (constant) into a free init (``tensor.empty``),
+    or a dynamically sized ``tensor.empty`` whose sizes come from outside the region."""
+    if op.name == _EMPTY:
+        return all(graph.producer.get(v, ARG) not in inside for v in op.operands)
     if op.name != _FILL:
         return False
     return all(graph.free.get(v) is not None for v in op.operands)
@@ -272,7 +276,9 @@ def _outline_region(
                 user = graph.node_of(use.owner)
                 if user is not None and user in inside:
                     continue
-                if _refillable(member, graph) and (user is None or graph.region_of(user) is None):
+                if _refillable(member, graph, inside) and (
+                    user is None or graph.region_of(user) is None
+                ):
                     # A fill of a constant is recomputed on the host rather than returned:
                     # a crossing buys nothing, and IREE cannot compile some consumers
                     # (pooling, batch_matmul) whose init arrives from outside a dispatch.

@@ -27,7 +27,7 @@ from byoc_mlir.errors import ByocError
 from byoc_mlir.explain import picture, report
 from byoc_mlir.options import BEST_CPU_FLAGS, ISOLATION_MODES, CompileOptions
 from byoc_mlir.pipeline import PartitionOptions
-from byoc_mlir.tools.common import run_tool
+from byoc_mlir.tools.common import parse_dims, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FLAG",
         help="extra flag for both IREE phases (added to IREE's best CPU settings)",
     )
+    p.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=LO..HI",
+        help="range of a dynamic dimension of the model's inputs (ONNX dim_param names; "
+        "d0, d1, ... for the ?s of an .mlir signature); the bundle runs any size in range",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar; print nothing on success")
     p.add_argument(
         "--report",
@@ -188,6 +196,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         hook_timeout=args.hook_timeout,
         hook_memory_mb=args.hook_memory or None,
         jobs=args.jobs,
+        dims=parse_dims(args.dim, ranges=True),
     )
     start = time.perf_counter()
     compiled = compile(args.model, args.backend, out_dir=args.output, options=options)

@@ -30,7 +30,7 @@ from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.bisect import REGION_TIMEOUT, scale_of
 from byoc_mlir.runtime import MANIFEST, Compiled, seeded_inputs, spec_from_json
-from byoc_mlir.tools.common import run_tool
+from byoc_mlir.tools.common import parse_dims, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="bundle directory from byoc-compile")
     p.add_argument("--input", action="append", default=[], type=Path, metavar="FILE.npy")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size of a dynamic dimension for random inputs (default: the low end of its "
+        "compiled range, else 1); the same bundle runs at every size",
+    )
     p.add_argument("--check", action="store_true", help="compare with the host-only build")
     p.add_argument("--output", type=Path, metavar="DIR", help="save outputs as DIR/output_K.npy")
     p.add_argument(
@@ -67,13 +75,15 @@ REDUCED_TOL = 0.03
 keeps 8 significant bits, 0.4% per rounding; a network accumulates a few of those)."""
 
 
-def _signature(bundle: Path) -> tuple[str, list[TensorSpec]]:
-    """The bundle's entry and input specs, from its manifest (nothing loaded)."""
+def _signature(bundle: Path) -> tuple[str, list[TensorSpec], dict[str, int]]:
+    """The bundle's entry, input specs and default sizes of its dynamic dimensions, from
+    its manifest (nothing loaded)."""
     try:
         manifest = json.loads((bundle / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise ByocError(f"{bundle} is not a byoc_mlir bundle ({MANIFEST}: {err})") from None
-    return manifest["entry"], [spec_from_json(s) for s in manifest["inputs"]]
+    dims = {n: r[0] if r else 1 for n, r in manifest.get("dims", {}).items()}
+    return manifest["entry"], [spec_from_json(s) for s in manifest["inputs"]], dims
 
 
 def _outputs(bundle: str, inputs: list[np.ndarray], path: list[str]) -> list[np.ndarray]:
@@ -106,10 +116,14 @@ def _tolerances_from(manifest: dict, args: argparse.Namespace) -> None:
 
 
 def _load_inputs(
-    entry: str, specs: Sequence[TensorSpec], files: Sequence[Path], seed: int
+    entry: str,
+    specs: Sequence[TensorSpec],
+    files: Sequence[Path],
+    seed: int,
+    dims: dict[str, int],
 ) -> list[np.ndarray]:
     if not files:
-        return seeded_inputs(specs, seed)
+        return seeded_inputs(specs, seed, dims)
     if len(files) != len(specs):
         raise ByocError(f"{entry} takes {len(specs)} inputs, {len(files)} --input given")
     arrays = []
@@ -118,13 +132,22 @@ def _load_inputs(
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise ByocError(f"cannot read {path} as .npy: {err}") from None
-        if arr.shape != spec.shape:
-            raise ByocError(f"{path}: shape {arr.shape}, expected {spec.shape} ({spec.mlir})")
+        if len(arr.shape) != len(spec.shape) or any(
+            d is not None and d != a for a, d in zip(arr.shape, spec.shape, strict=True)
+        ):
+            raise ByocError(f"{path}: shape {arr.shape}, expected {spec.mlir}")
         arrays.append(arr.astype(spec.numpy_dtype, copy=False))  # 0-d stays 0-d
     return arrays
 
 
 CONSERVATIVE_DROPS = ("--iree-opt-data-tiling", "--iree-global-opt-use-im2col-for-convs")
+
+
+def _known_dims(given: dict[str, int], known: dict[str, int]) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        valid = ", ".join(known) or "none: the bundle's signature is static"
+        raise ByocError(f"--dim {', '.join(unknown)}: no such dynamic dimension (valid: {valid})")
 
 
 def host_reference(compiled: Compiled, conservative: bool = False) -> Compiled:
@@ -257,9 +280,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.per_region and not args.check:
         raise ByocError("--per-region needs --check")
+    given = {name: span[0] for name, span in parse_dims(args.dim, ranges=False).items()}
     if args.per_region:  # the bundle in a child first: a region that crashes is named
-        entry, specs = _signature(args.bundle)
-        inputs = _load_inputs(entry, specs, args.input, args.seed)
+        entry, specs, defaults = _signature(args.bundle)
+        _known_dims(given, defaults)
+        inputs = _load_inputs(entry, specs, args.input, args.seed, {**defaults, **given})
         status, result = call_in_child(
             _outputs, (str(args.bundle), inputs, list(sys.path)), "the bundle", REGION_TIMEOUT
         )
@@ -273,7 +298,11 @@ def run(argv: Sequence[str] | None = None) -> int:
                 (args.output / "check.json").write_text(json.dumps(report, indent=1))
             return code
     compiled = Compiled(args.bundle)
-    inputs = _load_inputs(compiled.entry, compiled.inputs, args.input, args.seed)
+    defaults = {name: span[0] if span else 1 for name, span in compiled.dims.items()}
+    _known_dims(given, defaults)
+    inputs = _load_inputs(
+        compiled.entry, compiled.inputs, args.input, args.seed, {**defaults, **given}
+    )
     outputs = compiled(*inputs)
     for k, out in enumerate(outputs):
         flat = out.reshape(-1)

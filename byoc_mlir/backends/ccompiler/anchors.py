@@ -59,7 +59,7 @@ def _contraction_operands(op: ir.Operation) -> list[ir.Value]:
 
 
 def _shape(v: ir.Value) -> tuple[int, ...]:
-    return TensorSpec.of(v.type).shape
+    return TensorSpec.of(v.type).static_shape
 
 
 Epilogue = Sequence[tuple[ir.Operation, str]]
@@ -262,7 +262,7 @@ def emit_conv_nchw(w: KernelWriter, op: ir.Operation, epilogue: Epilogue) -> int
     x_v, f_v, init_v = list(op.operands)
     (_, c, h, wd), (nf, _, kh, kw) = _shape(x_v), _shape(f_v)
     spec = TensorSpec.of(op.results[0].type)
-    n, _, oh, ow = spec.shape
+    n, _, oh, ow = spec.static_shape
     sh, sw, dh, dw = _conv_facts(op, (h, wd), (kh, kw), (oh, ow))
     x, filt, init = w.operand(x_v, "input"), w.operand(f_v, "filter"), w.operand(init_v, "init")
     out = w.output(spec)
@@ -309,7 +309,7 @@ def emit_conv_nhwc(w: KernelWriter, op: ir.Operation, epilogue: Epilogue) -> int
     x_v, f_v, init_v = list(op.operands)
     (_, h, wd, c), (kh, kw, _, nf) = _shape(x_v), _shape(f_v)
     spec = TensorSpec.of(op.results[0].type)
-    n, oh, ow, _ = spec.shape
+    n, oh, ow, _ = spec.static_shape
     sh, sw, dh, dw = _conv_facts(op, (h, wd), (kh, kw), (oh, ow))
     x, filt, init = w.operand(x_v, "input"), w.operand(f_v, "filter"), w.operand(init_v, "init")
     out = w.output(spec)

@@ -207,19 +207,20 @@ def emit_elementwise(w: KernelWriter, members: Sequence[tuple[ir.Operation, str]
             v = emit_members(w, members, ["e"], {})
             w.line(f"{out.at('e')} = {v};")
         return spec.size
-    rank = len(spec.shape)
-    rows = spec.size // spec.shape[-1] if spec.shape[-1] else 0
+    shape = spec.static_shape
+    rank = len(shape)
+    rows = spec.size // shape[-1] if shape[-1] else 0
     w.chunk(rows, "rows (all dims but the last)")
     dims = [f"d{i}" for i in range(rank)]
     with w.loop("row", "end", "begin"):
         parts, stride = [], 1
         for i in reversed(range(rank - 1)):  # row = ((d0 * D1) + d1) * D2 + d2 ...
             div = f"row / {stride}" if stride > 1 else "row"
-            parts.append(f"{dims[i]} = {div} % {spec.shape[i]}" if i else f"{dims[i]} = {div}")
-            stride *= spec.shape[i]
+            parts.append(f"{dims[i]} = {div} % {shape[i]}" if i else f"{dims[i]} = {div}")
+            stride *= shape[i]
         if parts:
             w.line("const size_t " + ", ".join(reversed(parts)) + ";")
-        with w.loop(dims[-1], spec.shape[-1]):
+        with w.loop(dims[-1], shape[-1]):
             v = emit_members(w, members, dims, {})
             w.line(f"{out.at(*dims)} = {v};")
     return rows

@@ -167,9 +167,9 @@ def _finish(w: KernelWriter, target: str, channel: str, tables: tuple[Operand, .
 def _conv(w: KernelWriter, op: ir.Operation, pad: ir.Operation | None, x: Operand,
           src: QuantParams, tables: tuple[Operand, ...], out: Operand, spec: TensorSpec,
           quantize: str, dst: QuantParams) -> int:  # fmt: skip
-    n, nf, oh, ow = spec.shape
-    _, c, h, wd = x.spec.shape
-    kh, kw = tables[0].spec.shape[2:]
+    n, nf, oh, ow = spec.static_shape
+    _, c, h, wd = x.spec.static_shape
+    kh, kw = tables[0].spec.static_shape[2:]
     strides = _pair(op, "strides")
     dilations = _pair(op, "dilations")
     top = left = 0
@@ -199,9 +199,9 @@ def _conv(w: KernelWriter, op: ir.Operation, pad: ir.Operation | None, x: Operan
 def _matmul(w: KernelWriter, op: ir.Operation, x: Operand, src: QuantParams,
             tables: tuple[Operand, ...], out: Operand, spec: TensorSpec, quantize: str,
             dst: QuantParams) -> int:  # fmt: skip
-    m, nn = spec.shape
-    k = tables[0].spec.shape[1]
-    if int(np.prod(x.spec.shape)) != m * k:
+    m, nn = spec.static_shape
+    k = tables[0].spec.static_shape[1]
+    if int(np.prod(x.spec.static_shape)) != m * k:
         raise CodegenError(f"{op.location}: the input does not hold {m} rows of {k}")
     wt = tables[0]
     w.chunk(m, "rows")

@@ -150,7 +150,7 @@ def identity(n: int) -> tuple[int, ...]:
 
 
 def shape_of(v: ir.Value) -> tuple[int, ...]:
-    return TensorSpec.of(v.type).shape
+    return TensorSpec.of(v.type).static_shape
 
 
 def pair(op: ir.Operation, key: str) -> list[int]:

@@ -1,12 +1,13 @@
 """The in-tree ``testing`` backend: partitioning without codegen.
 
 It accepts matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF), fill, elementwise
-add/mul/sub, relu/clamp and bias-add generics, and their TOSA equivalents, all f32
-with static shapes, and the quantized units of its convs and matmuls (dequantize → op
-[→ bias] → quantize, 8-bit per-tensor, possibly a pad or flatten after the
-dequantize), whose edges are int8/uint8 tensors. It refuses everything else —
-transcendental generics such as tanh/exp, f64/i64/f16 tensors, a quantize or
-dequantize alone — with a reason. Lit tests and the property tests use it
+add/mul/sub, relu/clamp and bias-add generics, and their TOSA equivalents, all f32,
+with static or dynamic dimensions (IREE compiles its regions; a dynamic
+``tensor.empty`` joins them and takes its sizes as index values), and the quantized
+units of its convs and matmuls (dequantize → op [→ bias] → quantize, 8-bit per-tensor,
+possibly a pad or flatten after the dequantize), whose edges are int8/uint8 tensors.
+It refuses everything else — transcendental generics such as tanh/exp, f64/i64/f16
+tensors, a quantize or dequantize alone — with a reason. Lit tests and the property tests use it
 to exercise the passes before any real codegen exists.
 """
 
@@ -28,6 +29,7 @@ from byoc_mlir.linalg_ops import linalg
 BACKEND = Backend("testing", "reference partition-only backend for tests")
 
 f32_static = tensor_types(("f32",), static=True)
+f32_any = tensor_types(("f32",))  # dynamic dimensions too: IREE compiles these regions
 
 CONVS = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
 BACKEND.supports(
@@ -47,8 +49,11 @@ BACKEND.supports(
     tosa.MulOp,
     tosa.SubOp,
     tosa.ClampOp,
-    check=f32_static,
+    check=f32_any,
 )
+# A tensor.empty with dynamic sizes is an op (a static one is free and cloned): the
+# region takes its sizes (computed on the host by tensor.dim) as index values.
+BACKEND.supports(tensor.EmptyOp)
 
 for conv in CONVS:
     suffix = conv.OPERATION_NAME.removeprefix("linalg.conv_2d_")
