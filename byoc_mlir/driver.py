@@ -218,6 +218,7 @@ def _build_bundle(
             # What IREE compiled (after codegen rewriting): for inspection and lit tests.
             (bundle / "host.mlir").write_text(module_op.get_asm(assume_verified=True))
             log.refresh_host_ops(module_op)
+            log.dims = dims
             (bundle / "module.vmfb").write_bytes(vmfb)
             (bundle / "report.json").write_text(log.dumps())
             manifest = {

@@ -113,6 +113,8 @@ class DecisionLog:
     pictures and placement plans."""
     notes: list[str] = field(default_factory=list)
     """What the build changed that the user asked for (``f64 demoted to f32``)."""
+    dims: dict[str, list[int] | None] = field(default_factory=dict)
+    """The signature's dynamic dimensions by name: their range, or None (any size)."""
 
     @staticmethod
     def from_module(module_op: ir.Operation) -> DecisionLog:
@@ -181,6 +183,8 @@ class DecisionLog:
             data["ops"] = [asdict(o) for o in self.ops]
         if self.notes:
             data["notes"] = list(self.notes)
+        if self.dims:
+            data["dims"] = dict(self.dims)
         data["summary"] = report.summarize(data)
         return data
 

@@ -238,6 +238,10 @@ def summary(report: Mapping[str, Any]) -> str:
         else "FLOPs unknown (no op records)"
     )
     lines = [f"Offload summary: {total} compute op(s), {flops_note}", ""]
+    dims = report.get("dims") or {}
+    if dims:
+        spans = [f"{n} in {r[0]}..{r[1]}" if r else f"{n} (any size)" for n, r in dims.items()]
+        lines[-1:] = [f"Dynamic dimensions: {', '.join(spans)}", ""]
     rows = [["backend", "regions", "ops offloaded", "FLOPs offloaded"]]
     host = s["host"]
     entries = [

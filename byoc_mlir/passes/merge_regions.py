@@ -130,8 +130,13 @@ def _choose_backend(accepted: tuple[str, ...], priority: tuple[str, ...]) -> str
     return None
 
 
+DIM_ON_HOST = "host: a dynamic size, read where it is needed (regions take it as an index)"
+
+
 def host_reason(graph: FunctionGraph, i: int, priority: tuple[str, ...]) -> str:
     """Why node ``i``, which no region took, stays on the host."""
+    if graph.ops[i].name == tensor.DimOp.OPERATION_NAME and not graph.accept_of(i):
+        return DIM_ON_HOST
     rejected = graph.reject_of(i)
     parts = [
         f"rejected: {b}: {why}" for b, why in rejected.items() if not priority or b in priority

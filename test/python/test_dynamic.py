@@ -1,0 +1,138 @@
+"""Dynamic shapes (``?`` dimensions): one bundle runs at several sizes.
+
+The signature keeps its dynamic dimensions (named ``d0``, ``d1``, ... for an ``.mlir``
+model, the model's own names for ONNX), a build may bound them (``--dim NAME=LO..HI``),
+and the partitioner hands host-computed sizes to the regions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from byoc_mlir import ByocError, CompileOptions, compile
+from byoc_mlir.codegen.hook import TensorSpec
+
+MLP = """
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d1)>
+func.func @main(%x: tensor<?x8xf32>, %w: tensor<8x16xf32>, %b: tensor<16xf32>)
+    -> tensor<?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %x, %c0 : tensor<?x8xf32>
+  %e = tensor.empty(%n) : tensor<?x16xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x16xf32>) -> tensor<?x16xf32>
+  %m = linalg.matmul ins(%x, %w : tensor<?x8xf32>, tensor<8x16xf32>)
+                     outs(%f : tensor<?x16xf32>) -> tensor<?x16xf32>
+  %y = linalg.generic {indexing_maps = [#id, #row, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%m, %b : tensor<?x16xf32>, tensor<16xf32>) outs(%e : tensor<?x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %s = arith.addf %p, %q : f32
+    linalg.yield %s : f32
+  } -> tensor<?x16xf32>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%y : tensor<?x16xf32>) outs(%e : tensor<?x16xf32>) {
+  ^bb0(%p: f32, %o: f32):
+    %s = arith.maximumf %p, %zero : f32
+    linalg.yield %s : f32
+  } -> tensor<?x16xf32>
+  %t = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%r : tensor<?x16xf32>) outs(%e : tensor<?x16xf32>) {
+  ^bb0(%p: f32, %o: f32):
+    %s = math.tanh %p : f32
+    linalg.yield %s : f32
+  } -> tensor<?x16xf32>
+  return %t : tensor<?x16xf32>
+}
+"""
+
+
+def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.tanh(np.maximum(x @ w + b, 0.0))
+
+
+@pytest.fixture(scope="module")
+def mlp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dynamic")
+    (root / "mlp.mlir").write_text(MLP)
+    options = CompileOptions(cache_dir=None, dims={"d0": (1, 64)})
+    compile(root / "mlp.mlir", ["testing"], out_dir=root / "b", options=options).close()
+    return root / "b"
+
+
+def test_spec_keeps_dynamic_dims() -> None:
+    spec = TensorSpec((None, 8), "f32", ("batch", None))
+    assert spec.mlir == "tensor<?x8xf32>" and not spec.is_static
+    assert spec.bind({"batch": 5}) == (5, 8)
+    with pytest.raises(ValueError, match="dynamic"):
+        _ = spec.size
+    assert TensorSpec((2, 3), "f32").size == 6
+
+
+def test_region_takes_host_sizes_and_one_bundle_runs_every_size(mlp_bundle: Path) -> None:
+    from byoc_mlir import Compiled
+
+    partitioned = (mlp_bundle / "partitioned.mlir").read_text()
+    # The matmul, bias and relu form one region; it takes the batch size computed on the
+    # host (tensor.dim) as an index, and the host recomputes the empty init tanh writes.
+    assert "func private @testing.main_0(%arg0: index, %arg1: tensor<?x8xf32>" in partitioned
+    assert partitioned.count("tensor.empty(%dim)") == 1
+    report = json.loads((mlp_bundle / "report.json").read_text())
+    reasons = {h["op"]: h["reason"] for h in report["host_ops"]}
+    assert reasons["tensor.dim"].startswith("host: a dynamic size, read where it is needed")
+    assert report["dims"] == {"d0": [1, 64]}
+    from byoc_mlir.explain import report as text
+
+    assert "Dynamic dimensions: d0 in 1..64" in text.summary(report)
+    manifest = json.loads((mlp_bundle / "bundle.json").read_text())
+    assert manifest["inputs"][0] == {"shape": [None, 8], "dtype": "f32", "dims": ["d0", None]}
+    assert manifest["dims"] == {"d0": [1, 64]}
+    c = Compiled(mlp_bundle)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    for n in (1, 7, 64):
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        (y,) = c(x, w, b)
+        assert y.shape == (n, 16)
+        np.testing.assert_allclose(y, reference(x, w, b), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ByocError, match="dimension d0 = 65 is outside its compiled range 1..64"):
+        c(np.zeros((65, 8), np.float32), w, b)
+    with pytest.raises(ByocError, match=r"has shape \(3, 9\), expected tensor<\?x8xf32>"):
+        c(np.zeros((3, 9), np.float32), w, b)
+    assert [a.shape for a in c.random_inputs(dims={"d0": 5})][0] == (5, 8)
+    assert [a.shape for a in c.random_inputs()][0] == (1, 8)  # the range's low end
+    c.close()
+
+
+def test_byoc_run_checks_one_bundle_at_several_sizes(mlp_bundle: Path) -> None:
+    exe = [sys.executable, "-m", "byoc_mlir.tools.byoc_run", str(mlp_bundle)]
+    for n in (1, 33):
+        done = subprocess.run([*exe, "--check", "--dim", f"d0={n}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert f"output 0: float32[{n}, 16]" in done.stdout and "ok at" in done.stdout
+    bad = subprocess.run([*exe, "--dim", "d0=65"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "outside its compiled range 1..64" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = subprocess.run([*exe, "--dim", "batch=2"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no such dynamic dimension (valid: d0)" in bad.stderr
+
+
+def test_a_range_must_name_a_dynamic_dim(tmp_path: Path) -> None:
+    (tmp_path / "mlp.mlir").write_text(MLP)
+    with pytest.raises(ByocError, match=r"no dynamic dimension named batch \(valid: d0\)"):
+        compile(
+            tmp_path / "mlp.mlir",
+            ["testing"],
+            out_dir=tmp_path / "b",
+            options=CompileOptions(cache_dir=None, dims={"batch": (1, 4)}),
+        )
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(ByocError, match="0 <= low <= high"):
+        CompileOptions(dims={"d0": (4, 1)})
