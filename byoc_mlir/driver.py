@@ -132,6 +132,7 @@ def _compile_to(
             parameters,
             loaded.signature,
             loaded.notes,
+            loaded.dims,
         )
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
@@ -182,6 +183,8 @@ def _build_bundle(
         inputs = _as_declared(inputs, declared[0], notes)
         outputs = _as_declared(outputs, declared[1], notes)
     inputs, dims = _named_dims(entry, inputs, dim_names, options.dims)
+    if dims:
+        flags = _dynamic_safe(flags, notes)
     log = DecisionLog(notes=notes)
     served: list[dict[str, Any]] = []
     originals: dict[str, ir.Operation] = {}
@@ -276,6 +279,25 @@ def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], li
     return _compat.symbol_name(func), inputs, outputs
 
 
+DYNAMIC_UNSAFE = ("--iree-opt-level=O2", "--iree-opt-level=O3", "--iree-opt-data-tiling")
+"""IREE 3.13 flags that fail dynamically shaped models (BERT with a dynamic batch and
+sequence: "'tensor.dim' op unexpected during shape cleanup" at O3, "exceeded stack
+allocation limit" at O2 or with data tiling); O1 compiles them."""
+
+
+def _dynamic_safe(flags: list[str], notes: list[str]) -> list[str]:
+    """``flags`` without `DYNAMIC_UNSAFE` (O1 instead), with a note when one was dropped."""
+    kept = [f for f in flags if f not in DYNAMIC_UNSAFE]
+    if len(kept) == len(flags):
+        return flags
+    dropped = ", ".join(f for f in flags if f in DYNAMIC_UNSAFE)
+    notes.append(
+        f"dynamic dimensions: compiled with --iree-opt-level=O1 instead of {dropped} "
+        f"(IREE 3.13 fails dynamically shaped models with them)"
+    )
+    return [*kept, "--iree-opt-level=O1"]
+
+
 def _named_dims(
     entry: str,
     inputs: list[TensorSpec],
@@ -296,7 +318,9 @@ def _named_dims(
         if spec.is_static:
             out.append(spec)
             continue
-        given = list(names[i]) if names is not None and i < len(names) else []
+        given = list(names[i]) if names is not None and len(names) == len(inputs) else []
+        if len(given) != len(spec.shape):  # the import changed the signature: no names
+            given = []
         named: list[str | None] = []
         for k, d in enumerate(spec.shape):
             name = given[k] if k < len(given) else None

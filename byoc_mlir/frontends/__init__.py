@@ -62,6 +62,9 @@ class Source:
     signature: Signature | None = None
     """The entry's element types as the model declared them (``ui8``, ``bf16``), before
     lowering to linalg made unsigned integers signless; None where the MLIR says it all."""
+    dims: tuple[tuple[str | None, ...], ...] | None = None
+    """Per entry input, the model's names of its dimensions (an ONNX ``dim_param``; None
+    for a dimension without one); None where the model names none."""
 
 
 Signature = tuple[tuple[str | None, ...], tuple[str | None, ...]]

@@ -144,7 +144,21 @@ def load_onnx_proto(
                 raise
             notes.append(f"ONNX {op} {how} (IREE's lowering lacks it)")
             continue
-        return dataclasses.replace(source, notes=tuple(notes))
+        return dataclasses.replace(source, notes=tuple(notes), dims=_dim_names(model))
+
+
+def _dim_names(model: Any) -> tuple[tuple[str | None, ...], ...] | None:
+    """Each graph input's ``dim_param`` names (initializers are not inputs), or None."""
+    weights = {t.name for t in model.graph.initializer}
+    names = tuple(
+        tuple(
+            d.dim_param if d.HasField("dim_param") and d.dim_param else None
+            for d in i.type.tensor_type.shape.dim
+        )
+        for i in model.graph.input
+        if i.name not in weights
+    )
+    return names if any(n for dims in names for n in dims) else None
 
 
 def _without(model: Any, op: str) -> tuple[Any, str]:

@@ -154,10 +154,11 @@ def _outline_function(
     # Outputs of regions already outlined -> the call results that now carry them; a
     # later region reading one must take the call result as its operand.
     replaced: dict[ir.Value, ir.Value] = {}
+    copies: list[ir.Operation] = []
     module_ip = ir.InsertionPoint(_compat.module_body(module_op))
     for region in regions:
         name = _unique(f"{region.backend}.{base}_{region.id}", symbols)
-        func, call = _outline_region(module_ip, graph, region, name, options, replaced)
+        func, call = _outline_region(module_ip, graph, region, name, options, replaced, copies)
         made.append(func)
         calls.append(call)
     if graph.write_tags:
@@ -170,7 +171,30 @@ def _outline_function(
         for b in order:
             op = calls[b] if b < nreg else graph.ops[b - nreg]
             op.move_before(graph.terminator)
+        _before_first_user(graph, copies)
     return made
+
+
+def _before_first_user(graph: FunctionGraph, copies: list[ir.Operation]) -> None:
+    """Moves each host copy (`_refillable`) just before its first reader: the schedule
+    moved the ops around it, and a copy's sizes (host ``tensor.dim``) may have moved
+    after it. They still precede every reader: the reader follows the region the copy
+    came from, which reads the same sizes."""
+    if not copies:
+        return
+    position = {
+        _compat.op_key(o): k for k, o in enumerate(o.operation for o in graph.block.operations)
+    }
+    for copy in copies:
+        readers = []
+        for result in copy.results:
+            for use in result.uses:
+                owner = use.owner.operation
+                while _compat.op_key(owner) not in position:  # nested: its top-level op
+                    owner = owner.parent.operation
+                readers.append(owner)
+        if readers:
+            copy.move_before(min(readers, key=lambda o: position[_compat.op_key(o)]))
 
 
 def _refillable(op: ir.Operation, graph: FunctionGraph, inside: set[int]) -> bool:
@@ -241,6 +265,7 @@ def _outline_region(
     name: str,
     options: OutlineOptions,
     replaced: dict[ir.Value, ir.Value],
+    copies: list[ir.Operation],
 ) -> tuple[ir.Operation, ir.Operation]:
     members = [graph.ops[n] for n in region.nodes]
     inside = set(region.nodes)
@@ -286,6 +311,7 @@ def _outline_region(
                         host_copy = member.clone(ip=ir.InsertionPoint(member))
                         byoc.clear_member(host_copy)
                         byoc.clear(host_copy)
+                        copies.append(host_copy)
                     use.owner.operands[use.operand_number] = host_copy.results[0]
                     continue
                 if k < 0:
