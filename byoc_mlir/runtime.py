@@ -112,20 +112,26 @@ def calling_convention(n_inputs: int, n_outputs: int) -> str:
 
 
 def _serve(rt: Any, fn: Any, region: ServedRegion, device: Any) -> Any:
-    in_types = [(s.static_shape, s.numpy_dtype) for s in region.inputs]
+    in_types = [(s.shape, s.numpy_dtype) for s in region.inputs]
     out_specs = region.outputs
     element_types = [getattr(rt.HalElementType, _HAL_ELEMENT_TYPES[s.dtype]) for s in out_specs]
 
     def call(_self: Any, *refs: Any) -> Any:
-        # Zero-copy views of IREE's buffers; the runtime must not keep them.
+        # Zero-copy views of IREE's buffers; the runtime must not keep them. A dynamic
+        # dimension takes the buffer view's size.
+        buffers = [r.deref(rt.HalBufferView) for r in refs]
         arrays = [
-            r.deref(rt.HalBufferView).map().asarray(shape, dtype)
-            for r, (shape, dtype) in zip(refs, in_types, strict=True)
+            b.map().asarray(shape if None not in shape else tuple(b.shape), dtype)
+            for b, (shape, dtype) in zip(buffers, in_types, strict=True)
         ]
         results = fn(*arrays)
         views = []
         for res, spec, et in zip(results, out_specs, element_types, strict=True):
-            arr = _c_array(res, spec.numpy_dtype).reshape(spec.static_shape)
+            arr = _c_array(res, spec.numpy_dtype)
+            if spec.is_static:
+                arr = arr.reshape(spec.static_shape)
+            elif not spec.fits(arr.shape):
+                raise ByocError(f"{region.function}: output of shape {arr.shape}, not {spec.mlir}")
             views.append(
                 device.allocator.allocate_buffer_copy(
                     memory_type=rt.MemoryType.DEVICE_LOCAL,

@@ -54,6 +54,12 @@ class TensorSpec:
             raise ValueError(f"{self.mlir} has dynamic dimensions")
         return tuple(d for d in self.shape if d is not None)
 
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether a concrete shape is one this spec describes (a dynamic dimension: any)."""
+        return len(shape) == len(self.shape) and all(
+            d is None or d == n for n, d in zip(shape, self.shape, strict=True)
+        )
+
     def bind(self, values: dict[str, int]) -> tuple[int, ...]:
         """The shape with each named dynamic dimension replaced by its value."""
         out = []

@@ -57,6 +57,19 @@ def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.tanh(np.maximum(x @ w + b, 0.0))
 
 
+def assert_mlp_runs(c: object, sizes: tuple[int, ...], seed: int) -> tuple[np.ndarray, ...]:
+    """The MLP bundle ``c`` at each batch size against numpy; returns (w, b)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    for n in sizes:
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        (y,) = c(x, w, b)  # type: ignore[operator]
+        assert y.shape == (n, 16)
+        np.testing.assert_allclose(y, reference(x, w, b), rtol=1e-5, atol=1e-5)
+    return w, b
+
+
 @pytest.fixture(scope="module")
 def mlp_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dynamic")
@@ -94,14 +107,7 @@ def test_region_takes_host_sizes_and_one_bundle_runs_every_size(mlp_bundle: Path
     assert manifest["inputs"][0] == {"shape": [None, 8], "dtype": "f32", "dims": ["d0", None]}
     assert manifest["dims"] == {"d0": [1, 64]}
     c = Compiled(mlp_bundle)
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal((8, 16)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
-    for n in (1, 7, 64):
-        x = rng.standard_normal((n, 8)).astype(np.float32)
-        (y,) = c(x, w, b)
-        assert y.shape == (n, 16)
-        np.testing.assert_allclose(y, reference(x, w, b), rtol=1e-5, atol=1e-5)
+    w, b = assert_mlp_runs(c, (1, 7, 64), seed=0)
     with pytest.raises(ByocError, match="dimension d0 = 65 is outside its compiled range 1..64"):
         c(np.zeros((65, 8), np.float32), w, b)
     with pytest.raises(ByocError, match=r"has shape \(3, 9\), expected tensor<\?x8xf32>"):
@@ -167,8 +173,9 @@ def run_at_shapes(bundle: object, onnx_path: Path, feeds: list[dict[str, np.ndar
 
 
 def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path) -> None:
-    """BERT (2 layers, hidden 128) exported with a dynamic batch and sequence: one
-    partitioned bundle runs batch 1/2 at sequence 8, 64 and 128 like onnxruntime."""
+    """BERT (2 layers, hidden 128) exported with a dynamic batch and sequence: one bundle,
+    its regions on jsonrt's runtime route (sizes at call time), runs batch 1/2 at
+    sequence 8, 64 and 128 like onnxruntime."""
     from byoc_mlir import zoo
 
     inst = zoo.get("bert_tiny").build(tmp_path)
@@ -179,9 +186,11 @@ def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path) ->
         {"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}},
     )
     options = CompileOptions(cache_dir=None, dims={"batch": (1, 4), "seq": (1, 128)})
-    c = compile(path, ["testing"], out_dir=tmp_path / "b", options=options)
+    c = compile(path, ["jsonrt"], out_dir=tmp_path / "b", options=options)
     assert [s.dims for s in c.inputs] == [("batch", "seq")] * 2
-    assert len(c.report["regions"]) > 10  # the encoder's matmuls and elementwise ops
+    regions = c.report["regions"]
+    assert len(regions) > 10  # the encoder's matmuls and elementwise ops
+    assert {(r["route"], r["status"]) for r in regions} == {("runtime", "offloaded")}
     assert any("compiled with --iree-opt-level=O1" in n for n in c.report["notes"])
     rng = np.random.default_rng(0)
     feeds = []
@@ -211,3 +220,35 @@ def test_onnx_cnn_runs_batch_1_and_8_from_one_bundle(tmp_path: Path) -> None:
     feeds = [{"x": rng.standard_normal((n, *shape[1:])).astype(np.float32)} for n in (1, 8)]
     run_at_shapes(c, path, feeds)
     c.close()
+
+
+def test_jsonrt_serves_a_dynamic_region_at_each_size(tmp_path: Path) -> None:
+    """The MLP's matmul, bias and relu on jsonrt: the payload keeps ``null`` dimensions,
+    its fill reads the (host-allocated) init for the shape, and the loaded program
+    builds one plan per input shape, keeping the last few."""
+    from byoc_mlir import Compiled
+    from byoc_mlir.backends.jsonrt.runtime import PLANS, JsonrtError, load
+
+    (tmp_path / "mlp.mlir").write_text(MLP)
+    options = CompileOptions(cache_dir=None)
+    compile(tmp_path / "mlp.mlir", ["jsonrt"], out_dir=tmp_path / "b", options=options).close()
+    c = Compiled(tmp_path / "b")
+    (region,) = c.report["regions"]
+    assert (region["route"], region["status"]) == ("runtime", "offloaded")
+    payload = (tmp_path / "b" / "payloads" / "jsonrt_main_0.bin").read_bytes()
+    document = json.loads(payload)
+    assert document["outputs"][0]["shape"] == [None, 16]
+    fill = next(n for n in document["nodes"] if n["op"] == "fill")
+    assert fill["inputs"] == ["arg0"] and fill["shape"] == [None, 16]
+    w, b = assert_mlp_runs(c, (1, 9, 64), seed=2)
+    c.close()
+    rng = np.random.default_rng(3)
+    program = load(payload)
+    for n in range(1, PLANS + 3):
+        init = np.zeros((n, 16), np.float32)
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        (y,) = program(init, x, w, b)
+        np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-5)
+    assert len(program._plans) == PLANS  # bounded: the oldest shapes went
+    with pytest.raises(JsonrtError, match=r"input 2 must be tensor<8x16xf32>"):
+        program(np.zeros((2, 16), np.float32), np.zeros((2, 8), np.float32), b, b)

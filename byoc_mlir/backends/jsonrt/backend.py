@@ -5,9 +5,11 @@ program order, weights); at run time `jsonrt_runtime.load` parses it once and ru
 with numpy, served to the compiled module as a VM import. The payload format is
 documented in `byoc_mlir.backends.jsonrt.runtime`.
 
-It runs f32, statically shaped matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF,
-any strides and dilations, no padding), fill, and the add/sub/mul/bias-add/relu/clamp/
-gelu generics. numpy has transcendental functions, so unlike ``testing`` it accepts GELU.
+It runs f32 matmul, batch_matmul, fill, and the add/sub/mul/bias-add/relu/clamp/gelu
+generics, with static or dynamic dimensions (the runtime sees the real shapes at each
+call; a fill of a dynamic size reads its init for the shape), and statically shaped
+conv2d (NCHW/FCHW and NHWC/HWCF, any strides and dilations, no padding). numpy has
+transcendental functions, so unlike ``testing`` it accepts GELU.
 """
 
 from __future__ import annotations
@@ -247,8 +249,10 @@ def _conv(kind: str) -> Callable[[ir.Operation], Node]:
 
 
 def _fill(op: ir.Operation) -> Node:
-    ins, _ = ins_outs(op)
-    return "fill", [], {"value": _scalar(ins[0], op)}
+    ins, outs = ins_outs(op)
+    # A dynamically sized fill reads its init for the shape (known at call time).
+    reads = [] if ir.ShapedType(outs[0].type).has_static_shape else [outs[0]]
+    return "fill", reads, {"value": _scalar(ins[0], op)}
 
 
 def _elementwise(op: ir.Operation) -> tuple[GenericView, list[ir.Value], list[list[int]]]:
@@ -330,6 +334,7 @@ BACKEND = Backend(
 )
 
 f32_static = tensor_types(("f32",), static=True)
+f32_any = tensor_types(("f32",))  # dynamic dimensions too: the runtime sees real shapes
 
 
 def einsum_maps(ctx: CheckContext) -> Reject | None:
@@ -353,10 +358,10 @@ def constant_fill_value(ctx: CheckContext) -> Reject | None:
 
 
 CONVS: Sequence[Any] = (linalg.Conv2DNchwFchwOp, linalg.Conv2DNhwcHwcfOp)
+BACKEND.supports(*CONVS, check=f32_static)
 BACKEND.supports(
     linalg.MatmulOp,
     linalg.BatchMatmulOp,
-    *CONVS,
     linalg.FillOp,
     ADD,
     SUB,
@@ -367,7 +372,7 @@ BACKEND.supports(
     RELU,
     CLAMP,
     GELU,
-    check=f32_static,
+    check=f32_any,
 )
 BACKEND.supports(linalg.MatmulOp, linalg.BatchMatmulOp, check=einsum_maps)
 BACKEND.supports(linalg.FillOp, check=constant_fill_value)
@@ -377,5 +382,5 @@ for conv in CONVS:
     bias_epilogues(
         BACKEND, conv, "conv2d", [(RELU, "relu")], f32_static, match="conv", suffix=f"_{suffix}"
     )
-f32_matmul = all_of(f32_static, einsum_maps)
+f32_matmul = all_of(f32_any, einsum_maps)
 bias_epilogues(BACKEND, linalg.MatmulOp, "matmul", [(RELU, "relu"), (GELU, "gelu")], f32_matmul)

@@ -48,24 +48,26 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from byoc_mlir.errors import ByocError
+from byoc_mlir.backends.jsonrt.kernels import (
+    ARITY,
+    CONTRACTIONS,
+    JsonrtError,
+    Kernel,
+    infer,
+    kernel,
+)
 
 FORMAT = "byoc_mlir.jsonrt"
 VERSION = 1
+PLANS = 8
+"""Plans a payload with dynamic dimensions keeps (one per input shape seen, oldest out)."""
 _F32 = np.dtype("<f4")
-
-Kernel = Callable[..., np.ndarray]
-
-
-class JsonrtError(ByocError, ValueError):
-    """A payload jsonrt cannot serialise, load or run, or inputs that do not fit it."""
-
 
 # --- reading the payload -------------------------------------------------------------
 
@@ -88,150 +90,6 @@ def decode_constant(name: str, entry: Mapping[str, Any]) -> np.ndarray:
 
 # --- kernels ---------------------------------------------------------------------------
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_DEFAULT_MAPS = {
-    2: [[0, 2], [2, 1], [0, 1]],  # matmul: (m, n, k)
-    3: [[0, 1, 3], [0, 3, 2], [0, 1, 2]],  # batch_matmul: (b, m, n, k)
-}
-
-
-def _contraction(maps: list[list[int]]) -> Kernel:
-    out_rank = len(maps[2])
-    if _DEFAULT_MAPS.get(out_rank) == maps:
-        return np.matmul
-    a, b, c = ("".join(_LETTERS[d] for d in m) for m in maps)
-    spec = f"{a},{b}->{c}"
-    return lambda x, y: np.einsum(spec, x, y)
-
-
-def _conv(layout: str, strides: Sequence[int], dilations: Sequence[int]) -> Kernel:
-    """Convolution without padding as windows · filter (im2col by numpy's tensordot)."""
-    (sh, sw), (dh, dw) = strides, dilations
-
-    def conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        if layout == "nchw_fchw":
-            kh, kw = w.shape[2], w.shape[3]
-            win = np.lib.stride_tricks.sliding_window_view(
-                x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3)
-            )[:, :, ::sh, ::sw, ::dh, ::dw]  # (n, c, oh, ow, kh, kw)
-            return np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-        kh, kw = w.shape[0], w.shape[1]
-        win = np.lib.stride_tricks.sliding_window_view(
-            x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2)
-        )[:, ::sh, ::sw, :, ::dh, ::dw]  # (n, oh, ow, c, kh, kw)
-        return np.tensordot(win, w, axes=([3, 4, 5], [2, 0, 1]))
-
-    return conv
-
-
-def _accumulating(kernel: Kernel) -> Kernel:
-    """``init + kernel(a, b)``: linalg contractions accumulate into their init operand."""
-
-    def run(a: np.ndarray, b: np.ndarray, init: np.ndarray) -> np.ndarray:
-        out = kernel(a, b)  # a fresh array (two-operand products never alias)
-        np.add(out, init, out=out)
-        return out
-
-    return run
-
-
-def _erfc(z: np.ndarray) -> np.ndarray:
-    """erfc with relative error < 1.2e-7 everywhere (Numerical Recipes' ``erfcc``); numpy
-    has no erf and byoc_mlir does not depend on scipy."""
-    a = np.abs(z)
-    t = 1.0 / (1.0 + 0.5 * a)
-    coeffs = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807,
-              -0.18628806, 0.09678418, 0.37409196, 1.00002368)  # fmt: skip
-    poly = np.zeros_like(t)
-    for c in coeffs:
-        poly = t * (poly + c)
-    r = t * np.exp(-a * a - 1.26551223 + poly)
-    return np.where(z >= 0, r, 2.0 - r)
-
-
-def _gelu(approximation: str) -> Kernel:
-    if approximation == "erf":
-        # 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(-x/√2): no cancellation for negative x.
-        return lambda x: (0.5 * x * _erfc(-x.astype(np.float64) / math.sqrt(2.0))).astype(
-            np.float32
-        )
-    if approximation == "tanh":
-        k = math.sqrt(2.0 / math.pi)
-
-        def gelu_tanh(x: np.ndarray) -> np.ndarray:
-            x64 = x.astype(np.float64)
-            return (0.5 * x64 * (1.0 + np.tanh(k * (x64 + 0.044715 * x64**3)))).astype(np.float32)
-
-        return gelu_tanh
-    raise JsonrtError(f"gelu approximation {approximation!r} (valid: erf, tanh)")
-
-
-def _clamp(lo: float, hi: float, max_first: bool) -> Kernel:
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    if max_first:
-        return lambda x: np.minimum(np.maximum(x, lo32), hi32)
-    return lambda x: np.maximum(np.minimum(x, hi32), lo32)
-
-
-def _aligner(m: list[int], shape: tuple[int, ...], out_rank: int) -> Callable[..., np.ndarray]:
-    """Brings an operand read through a projected-permutation map to the output's rank,
-    so numpy broadcasting does what the indexing map says."""
-    if len(m) != len(shape):
-        raise JsonrtError(f"indexing map {m} reads a rank-{len(shape)} operand")
-    if m == list(range(out_rank)):
-        return lambda x: x
-    if len(set(m)) != len(m) or any(not 0 <= d < out_rank for d in m):
-        raise JsonrtError(f"indexing map {m} is not a projected permutation of {out_rank} dims")
-    order = sorted(range(len(m)), key=lambda i: m[i])
-    present = {d: shape[i] for i, d in enumerate(m)}
-    target = tuple(present.get(d, 1) for d in range(out_rank))
-    if order == list(range(len(m))):
-        return lambda x: x.reshape(target)
-    return lambda x: x.transpose(order).reshape(target)
-
-
-_BINARY = {"add": np.add, "bias_add": np.add, "sub": np.subtract, "mul": np.multiply}
-_CONVS = {"conv2d_nchw_fchw": "nchw_fchw", "conv2d_nhwc_hwcf": "nhwc_hwcf"}
-
-
-def _kernel(node: Mapping[str, Any], shapes: list[tuple[int, ...]]) -> Kernel:
-    """The numpy function computing one node from its inputs."""
-    kind, attrs = node["op"], node.get("attrs", {})
-    shape = tuple(node["shape"])
-    if kind == "fill":
-        value = np.float32(attrs["value"])
-        return lambda: np.full(shape, value, dtype=np.float32)
-    if kind == "empty":
-        return lambda: np.zeros(shape, dtype=np.float32)
-    if kind in _CONTRACTIONS:
-        if kind in _CONVS:
-            product = _conv(_CONVS[kind], attrs["strides"], attrs["dilations"])
-        else:
-            product = _contraction([list(m) for m in attrs["maps"]])
-        # Without an init operand (see `_drop_zero_inits`) the product is the result.
-        return product if len(node["inputs"]) == 2 else _accumulating(product)
-    if kind in _BINARY:
-        fn = _BINARY[kind]
-        a, b = (
-            _aligner(list(m), s, len(shape)) for m, s in zip(attrs["maps"], shapes, strict=True)
-        )
-        return lambda x, y: fn(a(x), b(y))
-    if kind == "relu":
-        return lambda x: np.maximum(x, np.float32(0.0))
-    if kind == "clamp":
-        return _clamp(attrs["min"], attrs["max"], attrs["max_first"])
-    if kind == "gelu":
-        return _gelu(attrs["approximation"])
-    raise JsonrtError(f"unknown op {kind!r} in node {node.get('result')}")
-
-
-_CONTRACTIONS = frozenset({"matmul", "batch_matmul", *_CONVS})
-_ARITY: dict[str, tuple[int, ...]] = {
-    "fill": (0,), "empty": (0,), "relu": (1,), "clamp": (1,), "gelu": (1,),
-    **{k: (2,) for k in _BINARY}, **{k: (3, 2) for k in _CONTRACTIONS},
-}  # fmt: skip
-
-
 # --- the program -----------------------------------------------------------------------
 
 
@@ -248,7 +106,7 @@ class _Step:
 @dataclass(frozen=True)
 class _Spec:
     id: str
-    shape: tuple[int, ...]
+    shape: tuple[int | None, ...]  # None: a dynamic dimension
 
 
 class Program:
@@ -270,26 +128,45 @@ class Program:
         self.constants = {
             k: decode_constant(k, v) for k, v in sorted(document.get("constants", {}).items())
         }
-        shapes: dict[str, tuple[int, ...]] = {s.id: s.shape for s in self.inputs}
+        self._nodes = _drop_zero_inits(list(document["nodes"]), [s.id for s in self.outputs])
+        self._plans: dict[tuple[tuple[int, ...], ...], list[_Step]] = {}
+        self.dynamic = any(None in s.shape for s in self.inputs)
+        if not self.dynamic:
+            self._plan(tuple(s.shape for s in self.inputs))  # type: ignore[misc]
+
+    def _plan(self, in_shapes: tuple[tuple[int, ...], ...]) -> list[_Step]:
+        """The steps for inputs of these shapes: built once per shape (a static payload
+        has one; a dynamic one keeps the last `PLANS`)."""
+        steps = self._plans.get(in_shapes)
+        if steps is not None:
+            return steps
+        shapes = {s.id: n for s, n in zip(self.inputs, in_shapes, strict=True)}
         shapes.update((k, v.shape) for k, v in self.constants.items())
-        nodes = _drop_zero_inits(list(document["nodes"]), [s.id for s in self.outputs])
         steps = []
-        for node in nodes:
+        for node in self._nodes:
             ins = tuple(node["inputs"])
             missing = [v for v in ins if v not in shapes]
             if missing:
                 raise JsonrtError(f"{self.name}: node {node['result']} reads undefined {missing}")
-            if len(ins) not in _ARITY.get(node["op"], (len(ins),)):
+            if len(ins) not in ARITY.get(node["op"], (len(ins),)):
                 raise JsonrtError(
                     f"{self.name}: node {node['result']} ({node['op']}) has {len(ins)} inputs"
                 )
-            kernel = _kernel(node, [shapes[v] for v in ins])
-            steps.append(_Step(node["op"], kernel, ins, node["result"], tuple(node["shape"])))
-            shapes[node["result"]] = tuple(node["shape"])
+            try:
+                shape = infer(node, [shapes[v] for v in ins])
+            except (KeyError, ValueError) as e:
+                raise JsonrtError(f"{self.name}: {e}") from None
+            fn = kernel({**node, "shape": list(shape)}, [shapes[v] for v in ins])
+            steps.append(_Step(node["op"], fn, ins, node["result"], shape))
+            shapes[node["result"]] = shape
         for out in self.outputs:
-            if shapes.get(out.id) != out.shape:
+            if not _fits(shapes.get(out.id), out.shape):
                 raise JsonrtError(f"{self.name}: output {out.id} is not computed as {out.shape}")
-        self._steps = _with_releases(steps, {s.id for s in self.outputs})
+        steps = _with_releases(steps, {s.id for s in self.outputs})
+        if len(self._plans) >= PLANS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[in_shapes] = steps
+        return steps
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         if len(arrays) != len(self.inputs):
@@ -302,14 +179,14 @@ class Program:
         try:
             for i, (spec, array) in enumerate(zip(self.inputs, arrays, strict=True)):
                 a = np.asarray(array)
-                if a.dtype != np.float32 or a.shape != spec.shape:
+                if a.dtype != np.float32 or not _fits(a.shape, spec.shape):
                     raise JsonrtError(
                         f"{self.name}: input {i} must be {_mlir(spec.shape)} (float32), got "
                         f"{a.dtype} of shape {list(a.shape)}"
                     )
                 env[spec.id] = a
                 given.append(a)
-            for step in self._steps:
+            for step in self._plan(tuple(a.shape for a in given)):
                 try:
                     value = step.kernel(*(env[v] for v in step.inputs))
                 except (ValueError, TypeError, IndexError) as e:  # numpy's shape errors
@@ -339,14 +216,21 @@ class Program:
         return np.asarray(value, dtype=np.float32, order="C")
 
 
-def _shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
+def _shape(spec: Mapping[str, Any]) -> tuple[int | None, ...]:
     if spec.get("dtype") != "f32":
         raise JsonrtError(f"value {spec.get('id')}: dtype {spec.get('dtype')!r} (valid: f32)")
-    return tuple(int(d) for d in spec["shape"])
+    return tuple(None if d is None else int(d) for d in spec["shape"])
 
 
-def _mlir(shape: tuple[int, ...]) -> str:
-    return "tensor<" + "".join(f"{d}x" for d in shape) + "f32>"
+def _fits(shape: tuple[int, ...] | None, spec: tuple[int | None, ...]) -> bool:
+    """Whether a concrete shape is one a spec (``None``: any size) describes."""
+    if shape is None or len(shape) != len(spec):
+        return False
+    return all(d is None or d == n for n, d in zip(shape, spec, strict=True))
+
+
+def _mlir(shape: tuple[int | None, ...]) -> str:
+    return "tensor<" + "".join("?x" if d is None else f"{d}x" for d in shape) + "f32>"
 
 
 def _drop_zero_inits(nodes: list[dict[str, Any]], outputs: list[str]) -> list[dict[str, Any]]:
@@ -360,7 +244,7 @@ def _drop_zero_inits(nodes: list[dict[str, Any]], outputs: list[str]) -> list[di
     out = []
     for n in nodes:
         ins = n["inputs"]
-        if n["op"] in _CONTRACTIONS and len(ins) == 3 and ins[2] in zero:
+        if n["op"] in CONTRACTIONS and len(ins) == 3 and ins[2] in zero:
             n = {**n, "inputs": ins[:2]}
         out.append(n)
     used = set(outputs).union(*(n["inputs"] for n in out))
