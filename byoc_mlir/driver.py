@@ -133,6 +133,7 @@ def _compile_to(
             loaded.signature,
             loaded.notes,
             loaded.dims,
+            loaded.ranges,
         )
         _publish(staging, final)
         host_mlir = final / "host.mlir"  # point inspection paths at the published bundle
@@ -166,6 +167,7 @@ def _build_bundle(
     declared: frontends.Signature | None = None,
     notes_in: Sequence[str] = (),
     dim_names: Sequence[Sequence[str | None]] | None = None,
+    dim_ranges: Sequence[Sequence[tuple[int, int] | None]] | None = None,
 ) -> Plan | None:
     """Builds the bundle in ``bundle``; returns the placement plan when one is to be saved."""
     progress = progress or Progress(False, 0)
@@ -182,7 +184,7 @@ def _build_bundle(
     if declared is not None:
         inputs = _as_declared(inputs, declared[0], notes)
         outputs = _as_declared(outputs, declared[1], notes)
-    inputs, dims = _named_dims(entry, inputs, dim_names, options.dims)
+    inputs, dims = _named_dims(entry, inputs, dim_names, options.dims, dim_ranges)
     if dims:
         flags = _dynamic_safe(flags, notes)
     log = DecisionLog(notes=notes)
@@ -298,15 +300,27 @@ def _dynamic_safe(flags: list[str], notes: list[str]) -> list[str]:
     return [*kept, "--iree-opt-level=O1"]
 
 
+def _stated_range(
+    stated: Sequence[Sequence[tuple[int, int] | None]] | None, n: int, i: int, k: int
+) -> tuple[int, int] | None:
+    """The range the model states for dimension ``k`` of input ``i`` (of ``n``), if any."""
+    if stated is None or len(stated) != n or k >= len(stated[i]):
+        return None
+    return stated[i][k]
+
+
 def _named_dims(
     entry: str,
     inputs: list[TensorSpec],
     names: Sequence[Sequence[str | None]] | None,
     ranges: Mapping[str, tuple[int, int]],
+    stated: Sequence[Sequence[tuple[int, int] | None]] | None = None,
 ) -> tuple[list[TensorSpec], dict[str, list[int] | None]]:
     """Names the inputs' dynamic dimensions (the frontend's names, e.g. ONNX
     ``dim_param``, else ``d0``, ``d1``, ... in signature order) and attaches the ranges
-    given at compile time. Returns the named specs and ``{name: [low, high] | None}``.
+    given at compile time, else those the model states (``stated``, per input and
+    dimension: ``torch.export``'s). Returns the named specs and ``{name: [low, high] |
+    None}``.
 
     Raises:
         ByocError: a range names no dynamic dimension of the signature.
@@ -328,8 +342,8 @@ def _named_dims(
                 name, unnamed = f"d{unnamed}", unnamed + 1
             named.append(name if d is None else None)
             if d is None and name is not None:
-                span = ranges.get(name)
-                dims[name] = None if span is None else [int(span[0]), int(span[1])]
+                span = ranges.get(name) or _stated_range(stated, len(inputs), i, k)
+                dims[name] = [int(span[0]), int(span[1])] if span else dims.get(name)
         out.append(TensorSpec(spec.shape, spec.dtype, tuple(named)))
     unknown = sorted(set(ranges) - set(dims))
     if unknown:

@@ -65,6 +65,9 @@ class Source:
     dims: tuple[tuple[str | None, ...], ...] | None = None
     """Per entry input, the model's names of its dimensions (an ONNX ``dim_param``; None
     for a dimension without one); None where the model names none."""
+    ranges: tuple[tuple[tuple[int, int] | None, ...], ...] | None = None
+    """Per entry input, the range of each dynamic dimension the model states (a
+    ``torch.export.Dim(min=, max=)``), None where it states none: the bundle's default."""
 
 
 Signature = tuple[tuple[str | None, ...], tuple[str | None, ...]]

@@ -96,7 +96,32 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
         raise ByocError(
             f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
         ) from None
-    return Source(module_op.get_asm(binary=True), name, signature=signature)
+    return Source(
+        module_op.get_asm(binary=True), name, signature=signature, ranges=_ranges(program)
+    )
+
+
+def _ranges(program: Any) -> tuple[tuple[tuple[int, int] | None, ...], ...] | None:
+    """Each user input's dimension ranges from ``torch.export``'s range constraints
+    (``Dim("batch", min=1, max=32)``); None for a static or unbounded dimension."""
+    import torch
+
+    users = set(program.graph_signature.user_inputs)
+    out = []
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in users:
+            continue
+        val = node.meta.get("val")
+        dims: list[tuple[int, int] | None] = []
+        for d in getattr(val, "shape", ()):
+            span = None
+            if isinstance(d, torch.SymInt):
+                vr = program.range_constraints.get(d.node.expr)
+                if vr is not None and vr.upper.is_finite and vr.lower.is_finite:
+                    span = (int(vr.lower), int(vr.upper))
+            dims.append(span)
+        out.append(tuple(dims))
+    return tuple(out) if any(r for dims in out for r in dims) else None
 
 
 def model_name(module: Any) -> str:

@@ -252,3 +252,29 @@ def test_jsonrt_serves_a_dynamic_region_at_each_size(tmp_path: Path) -> None:
     assert len(program._plans) == PLANS  # bounded: the oldest shapes went
     with pytest.raises(JsonrtError, match=r"input 2 must be tensor<8x16xf32>"):
         program(np.zeros((2, 16), np.float32), np.zeros((2, 8), np.float32), b, b)
+
+
+def test_torch_program_keeps_its_dynamic_batch_and_range(tmp_path: Path) -> None:
+    """A ``torch.export`` program with ``Dim("batch", min=1, max=32)``: the bundle takes
+    any batch in that range (the range comes from the program's constraints)."""
+    import torch
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.Tanh()
+    ).eval()
+    batch = torch.export.Dim("batch", min=1, max=32)
+    program = torch.export.export(
+        model, (torch.randn(2, 8),), dynamic_shapes=({0: batch},), strict=False
+    )
+    options = CompileOptions(cache_dir=None)
+    c = compile(program, ["testing"], out_dir=tmp_path / "b", options=options)
+    assert c.dims == {"d0": (1, 32)}
+    rng = np.random.default_rng(4)
+    for n in (1, 5, 32):
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        (y,) = c(x)
+        want = model(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ByocError, match="d0 = 33 is outside its compiled range 1..32"):
+        c(np.zeros((33, 8), np.float32))
+    c.close()
