@@ -18,18 +18,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from iree.compiler import ir
 
-from byoc_mlir import _compat, dtypes, frontends
+from byoc_mlir import _compat, frontends, signature
 from byoc_mlir.codegen import registry
 from byoc_mlir.codegen.backend import Backend
-from byoc_mlir.codegen.hook import (
-    TensorSpec,
-)
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.decisions import DecisionLog, OpRecord
 from byoc_mlir.explain.plan import Plan, load_plan
@@ -180,13 +177,13 @@ def _build_bundle(
     notes: list[str] = list(notes_in)
     module = normalise(text, context, filename, options.fold_batchnorm, notes)
     module_op = module.operation
-    entry, inputs, outputs = _entry_signature(module_op)
+    entry, inputs, outputs = signature.entry_signature(module_op)
     if declared is not None:
-        inputs = _as_declared(inputs, declared[0], notes)
-        outputs = _as_declared(outputs, declared[1], notes)
-    inputs, dims = _named_dims(entry, inputs, dim_names, options.dims, dim_ranges)
+        inputs = signature.as_declared(inputs, declared[0], notes)
+        outputs = signature.as_declared(outputs, declared[1], notes)
+    inputs, dims = signature.named_dims(entry, inputs, dim_names, options.dims, dim_ranges)
     if dims:
-        flags = _dynamic_safe(flags, notes)
+        flags = signature.dynamic_safe(flags, notes)
     log = DecisionLog(notes=notes)
     served: list[dict[str, Any]] = []
     originals: dict[str, ir.Operation] = {}
@@ -256,120 +253,6 @@ def _build_bundle(
             else:  # kept as built: the report gains the whole-model times
                 (bundle / "report.json").write_text(log.dumps())
     return plan
-
-
-def _entry_signature(module_op: ir.Operation) -> tuple[str, list[TensorSpec], list[TensorSpec]]:
-    public = []
-    for op in _compat.module_body(module_op).operations:
-        op = op.operation
-        if op.name in _compat.FLAVORS and _compat.is_public(op) and len(op.regions[0].blocks):
-            public.append(op)
-    if not public:
-        raise ByocError("the model has no public function to run")
-    names = [_compat.symbol_name(f) for f in public]
-    func = public[names.index("main")] if "main" in names else public[0]
-    ftype = _compat.function_type(func)
-    try:
-        inputs = [TensorSpec.of(t) for t in ftype.inputs]
-        outputs = [TensorSpec.of(t) for t in ftype.results]
-    except ValueError as err:
-        raise ByocError(
-            f"@{_compat.symbol_name(func)}: {err} (valid: ranked tensors, dimensions static "
-            f"or dynamic)",
-            str(func.location),
-        ) from None
-    return _compat.symbol_name(func), inputs, outputs
-
-
-DYNAMIC_UNSAFE = ("--iree-opt-level=O2", "--iree-opt-level=O3", "--iree-opt-data-tiling")
-"""IREE 3.13 flags that fail dynamically shaped models (BERT with a dynamic batch and
-sequence: "'tensor.dim' op unexpected during shape cleanup" at O3, "exceeded stack
-allocation limit" at O2 or with data tiling); O1 compiles them."""
-
-
-def _dynamic_safe(flags: list[str], notes: list[str]) -> list[str]:
-    """``flags`` without `DYNAMIC_UNSAFE` (O1 instead), with a note when one was dropped."""
-    kept = [f for f in flags if f not in DYNAMIC_UNSAFE]
-    if len(kept) == len(flags):
-        return flags
-    dropped = ", ".join(f for f in flags if f in DYNAMIC_UNSAFE)
-    notes.append(
-        f"dynamic dimensions: compiled with --iree-opt-level=O1 instead of {dropped} "
-        f"(IREE 3.13 fails dynamically shaped models with them)"
-    )
-    return [*kept, "--iree-opt-level=O1"]
-
-
-def _stated_range(
-    stated: Sequence[Sequence[tuple[int, int] | None]] | None, n: int, i: int, k: int
-) -> tuple[int, int] | None:
-    """The range the model states for dimension ``k`` of input ``i`` (of ``n``), if any."""
-    if stated is None or len(stated) != n or k >= len(stated[i]):
-        return None
-    return stated[i][k]
-
-
-def _named_dims(
-    entry: str,
-    inputs: list[TensorSpec],
-    names: Sequence[Sequence[str | None]] | None,
-    ranges: Mapping[str, tuple[int, int]],
-    stated: Sequence[Sequence[tuple[int, int] | None]] | None = None,
-) -> tuple[list[TensorSpec], dict[str, list[int] | None]]:
-    """Names the inputs' dynamic dimensions (the frontend's names, e.g. ONNX
-    ``dim_param``, else ``d0``, ``d1``, ... in signature order) and attaches the ranges
-    given at compile time, else those the model states (``stated``, per input and
-    dimension: ``torch.export``'s). Returns the named specs and ``{name: [low, high] |
-    None}``.
-
-    Raises:
-        ByocError: a range names no dynamic dimension of the signature.
-    """
-    out: list[TensorSpec] = []
-    dims: dict[str, list[int] | None] = {}
-    unnamed = 0
-    for i, spec in enumerate(inputs):
-        if spec.is_static:
-            out.append(spec)
-            continue
-        given = list(names[i]) if names is not None and len(names) == len(inputs) else []
-        if len(given) != len(spec.shape):  # the import changed the signature: no names
-            given = []
-        named: list[str | None] = []
-        for k, d in enumerate(spec.shape):
-            name = given[k] if k < len(given) else None
-            if d is None and not name:
-                name, unnamed = f"d{unnamed}", unnamed + 1
-            named.append(name if d is None else None)
-            if d is None and name is not None:
-                span = ranges.get(name) or _stated_range(stated, len(inputs), i, k)
-                dims[name] = [int(span[0]), int(span[1])] if span else dims.get(name)
-        out.append(TensorSpec(spec.shape, spec.dtype, tuple(named)))
-    unknown = sorted(set(ranges) - set(dims))
-    if unknown:
-        valid = ", ".join(dims) or "none: the signature is static"
-        raise ByocError(
-            f"@{entry}: no dynamic dimension named {', '.join(unknown)} (valid: {valid})"
-        )
-    return out, dims
-
-
-def _as_declared(
-    specs: list[TensorSpec], declared: Sequence[str | None], notes: list[str]
-) -> list[TensorSpec]:
-    """The signature in the model's own element types (``ui8`` where linalg says ``i8``)."""
-    if len(declared) != len(specs):
-        return specs  # the input phase reshaped the signature; trust the MLIR
-    out = []
-    for spec, name in zip(specs, declared, strict=True):
-        if name is not None and dtypes.storage(name) == spec.dtype and name in dtypes.NAMES:
-            spec = TensorSpec(spec.shape, name)
-        elif name == "f64" and spec.dtype == "f32":
-            note = "f64 demoted to f32 (demote_f64): the signature takes and returns f32"
-            if note not in notes:
-                notes.append(note)
-        out.append(spec)
-    return out
 
 
 def _reduced_precision(options: CompileOptions, backends: Sequence[Backend]) -> dict[str, str]:
