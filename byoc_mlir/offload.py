@@ -77,7 +77,14 @@ def codegen_all(
             entry = log.region(_compat.symbol_name(func))
             entry.route, entry.status = "iree", f"compiled by IREE: {backend.name} has no codegen"
             continue
-        view = RegionView.of(func)
+        try:
+            view = RegionView.of(func)
+        except ValueError as err:  # index values (dynamic sizes) in its signature
+            name = _compat.symbol_name(func)
+            reason = f"fallback: codegen failed: {err} (a hook takes regions of tensors)"
+            put_back(module_op, name, keep_original(func), reason)
+            log.fall_back(name, reason)
+            continue
         entry = log.region(view.name)
         original = keep_original(func)
         produced = isolated.get(view.name)
@@ -144,7 +151,10 @@ def _run_isolated(
         backend = _backend_of(func)
         if backend.codegen is None or not _isolates(backend, options):
             continue
-        view = RegionView.of(func)
+        try:
+            view = RegionView.of(func)
+        except ValueError:
+            continue  # not a region of tensors: falls back in `codegen_all`
         hook = _hook_options(backend, options)
         if cache.get(_cache_key(func, view, backend, hook)) is not None:
             continue

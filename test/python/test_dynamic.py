@@ -278,3 +278,36 @@ def test_torch_program_keeps_its_dynamic_batch_and_range(tmp_path: Path) -> None
     with pytest.raises(ByocError, match="d0 = 33 is outside its compiled range 1..32"):
         c(np.zeros((33, 8), np.float32))
     c.close()
+
+
+def test_a_hook_region_taking_sizes_falls_back_with_the_reason(tmp_path: Path) -> None:
+    """A vendor backend that takes a dynamically sized ``tensor.empty`` gets a region whose
+    signature carries the host's size as an ``index``: hooks take regions of tensors, so
+    that region goes back to the host, with the reason, and the bundle still runs."""
+    from iree.compiler.dialects import tensor
+
+    from byoc_mlir import Backend, Compiled
+    from byoc_mlir.codegen import registry
+    from byoc_mlir.codegen.hook import RuntimeArtifact
+    from byoc_mlir.linalg_ops import linalg
+
+    toy = Backend(
+        "dyn_toy",
+        codegen=lambda region, options: RuntimeArtifact(b""),
+        runtime=lambda payload: lambda *arrays: [],
+        in_process_safe=True,
+    )
+    toy.supports(linalg.MatmulOp, linalg.FillOp, tensor.EmptyOp)
+    registry.register(toy)
+    try:
+        (tmp_path / "mlp.mlir").write_text(MLP)
+        options = CompileOptions(cache_dir=None)
+        compile(tmp_path / "mlp.mlir", ["dyn_toy"], out_dir=tmp_path / "b", options=options)
+    finally:
+        registry.unregister("dyn_toy")
+    c = Compiled(tmp_path / "b")
+    (region,) = c.report["regions"]
+    assert region["status"].startswith("fallback: codegen failed: expected a ranked tensor")
+    assert "a hook takes regions of tensors" in region["status"]
+    assert_mlp_runs(c, (3,), seed=5)
+    c.close()
