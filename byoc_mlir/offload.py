@@ -28,6 +28,7 @@ from byoc_mlir.codegen.hook import (
     LinkedArtifact,
     RegionView,
     RuntimeArtifact,
+    backend_of,
     validate,
 )
 from byoc_mlir.codegen.workers import (
@@ -111,8 +112,8 @@ def codegen_all(
 
 
 def _backend_of(func: ir.Operation) -> Backend:
-    """The backend an outlined function is tagged for (as `RegionView.backend` says)."""
-    return registry.get(byoc.get_target(func) or _compat.symbol_name(func).partition(".")[0])
+    """The backend an outlined function is for (`RegionView.backend`, without the view)."""
+    return registry.get(backend_of(func))
 
 
 def _hook_options(backend: Backend, options: CompileOptions) -> CodegenOptions:

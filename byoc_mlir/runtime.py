@@ -280,14 +280,9 @@ class Compiled:
         """Input ``i``'s shape against its spec: static dims equal, each named dynamic
         dimension one value across the inputs and inside its compile-time range."""
         wrong = f"input {i} of {self.entry} has shape {shape}, expected {spec.mlir}"
-        if len(shape) != len(spec.shape):
+        if not spec.fits(shape):
             raise ByocError(wrong)
-        for k, (got, want) in enumerate(zip(shape, spec.shape, strict=True)):
-            if want is not None:
-                if got != want:
-                    raise ByocError(wrong)
-                continue
-            name = spec.dims[k] if k < len(spec.dims) else None
+        for got, name in zip(shape, spec.dims, strict=False):  # names: dynamic dims only
             if name is None:
                 continue
             if bound.setdefault(name, got) != got:
@@ -304,8 +299,13 @@ class Compiled:
     ) -> list[np.ndarray]:
         """Seeded random inputs matching the signature (normal floats, small ints);
         dynamic dimensions take ``dims[name]``, else the low end of their range, else 1."""
-        values = {name: span[0] if span else 1 for name, span in self.dims.items()}
-        return seeded_inputs(self.inputs, seed, {**values, **(dims or {})})
+        return seeded_inputs(self.inputs, seed, {**default_sizes(self.dims), **(dims or {})})
+
+
+def default_sizes(ranges: Mapping[str, Sequence[int] | None]) -> dict[str, int]:
+    """The size each dynamic dimension takes when none is given: the low end of its
+    range (``Compiled.dims``, a manifest's ``dims``), else 1."""
+    return {name: span[0] if span else 1 for name, span in ranges.items()}
 
 
 def seeded_inputs(
@@ -316,8 +316,7 @@ def seeded_inputs(
     rng = np.random.default_rng(seed)
     out = []
     for spec in specs:
-        values = {name: (dims or {}).get(name, 1) for name in spec.dims if name is not None}
-        shape = spec.bind(values) if not spec.is_static else spec.static_shape
+        shape = spec.bind({name: (dims or {}).get(name, 1) for name in spec.dims if name})
         if spec.dtype in dtypes.FLOATS:
             out.append(rng.standard_normal(shape).astype(spec.numpy_dtype))
         else:

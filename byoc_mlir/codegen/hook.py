@@ -124,7 +124,7 @@ class RegionView:
         return RegionView(
             name=name,
             symbol=c_identifier(name),
-            backend=byoc.get_target(func) or name.partition(".")[0],
+            backend=backend_of(func),
             func=func,
             inputs=[TensorSpec.of(t) for t in ftype.inputs],
             outputs=[TensorSpec.of(t) for t in ftype.results],
@@ -153,6 +153,11 @@ class RegionView:
             last[rop.composite.id] = pos
         units += [(last[cid], group) for cid, group in by_id.items()]
         return [group for _, group in sorted(units, key=lambda u: u[0])]
+
+
+def backend_of(func: ir.Operation) -> str:
+    """The backend an outlined function is for: its tag, else its name's prefix."""
+    return byoc.get_target(func) or _compat.symbol_name(func).partition(".")[0]
 
 
 def constant_array(op: ir.Operation) -> np.ndarray | None:

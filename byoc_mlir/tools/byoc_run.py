@@ -19,7 +19,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from byoc_mlir.codegen.hook import TensorSpec
 from byoc_mlir.codegen.workers import call_in_child
 from byoc_mlir.errors import ByocError
 from byoc_mlir.explain.bisect import REGION_TIMEOUT, scale_of
-from byoc_mlir.runtime import MANIFEST, Compiled, seeded_inputs, spec_from_json
+from byoc_mlir.runtime import MANIFEST, Compiled, default_sizes, seeded_inputs, spec_from_json
 from byoc_mlir.tools.common import parse_dims, run_tool
 
 
@@ -75,15 +75,18 @@ REDUCED_TOL = 0.03
 keeps 8 significant bits, 0.4% per rounding; a network accumulates a few of those)."""
 
 
-def _signature(bundle: Path) -> tuple[str, list[TensorSpec], dict[str, int]]:
-    """The bundle's entry, input specs and default sizes of its dynamic dimensions, from
+def _signature(bundle: Path) -> tuple[str, list[TensorSpec], dict[str, list[int] | None]]:
+    """The bundle's entry, input specs and the ranges of its dynamic dimensions, from
     its manifest (nothing loaded)."""
     try:
         manifest = json.loads((bundle / MANIFEST).read_text())
     except (OSError, ValueError) as err:
         raise ByocError(f"{bundle} is not a byoc_mlir bundle ({MANIFEST}: {err})") from None
-    dims = {n: r[0] if r else 1 for n, r in manifest.get("dims", {}).items()}
-    return manifest["entry"], [spec_from_json(s) for s in manifest["inputs"]], dims
+    return (
+        manifest["entry"],
+        [spec_from_json(s) for s in manifest["inputs"]],
+        manifest.get("dims", {}),
+    )
 
 
 def _outputs(bundle: str, inputs: list[np.ndarray], path: list[str]) -> list[np.ndarray]:
@@ -132,9 +135,7 @@ def _load_inputs(
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise ByocError(f"cannot read {path} as .npy: {err}") from None
-        if len(arr.shape) != len(spec.shape) or any(
-            d is not None and d != a for a, d in zip(arr.shape, spec.shape, strict=True)
-        ):
+        if not spec.fits(arr.shape):
             raise ByocError(f"{path}: shape {arr.shape}, expected {spec.mlir}")
         arrays.append(arr.astype(spec.numpy_dtype, copy=False))  # 0-d stays 0-d
     return arrays
@@ -143,11 +144,13 @@ def _load_inputs(
 CONSERVATIVE_DROPS = ("--iree-opt-data-tiling", "--iree-global-opt-use-im2col-for-convs")
 
 
-def _known_dims(given: dict[str, int], known: dict[str, int]) -> None:
-    unknown = sorted(set(given) - set(known))
+def _sizes(given: dict[str, int], ranges: Mapping[str, Sequence[int] | None]) -> dict[str, int]:
+    """The size of every dynamic dimension: ``--dim``'s, else the default."""
+    unknown = sorted(set(given) - set(ranges))
     if unknown:
-        valid = ", ".join(known) or "none: the bundle's signature is static"
+        valid = ", ".join(ranges) or "none: the bundle's signature is static"
         raise ByocError(f"--dim {', '.join(unknown)}: no such dynamic dimension (valid: {valid})")
+    return {**default_sizes(ranges), **given}
 
 
 def host_reference(compiled: Compiled, conservative: bool = False) -> Compiled:
@@ -282,9 +285,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         raise ByocError("--per-region needs --check")
     given = {name: span[0] for name, span in parse_dims(args.dim, ranges=False).items()}
     if args.per_region:  # the bundle in a child first: a region that crashes is named
-        entry, specs, defaults = _signature(args.bundle)
-        _known_dims(given, defaults)
-        inputs = _load_inputs(entry, specs, args.input, args.seed, {**defaults, **given})
+        entry, specs, ranges = _signature(args.bundle)
+        inputs = _load_inputs(entry, specs, args.input, args.seed, _sizes(given, ranges))
         status, result = call_in_child(
             _outputs, (str(args.bundle), inputs, list(sys.path)), "the bundle", REGION_TIMEOUT
         )
@@ -298,11 +300,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                 (args.output / "check.json").write_text(json.dumps(report, indent=1))
             return code
     compiled = Compiled(args.bundle)
-    defaults = {name: span[0] if span else 1 for name, span in compiled.dims.items()}
-    _known_dims(given, defaults)
-    inputs = _load_inputs(
-        compiled.entry, compiled.inputs, args.input, args.seed, {**defaults, **given}
-    )
+    sizes = _sizes(given, compiled.dims)
+    inputs = _load_inputs(compiled.entry, compiled.inputs, args.input, args.seed, sizes)
     outputs = compiled(*inputs)
     for k, out in enumerate(outputs):
         flat = out.reshape(-1)

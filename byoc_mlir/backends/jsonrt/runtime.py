@@ -130,8 +130,7 @@ class Program:
         }
         self._nodes = _drop_zero_inits(list(document["nodes"]), [s.id for s in self.outputs])
         self._plans: dict[tuple[tuple[int, ...], ...], list[_Step]] = {}
-        self.dynamic = any(None in s.shape for s in self.inputs)
-        if not self.dynamic:
+        if not any(None in s.shape for s in self.inputs):  # static: planned (and checked) now
             self._plan(tuple(s.shape for s in self.inputs))  # type: ignore[misc]
 
     def _plan(self, in_shapes: tuple[tuple[int, ...], ...]) -> list[_Step]:
