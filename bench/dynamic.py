@@ -16,8 +16,11 @@ time, 2 threads) of
 - **dynamic**: ``byoc_mlir.compile(dynamic model, ["testing"], dims={"batch": (1, 4),
   "seq": (1, 128)})``, the same bundle at every shape (IREE at O1 without data tiling:
   IREE 3.13 fails dynamically shaped BERT at O2/O3 and with data tiling);
+- **static dnnl** and **dynamic dnnl**: the same two builds with ``["dnnl"]``: oneDNN
+  regions on the runtime route (a dynamic region creates its primitives per input
+  shape, on its first call at that shape: the warm-up call);
 
-with the dynamic bundle's max abs difference from onnxruntime, and the build seconds.
+with each dynamic bundle's max abs difference from onnxruntime, and the build seconds.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def feed(seq: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {"ids": rng.integers(0, 1000, size=(1, seq)).astype(np.int64), "mask": mask}
 
 
+BACKENDS = ("testing", "dnnl")
+"""``testing``: the whole model compiled by IREE (the host); ``dnnl``: oneDNN regions."""
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seqs", default="8,64,128", help="sequence lengths (at most 128)")
@@ -73,45 +80,60 @@ def main(argv: list[str] | None = None) -> None:
         inst = zoo.get("bert_mini").build(work)
         options = CompileOptions(cache_dir=None)
         dyn_onnx = export(inst.model, tuple(inst.example_inputs), work / "dyn.onnx", True)
-        start = time.perf_counter()
         dyn_options = CompileOptions(cache_dir=None, dims={"batch": (1, 4), "seq": (1, 128)})
-        dynamic = compile(dyn_onnx, ["testing"], options=dyn_options)
-        build_dynamic = time.perf_counter() - start
+        dynamic, build_dynamic = {}, {}
+        for backends in BACKENDS:
+            start = time.perf_counter()
+            dynamic[backends] = compile(dyn_onnx, [backends], options=dyn_options)
+            build_dynamic[backends] = time.perf_counter() - start
         so = ort.SessionOptions()
         so.intra_op_num_threads = 2
         session = ort.InferenceSession(str(dyn_onnx), so, providers=["CPUExecutionProvider"])
-        rows, builds = [], []
+        rows: list[tuple[int, dict[str, float], dict[str, float]]] = []
+        builds: dict[str, list[float]] = {b: [] for b in BACKENDS}
         for seq in seqs:
             f = feed(seq)
             example = tuple(torch.from_numpy(a) for a in f.values())
             static_onnx = export(inst.model, example, work / f"static{seq}.onnx", False)
-            start = time.perf_counter()
-            static = compile(static_onnx, ["testing"], options=options)
-            builds.append(time.perf_counter() - start)
             arrays = list(f.values())
-            calls = {
-                "ort": lambda f=f: session.run(None, f),
-                "static": lambda s=static, a=arrays: s(*a),
-                "dynamic": lambda a=arrays: dynamic(*a),
-            }
+            calls: dict[str, Any] = {"ort": lambda f=f: session.run(None, f)}
+            statics = []
+            for backends in BACKENDS:
+                start = time.perf_counter()
+                static = compile(static_onnx, [backends], options=options)
+                builds[backends].append(time.perf_counter() - start)
+                statics.append(static)
+                calls[f"static {backends}"] = lambda s=static, a=arrays: s(*a)
+                calls[f"dynamic {backends}"] = lambda d=dynamic[backends], a=arrays: d(*a)
             variants = [fp32_bench.Variant(n, fp32_bench.Measured(), r) for n, r in calls.items()]
             fp32_bench.time_each(variants, args.runs)
             want = session.run(None, f)[0]
-            diff = float(np.abs(dynamic(*arrays)[0] - want).max())
-            ms = [v.result.ms for v in variants]
-            rows.append((seq, *ms, diff))
-            static.close()
-        dynamic.close()
-    print("| seq | ort ms | static ms | dynamic ms | dynamic / static | dynamic / ort | "
-          "max diff vs ort |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for seq, o, s, d, diff in rows:
-        print(f"| {seq} | {o:.2f} | {s:.2f} | {d:.2f} | {d / s:.2f} | {d / o:.2f} | {diff:.1e} |")
+            diffs = {b: float(np.abs(dynamic[b](*arrays)[0] - want).max()) for b in BACKENDS}
+            rows.append((seq, {v.name: v.result.ms for v in variants}, diffs))
+            for static in statics:
+                static.close()
+        for d in dynamic.values():
+            d.close()
     print(
-        f"\nbuilds: one dynamic bundle {build_dynamic:.1f} s; static, one per shape: "
-        + ", ".join(f"{b:.1f} s" for b in builds)
-        + f" ({sum(builds):.1f} s for {len(builds)} shapes)"
+        "| seq | ort ms | static host ms | dynamic host ms | static dnnl ms | dynamic dnnl ms "
+        "| dynamic / static (host) | dynamic / static (dnnl) | dynamic dnnl / ort "
+        "| max diff vs ort (host, dnnl) |"
     )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for seq, ms, diff in rows:
+        o, sh, dh = ms["ort"], ms["static testing"], ms["dynamic testing"]
+        sd, dd = ms["static dnnl"], ms["dynamic dnnl"]
+        print(
+            f"| {seq} | {o:.2f} | {sh:.2f} | {dh:.2f} | {sd:.2f} | {dd:.2f} | {dh / sh:.2f} "
+            f"| {dd / sd:.2f} | {dd / o:.2f} | {diff['testing']:.1e}, {diff['dnnl']:.1e} |"
+        )
+    print()
+    for b in BACKENDS:
+        each = ", ".join(f"{t:.1f} s" for t in builds[b])
+        print(
+            f"builds ({b}): one dynamic bundle {build_dynamic[b]:.1f} s; static, one per "
+            f"shape: {each} ({sum(builds[b]):.1f} s for {len(builds[b])} shapes)"
+        )
 
 
 if __name__ == "__main__":

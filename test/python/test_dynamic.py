@@ -172,10 +172,11 @@ def run_at_shapes(bundle: object, onnx_path: Path, feeds: list[dict[str, np.ndar
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["jsonrt", "dnnl"])
+def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path, backend: str) -> None:
     """BERT (2 layers, hidden 128) exported with a dynamic batch and sequence: one bundle,
-    its regions on jsonrt's runtime route (sizes at call time), runs batch 1/2 at
-    sequence 8, 64 and 128 like onnxruntime."""
+    its regions on a runtime route taking sizes at call time (jsonrt's plans, dnnl's
+    primitives per shape), runs batch 1/2 at sequence 8, 64 and 128 like onnxruntime."""
     from byoc_mlir import zoo
 
     inst = zoo.get("bert_tiny").build(tmp_path)
@@ -186,11 +187,16 @@ def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path) ->
         {"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}},
     )
     options = CompileOptions(cache_dir=None, dims={"batch": (1, 4), "seq": (1, 128)})
-    c = compile(path, ["jsonrt"], out_dir=tmp_path / "b", options=options)
+    c = compile(path, [backend], out_dir=tmp_path / "b", options=options)
     assert [s.dims for s in c.inputs] == [("batch", "seq")] * 2
     regions = c.report["regions"]
-    assert len(regions) > 10  # the encoder's matmuls and elementwise ops
-    assert {(r["route"], r["status"]) for r in regions} == {("runtime", "offloaded")}
+    offloaded = [r for r in regions if r["status"] == "offloaded"]
+    assert len(offloaded) > 10  # the encoder's matmuls and elementwise ops
+    assert {r["route"] for r in offloaded} == {"runtime"}
+    ops = {op for r in offloaded for op in r["ops"]}
+    assert {"linalg.batch_matmul", "linalg.generic", "linalg.fill"} <= ops
+    for r in regions:  # dnnl refuses a max reduction alone from -inf (as when static)
+        assert r in offloaded or "reduction from -inf" in r["status"], r
     assert any("compiled with --iree-opt-level=O1" in n for n in c.report["notes"])
     rng = np.random.default_rng(0)
     feeds = []
@@ -203,6 +209,46 @@ def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path) ->
     with pytest.raises(ByocError, match="dimension seq is 8 in an earlier input"):
         c(feeds[0]["ids"], np.ones((1, 9), np.int64))
     c.close()
+
+
+def test_dnnl_creates_primitives_per_input_shape(tmp_path: Path) -> None:
+    """The MLP's matmul, bias and relu on dnnl: the payload says how the output's size
+    follows from the inputs' and which input sizes must agree; the loaded region
+    creates its oneDNN primitives once per set of input shapes, keeping the last few."""
+    import zipfile
+
+    from byoc_mlir import Compiled
+    from byoc_mlir.backends.dnnl.runtime import SHAPES, DnnlError, load
+
+    (tmp_path / "mlp.mlir").write_text(MLP)
+    options = CompileOptions(cache_dir=None)
+    compile(tmp_path / "mlp.mlir", ["dnnl"], out_dir=tmp_path / "b", options=options).close()
+    c = Compiled(tmp_path / "b")
+    (region,) = c.report["regions"]
+    assert (region["route"], region["status"]) == ("runtime", "offloaded")
+    assert region["inputs"][:2] == ["tensor<?x16xf32>", "tensor<?x8xf32>"]
+    w, b = assert_mlp_runs(c, (1, 9, 64), seed=4)
+    c.close()
+    payload = (tmp_path / "b" / "payloads" / "dnnl_main_0.bin").read_bytes()
+    with zipfile.ZipFile(__import__("io").BytesIO(payload)) as z:
+        manifest = json.loads(z.read("manifest.json"))
+        source = z.read("region.c").decode()
+    # inputs' dims, flat: (?, 16), (?, 8), ...: the batch is D[0], and D[2] must equal it
+    assert manifest["outputs"][0]["sizes"] == [[1, 0], 16]
+    assert manifest["equal"] == [[[1, 2], [1, 0]]]
+    assert "DIMS(D[0], 16)" in source
+    region_fn = load(payload)
+    rng = np.random.default_rng(5)
+    for n in range(1, SHAPES + 3):
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        (y,) = region_fn(np.empty((n, 16), np.float32), x, w, b)
+        np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-5)
+    assert len(region_fn._handles) == SHAPES  # bounded: the oldest shapes were freed
+    with pytest.raises(DnnlError, match="disagree on a dimension"):
+        region_fn(np.empty((3, 16), np.float32), np.zeros((2, 8), np.float32), w, b)
+    with pytest.raises(DnnlError, match=r"input 2 has shape \(16,\), expected \(8, 16\)"):
+        region_fn(np.empty((2, 16), np.float32), np.zeros((2, 8), np.float32), b, b)
+    region_fn.close()
 
 
 def test_onnx_cnn_runs_batch_1_and_8_from_one_bundle(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ from byoc_mlir.backends.dnnl.runtime import (
     library_path,
     load,
 )
+from byoc_mlir.backends.dnnl.symbolic import Dim, Shapes, Sym
 from byoc_mlir.codegen import build
 from byoc_mlir.codegen.backend import Backend, CheckContext, Reject
 from byoc_mlir.codegen.checks import all_of, eight_bit_quantization, ins_outs, tensor_types
@@ -160,7 +161,7 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
     source = program.source()
     with tempfile.TemporaryDirectory(prefix="byoc_dnnl_") as tmp:
         library = compile_library(source, Path(tmp)).read_bytes()
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "name": region.name,
@@ -170,6 +171,11 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
         "library_sha256": hashlib.sha256(library).hexdigest(),
         "weights_bytes": len(program.blob),
     }
+    shapes = program.shapes
+    if shapes.dynamic:  # how output sizes follow from the input sizes, and what must agree
+        for entry, v in zip(manifest["outputs"], region.results, strict=True):
+            entry["sizes"] = [_json(d) for d in shapes.shape(v)]
+        manifest["equal"] = [[_json(a), _json(b)] for a, b in shapes.equal]
     files = {
         "manifest.json": json.dumps(manifest, indent=1, sort_keys=True).encode(),
         "region.c": source.encode(),
@@ -180,9 +186,35 @@ def codegen(region: RegionView, options: CodegenOptions) -> RuntimeArtifact:
     payload = _zip(files)
     # Load it once now: what oneDNN refuses (no implementation for a shape, a post-op
     # combination) then fails this region's codegen, so it falls back to the host at
-    # compile time instead of failing the whole model at load.
-    load(payload).close()
+    # compile time instead of failing the whole model at load. A dynamic region is
+    # tried at one set of sizes: 1 for each dynamic one (sizes it takes at run time are
+    # created then, and a refusal then is an error of that call).
+    loaded = load(payload)
+    try:
+        if shapes.dynamic:
+            loaded.prepare(_probe_sizes(region, shapes))
+    finally:
+        loaded.close()
     return RuntimeArtifact(payload, notes=lower_quant.summary(program))
+
+
+def _json(d: Dim) -> int | list[int]:
+    return d.to_json() if isinstance(d, Sym) else int(d)
+
+
+def _probe_sizes(region: RegionView, shapes: Shapes) -> list[int]:
+    """Input sizes to try the region at: each dynamic one at 1, or at the size the IR
+    ties it to."""
+    sizes = [1 if d is None else d for spec in region.inputs for d in spec.shape]
+    for a, b in shapes.equal:
+        (k,) = a.vars
+        if isinstance(b, int):
+            sizes[k] = b
+    for a, b in shapes.equal:
+        (k,) = a.vars
+        if isinstance(b, Sym):
+            sizes[k] = b.value(sizes)
+    return sizes
 
 
 # --- the backend -----------------------------------------------------------------------
@@ -199,6 +231,7 @@ BACKEND = Backend(
 )
 
 f32_static = tensor_types(("f32",), static=True)
+f32 = tensor_types(("f32",))  # dynamic dimensions too: see symbolic.py
 static = tensor_types(("f32", "i8", "ui8", "si8"), static=True)
 
 
@@ -275,11 +308,8 @@ def _reduction_init(ctx: CheckContext) -> Reject | None:
 def _f32_input_and_value(ctx: CheckContext) -> Reject | None:
     for v in (ctx.op.operands[0], ctx.op.results[0]):
         t = v.type
-        if (
-            not (isinstance(t, ir.RankedTensorType) and t.has_static_shape)
-            or str(t.element_type) != "f32"
-        ):
-            return Reject(f"{t} (valid: statically shaped f32 tensors)")
+        if not isinstance(t, ir.RankedTensorType) or str(t.element_type) != "f32":
+            return Reject(f"{t} (valid: f32 tensors)")
     return None
 
 
@@ -326,15 +356,19 @@ ELEMENTWISE = (
 BACKEND.supports(*CONVS, check=all_of(f32_static, zero_init))
 BACKEND.supports(linalg.DepthwiseConv2DNchwChwOp, check=_constant_operand(1, "weights"))
 BACKEND.supports(*POOLS, check=all_of(f32_static, neutral_pool_init))
-BACKEND.supports(*MATMULS, check=all_of(f32_static, zero_init, default_maps))
-BACKEND.supports(*ELEMENTWISE, check=f32_static)
+# matmuls, elementwise ops, reductions, transposes and collapses take dynamic dims
+# (primitives created per input shape at run time); the rest static shapes only
+BACKEND.supports(*MATMULS, check=all_of(f32, zero_init, default_maps))
+BACKEND.supports(*ELEMENTWISE, check=f32)
 BACKEND.supports(SUB, DIV, BROADCAST_SUB, BROADCAST_DIV, check=full_first_operand)
-BACKEND.supports(linalg.FillOp, check=all_of(f32_static, scalar_fill))
-BACKEND.supports(REDUCE_SUM, check=all_of(f32_static, _reduction_init))
+BACKEND.supports(linalg.FillOp, check=all_of(f32, scalar_fill))
+BACKEND.supports(REDUCE_SUM, check=all_of(f32, _reduction_init))
 # torch's max.dim has an (unused) i64 index output: check the value side only
 BACKEND.supports(REDUCE_MAX, check=all_of(_f32_input_and_value, _reduction_init))
 BACKEND.supports(tensor.PadOp, check=all_of(f32_static, constant_pad))
-BACKEND.supports(tensor.CollapseShapeOp, tensor.ExpandShapeOp, linalg.TransposeOp, check=f32_static)
+BACKEND.supports(tensor.CollapseShapeOp, linalg.TransposeOp, check=f32)
+# a dynamic expand takes its sizes as index values, which regions do not take
+BACKEND.supports(tensor.ExpandShapeOp, check=f32_static)
 BACKEND.supports(tensor.ConcatOp, check=all_of(f32_static, few_inputs))
 # quantized tensors: u8/s8, per tensor; convolutions reading them run in int8
 BACKEND.supports(QUANTIZE, DEQUANTIZE, check=all_of(static, eight_bit_quantization))

@@ -393,6 +393,19 @@ static void bd_const(bd_region *R, int v, int ndims, const dnnl_dim_t *dims,
     R->constant[v] = 1;
 }
 
+/* A tensor of `value` (a fill read as data, its dims known only now: dynamic), filled
+ * once, at init, and never written after. */
+static void bd_fill(bd_region *R, int v, int ndims, const dnnl_dim_t *dims, float value) {
+    if (R->error[0]) return;
+    bd_alloc(R, v, bd_md_dt(R, ndims, dims, bd_plain_tag(ndims), dnnl_f32));
+    if (R->error[0]) return;
+    float *data = NULL;
+    BD_TRY(R, dnnl_memory_get_data_handle(R->values[v].mem, (void **)&data));
+    size_t n = 1;
+    for (int k = 0; k < ndims; ++k) n *= (size_t)dims[k];
+    for (size_t k = 0; k < n; ++k) data[k] = value;
+}
+
 /* Reorders a constant once, now, into `md`; returns the new memory. */
 static dnnl_memory_t bd_prepack(bd_region *R, int v, const_dnnl_memory_desc_t md) {
     dnnl_memory_t packed = NULL;
@@ -932,6 +945,14 @@ static void bd_reduce(bd_region *R, int dst, int src, dnnl_alg_kind_t alg,
     int p = bd_plain(R, src);
     int nd = bd_ndims(R->values[p].md);
     const_dnnl_memory_desc_t md = bd_md_like(R, p, nd, dst_dims, bd_plain_tag(nd));
+    if (!R->error[0] && bd_same_dims(R->values[p].md, md)) {
+        /* only dims of 1 reduced (a dynamic dim that is 1 in this call): a copy, which
+         * oneDNN's reduction refuses to be */
+        bd_alloc(R, dst, md);
+        if (!R->error[0])
+            bd_reorder_step(R, R->values[p].mem, R->values[p].md, R->values[dst].mem, md);
+        return;
+    }
     int sum_value, sum_in_place;
     dnnl_primitive_desc_t pd;
     BD_CREATE(R, &pd, NULL, 0, &sum_value, &sum_in_place,

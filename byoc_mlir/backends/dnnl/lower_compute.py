@@ -26,7 +26,6 @@ from byoc_mlir.backends.dnnl.program import (
     identity,
     matmul_layout,
     pair,
-    shape_of,
 )
 from byoc_mlir.codegen.checks import ins_outs
 from byoc_mlir.codegen.recognisers import (
@@ -92,7 +91,7 @@ def conv(p: Program, op: ir.Operation) -> None:
         c, kh, kw = weights.shape
         wid = p.const(weights, identity(3), dims=(c, 1, 1, kh, kw))
     out = op.results[0]
-    dims = [shape_of(out)[k] for k in perm]
+    dims = [p.shape(out)[k] for k in perm]
     dst = p.new(dims, perm)
     args = [
         str(src),
@@ -111,7 +110,7 @@ def pool(p: Program, op: ir.Operation) -> None:
     (x, window), (init,) = ins_outs(op)
     is_max = op.name == MAXPOOL
     _init_is(p, op, init, (lambda v: v <= LOWEST) if is_max else (lambda v: v == 0.0))
-    kernel = list(shape_of(window))
+    kernel = list(p.shape(window))
     pad_l, pad_r = [0, 0], [0, 0]
     facts = p.pad_facts(x)
     if facts is not None:
@@ -121,7 +120,7 @@ def pool(p: Program, op: ir.Operation) -> None:
             x, pad_l, pad_r = source, low[2:], high[2:]
     quantized = lower_quant.int8_max_pool(p, op, x) if is_max else None
     src = p.ref(x, identity(4), op) if quantized is None else quantized
-    dims = shape_of(op.results[0])
+    dims = p.shape(op.results[0])
     dst = p.new(dims, identity(4))
     if quantized is not None:  # u8/s8 in and out, a view with x's quantization
         p.values[dst].dt = p.values[src].dt
@@ -148,7 +147,7 @@ def matmul(p: Program, op: ir.Operation) -> None:
     if layout is None:
         raise p.error(f"{op.name} with indexing maps oneDNN does not run", op)
     (a, b), (init,) = ins_outs(op)
-    posts = _accumulate(p, op, init, identity(len(shape_of(init))))
+    posts = _accumulate(p, op, init, identity(len(p.shape(init))))
     weights = p.region.constants.get(b)
     if weights is not None and layout == "transposed_b":  # prepacked: transpose it now
         weights = np.ascontiguousarray(np.swapaxes(weights, -1, -2))
@@ -163,9 +162,12 @@ def matmul(p: Program, op: ir.Operation) -> None:
         bid = p.const(weights, identity(weights.ndim))
     elif layout == "transposed_b":
         raise p.error(f"{op.name} reading a computed right operand transposed", op)
-    else:
-        bid = p.ref(b, None, op)
-    dims = shape_of(op.results[0])
+    else:  # a view broadcasting batches only is read as is (oneDNN broadcasts them)
+        bid = p.ref_view(b, None, op)
+        full = p.values[bid].full
+        if full is not None and p.values[bid].dims[-2:] != full[-2:]:
+            bid = p.ref(b, None, op)
+    dims = p.shape(op.results[0])
     dst = p.new(dims, identity(len(dims)))
     args = [str(aid), str(bid), "1" if weights is not None else "0", c_dims(dims)]
     p.alias(op.results[0], p.emit(Step("bd_matmul", dst, args, posts=posts, quant=quantized)))

@@ -19,8 +19,8 @@ from byoc_mlir.backends.dnnl.program import (
     c_float,
     identity,
     map_results,
-    shape_of,
 )
+from byoc_mlir.backends.dnnl.symbolic import Dim
 from byoc_mlir.codegen.checks import ins_outs
 from byoc_mlir.codegen.recognisers import (
     GenericView,
@@ -35,7 +35,7 @@ def _broadcast_operand(p: Program, v: ir.Value, results: list[int | None], full:
     positions = [full.perm.index(r) for r in results if r is not None]
     if positions != sorted(positions):
         raise p.error("a broadcast operand read transposed")
-    dims = [1] * len(full.dims)
+    dims: list[Dim] = [1] * len(full.dims)
     for k in positions:
         dims[k] = full.dims[k]
     array = p.region.constants.get(v)
@@ -55,7 +55,7 @@ def binary(p: Program, op: ir.Operation, alg: str, commutative: bool) -> None:
     order = [view.args.index(v) for v in view.body[0].operands]
     ins = [ins[i] for i in order]
     maps = [map_results(op)[i] for i in order]
-    out_rank = len(shape_of(op.results[0]))
+    out_rank = len(p.shape(op.results[0]))
     full = [len(m) == out_rank and m == list(range(out_rank)) for m in maps]
     if not full[0]:
         if not (commutative and full[1]):
@@ -100,7 +100,7 @@ def binary(p: Program, op: ir.Operation, alg: str, commutative: bool) -> None:
     p.alias(op.results[0], p.emit(Step("bd_binary", dst, [str(a), str(b), alg], posts=[])))
 
 
-def _view(p: Program, src: int, dims: Sequence[int]) -> int:
+def _view(p: Program, src: int, dims: Sequence[Dim]) -> int:
     """``src`` (made plain) viewed with other dims of the same size."""
     p.values[src].owned = False
     vid = p.new(dims, identity(len(dims)))
@@ -218,7 +218,7 @@ def broadcast(p: Program, op: ir.Operation) -> None:
     binary ops read broadcasting (no copy); other readers materialise it."""
     (x,) = ins_outs(op)[0]
     (results,) = map_results(op)[:1]
-    out = shape_of(op.results[0])
+    out = p.shape(op.results[0])
     if any(r is None for r in results) or results != sorted(results):  # type: ignore[type-var]
         raise p.error("a broadcast that transposes or reads constant indices", op)
     dims = [out[d] if d in results else 1 for d in range(len(out))]

@@ -22,7 +22,6 @@ from byoc_mlir.backends.dnnl.program import (
     c_float,
     identity,
     map_results,
-    shape_of,
 )
 from byoc_mlir.codegen.backend import KindKey, classify
 from byoc_mlir.codegen.checks import ins_outs
@@ -68,7 +67,7 @@ def _softmax(p: Program, op: ir.Operation) -> bool:
     its sum, the division; reshapes between), emits one oneDNN softmax for it."""
     x = op.operands[0]
     shape = reduction(op)
-    rank = len(shape_of(x))
+    rank = len(p.shape(x))
     if shape is None or shape.dims != (rank - 1,):
         return False
     hops: list[ir.Operation] = []
@@ -122,10 +121,10 @@ def _layernorm(p: Program, op: ir.Operation) -> bool:
     variance's square/sum/scale, + eps, rsqrt, normalise; then optionally a constant
     per-channel scale and shift), emits one oneDNN layer normalisation for it."""
     x = op.operands[0]
-    rank = len(shape_of(x))
-    n = shape_of(x)[-1]
+    rank = len(p.shape(x))
+    n = p.shape(x)[-1]
     shape = reduction(op)
-    if shape is None or shape.dims != (rank - 1,):
+    if shape is None or shape.dims != (rank - 1,) or not isinstance(n, int):
         return False
     hops: list[ir.Operation] = []
     mean = _mean_of(p, op, n, hops)
@@ -206,7 +205,7 @@ def reduce(p: Program, op: ir.Operation, alg: str, neutral: Callable[[float], bo
     dims = [1 if d in shape.dims else n for d, n in enumerate(full)]
     vid = p.new(dims, identity(len(dims)))
     p.emit(Step("bd_reduce", vid, [str(src), alg, c_dims(dims)], fusable=False))
-    out = shape_of(op.results[0])
+    out = p.shape(op.results[0])
     if tuple(out) != tuple(dims):  # the output drops the reduced dims: a view
         view = p.new(out, identity(len(out)))
         p.values[vid].owned = False
@@ -227,7 +226,7 @@ def concat(p: Program, op: ir.Operation) -> None:
     perm = p.values[srcs[0]].perm
     if any(p.values[s].perm != perm for s in srcs):
         raise p.error("a concat of tensors in different layouts", op)
-    shape = shape_of(op.results[0])
+    shape = p.shape(op.results[0])
     dst = p.new([shape[k] for k in perm], perm)
     ids = ", ".join(str(s) for s in srcs)
     args = [str(list(perm).index(dim)), str(len(srcs)), f"(const int[]){{{ids}}}"]
@@ -244,7 +243,7 @@ def transpose(p: Program, op: ir.Operation) -> None:
     src = p.ref(op.operands[0], None, op)  # (input, init): no operand segments
     if p.values[src].perm != identity(len(perm)):
         raise p.error("a transpose of an NHWC tensor", op)
-    dims = shape_of(op.results[0])
+    dims = p.shape(op.results[0])
     dst = p.new(dims, identity(len(dims)))
     args = [str(src), f"(const int[]){{{', '.join(str(k) for k in perm)}}}"]
     p.alias(op.results[0], p.emit(Step("bd_transpose", dst, args, fusable=False)))
@@ -257,7 +256,7 @@ def reshape(p: Program, op: ir.Operation) -> None:
     p.values[src].owned = False
     if p.values[src].perm != identity(len(p.values[src].perm)):
         raise p.error("a reshape of an NHWC tensor", op)
-    dims = shape_of(op.results[0])
+    dims = p.shape(op.results[0])
     dst = p.new(dims, identity(len(dims)))
     p.values[dst].dt = p.values[src].dt
     args = [str(src), str(len(dims)), c_dims(dims)]

@@ -18,8 +18,17 @@ import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
+from byoc_mlir.backends.dnnl import symbolic
 from byoc_mlir.backends.dnnl.runtime import DnnlError
-from byoc_mlir.codegen.hook import RegionView, TensorSpec
+from byoc_mlir.backends.dnnl.symbolic import (  # noqa: F401 - re-exported
+    MATMUL_MAPS,
+    Dim,
+    Shape,
+    Sym,
+    map_results,
+    matmul_layout,
+)
+from byoc_mlir.codegen.hook import RegionView
 from byoc_mlir.codegen.recognisers import QuantParams, constant_value
 from byoc_mlir.linalg_ops import linalg
 
@@ -114,17 +123,17 @@ class Step:
 
 @dataclass
 class Value:
-    dims: tuple[int, ...]  # oneDNN's logical dims
+    dims: Shape  # oneDNN's logical dims (a `Sym` for a dynamic one)
     perm: tuple[int, ...]  # logical dim i is the tensor's dim perm[i]
     step: Step | None = None  # the step whose destination it is (for post-ops)
     defined: int = -1  # index of the step defining it (-1: input or constant)
     owned: bool = False  # its buffer is its own (not an input, constant or view)
-    full: tuple[int, ...] | None = None  # a broadcast view: the logical dims it stands for
+    full: Shape | None = None  # a broadcast view: the logical dims it stands for
     dt: str = "f32"  # f32, u8 or s8 (DNNL_TYPES)
 
 
-def c_dims(xs: Sequence[int]) -> str:
-    return f"DIMS({', '.join(str(int(x)) for x in xs)})"
+def c_dims(xs: Sequence[Dim]) -> str:
+    return f"DIMS({', '.join(x.c() if isinstance(x, Sym) else str(int(x)) for x in xs)})"
 
 
 def identity_post(post: Post) -> bool:
@@ -149,26 +158,10 @@ def identity(n: int) -> tuple[int, ...]:
     return tuple(range(n))
 
 
-def shape_of(v: ir.Value) -> tuple[int, ...]:
-    return TensorSpec.of(v.type).static_shape
-
-
 def pair(op: ir.Operation, key: str) -> list[int]:
     if key not in op.attributes:
         return [1, 1]
     return [int(x) for x in ir.DenseIntElementsAttr(op.attributes[key])]
-
-
-def map_results(op: ir.Operation) -> list[list[int | None]]:
-    """Each indexing map's results as loop dims (None for a constant result)."""
-    out = []
-    for m in ir.ArrayAttr(op.attributes["indexing_maps"]):
-        amap = ir.AffineMapAttr(m).value
-        row: list[int | None] = []
-        for e in amap.results:
-            row.append(ir.AffineDimExpr(e).position if isinstance(e, ir.AffineDimExpr) else None)
-        out.append(row)
-    return out
 
 
 class Program:
@@ -176,6 +169,7 @@ class Program:
 
     def __init__(self, region: RegionView, layout: str, precision: str = "f32"):
         self.region = region
+        self.shapes = symbolic.infer(region)
         self.layout = layout
         self.precision = precision
         self.ids: dict[ir.Value, int] = {}
@@ -183,7 +177,7 @@ class Program:
         self.steps: list[Step] = []
         self.decls: list[str] = []  # inputs and constants, before the steps
         self.blob = bytearray()
-        self.const_ids: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+        self.const_ids: dict[tuple[int, tuple[int, ...], Shape], int] = {}
         self.materialised: dict[int, int] = {}
         self.skip: set[int] = set()  # ops already lowered as part of a larger primitive
         self.kept: list[np.ndarray] = []
@@ -207,9 +201,14 @@ class Program:
             self.uses[v] = self.uses.get(v, 0) + 1
             self.read_at.setdefault(v, []).append(len(region.ops))
 
-    def new(self, dims: Sequence[int], perm: Sequence[int]) -> int:
-        self.values.append(Value(tuple(int(d) for d in dims), tuple(perm)))
+    def new(self, dims: Sequence[Dim], perm: Sequence[int]) -> int:
+        kept = tuple(d if isinstance(d, Sym) else int(d) for d in dims)
+        self.values.append(Value(kept, tuple(perm)))
         return len(self.values) - 1
+
+    def shape(self, v: ir.Value) -> Shape:
+        """``v``'s dims, a dynamic one as a `Sym` of the region's input sizes."""
+        return self.shapes.shape(v)
 
     def error(self, message: str, at: ir.Operation | None = None) -> DnnlError:
         where = str(at.location) if at is not None else ""
@@ -237,7 +236,7 @@ class Program:
             if perm is not None and self.values[known].perm != tuple(perm):
                 raise self.error("a tensor is read in two layouts (NCHW and NHWC)", at)
             return known
-        shape = shape_of(v)
+        shape = self.shape(v)
         perm = tuple(perm) if perm is not None else identity(len(shape))
         dims = [shape[p] for p in perm]
         if v in self.args:
@@ -260,10 +259,15 @@ class Program:
             return vid
         if v in self.pads:
             return self.materialise_pad(v)
-        if v in self.fills:  # a fill read as data: a constant
+        if v in self.fills and all(isinstance(d, int) for d in shape):  # read as data
             array = np.full(shape, self.fills[v], dtype=np.float32)
             self.ids[v] = vid = self.const(array, perm)
             return vid
+        if v in self.fills:  # of dynamic dims: filled at init, for each shape
+            vid = self.ids[v] = self.new(shape, identity(len(shape)))
+            fill = f"bd_fill(R, {vid}, {len(shape)}, {c_dims(shape)}, {c_float(self.fills[v])});"
+            self.decls.append("    " + fill)
+            return self.ref_view(v, perm, at)
         raise self.error(f"{v.type} is produced by an op the dnnl backend does not run", at)
 
     def int8(
@@ -281,7 +285,7 @@ class Program:
         return da is not None and da == db
 
     def const(
-        self, array: np.ndarray, perm: Sequence[int], dims: Sequence[int] | None = None
+        self, array: np.ndarray, perm: Sequence[int], dims: Sequence[Dim] | None = None
     ) -> int:
         """A constant in the weights blob, read through ``perm`` (optionally reshaped)."""
         dt = {np.dtype(np.float32): "f32", np.dtype(np.int8): "s8"}.get(array.dtype)
@@ -346,7 +350,7 @@ class Program:
         perm = self.values[src].perm
         if perm != identity(len(perm)):
             raise self.error("tensor.pad of an NHWC tensor read alone", self.pads[v])
-        dims = shape_of(v)
+        dims = self.shape(v)
         vid = self.ids[v] = self.new(dims, perm)
         args = [str(src), c_dims(dims), c_dims(low), c_float(value)]
         self.emit(Step("bd_pad", vid, args, fusable=False))
@@ -372,8 +376,9 @@ class Program:
             f"/* ops: {ops} */",
             '#include "dnnl_support.h"',
             "",
-            "BD_EXPORT void *byoc_region_init(const void *weights, int threads, char *error,",
-            "                                 int error_size) {",
+            "BD_EXPORT void *byoc_region_init(const void *weights, int threads,",
+            "                                 const dnnl_dim_t *D, char *error, int error_size) {",
+            "    (void)D; /* the inputs' sizes, which dynamic dims are expressions of */",
             f"    bd_region *R = bd_new({len(self.values)}, {len(r.inputs)}, {len(r.outputs)}, "
             f"weights, threads, {tag}, {PRECISIONS[self.precision]});",
             "    if (R == NULL) return NULL;",
@@ -400,21 +405,3 @@ class Program:
             "",
         ]
         return "\n".join(lines)
-
-
-MATMUL_MAPS = {
-    MATMUL: {"plain": [[0, 2], [2, 1], [0, 1]], "transposed_b": [[0, 2], [1, 2], [0, 1]]},
-    BATCH_MATMUL: {
-        "plain": [[0, 1, 3], [0, 3, 2], [0, 1, 2]],
-        "transposed_b": [[0, 1, 3], [0, 2, 3], [0, 1, 2]],
-    },
-}
-
-
-def matmul_layout(op: ir.Operation) -> str | None:
-    """``plain`` or ``transposed_b`` (``A @ B^T``) from a matmul's indexing maps."""
-    maps = map_results(op) if "indexing_maps" in op.attributes else None
-    known = MATMUL_MAPS[op.name]
-    if maps is None:
-        return "plain"
-    return next((name for name, m in known.items() if m == maps), None)

@@ -8,6 +8,12 @@ temporary directory, opens it with ctypes and runs ``byoc_region_init`` once: on
 primitives are created and weights reordered then, not per call. The returned callable
 takes numpy arrays (read in place: no copy) and returns new arrays.
 
+A region with dynamic dimensions is initialised per set of input shapes instead, on
+the first call with them: ``byoc_region_init`` takes the inputs' sizes, the manifest
+says which input sizes must agree and how the outputs' sizes follow from them
+(`byoc_mlir.backends.dnnl.symbolic`), and the last `SHAPES` initialisations are kept
+(primitives cached per shape; older ones are freed).
+
 This module needs numpy and oneDNN 3's library only, not the compiler. oneDNN comes from
 PyPI (``onednn-cpu-gomp``, oneDNN 3.2 built with GNU OpenMP; ``onednn-devel-cpu-gomp``
 adds the headers the code generator needs), found through the installed distribution:
@@ -22,13 +28,16 @@ import hashlib
 import importlib.metadata
 import io
 import json
+import math
 import os
 import tempfile
 import threading
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +45,10 @@ from byoc_mlir.dtypes import numpy_dtype
 from byoc_mlir.errors import ByocError
 
 FORMAT = "byoc_mlir.dnnl"
-VERSION = 3  # 3: oneDNN 3 (PyPI), fpmath mode in region.c
+VERSION = 4  # 4: byoc_region_init takes the input sizes (dynamic dimensions)
 _ERROR_SIZE = 512
+SHAPES = 8
+"""Initialisations a dynamic region keeps (one per set of input shapes, the last used)."""
 
 
 class DnnlError(ByocError, ValueError):
@@ -154,6 +165,13 @@ def _load_library(library: bytes, digest: str) -> ctypes.CDLL:
     return _LIBRARIES[digest]
 
 
+def _size(entry: Any, sizes: Sequence[int]) -> int:
+    """A manifest size: an int, or ``[coef, k...]``: coef times the input sizes k."""
+    if isinstance(entry, int):
+        return entry
+    return int(entry[0]) * math.prod(sizes[int(k)] for k in entry[1:])
+
+
 class Region:
     """One loaded region: call it with numpy arrays, get its outputs."""
 
@@ -173,6 +191,9 @@ class Region:
         self.name: str = manifest["name"]
         self.inputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["inputs"]]
         self.outputs = [(tuple(s["shape"]), s["dtype"]) for s in manifest["outputs"]]
+        self._sizes = [s.get("sizes", s["shape"]) for s in manifest["outputs"]]
+        self._equal = manifest.get("equal", [])
+        self.dynamic = any(d is None for shape, _ in self.inputs + self.outputs for d in shape)
         digest = hashlib.sha256(library).hexdigest()
         # The library reads constants at fixed offsets of weights.bin: a damaged payload
         # must be refused here, not crash the process later.
@@ -189,7 +210,7 @@ class Region:
             raise DnnlError(f"{self.name}: cannot load its oneDNN library: {err}") from None
         self._lib.byoc_region_init.restype = ctypes.c_void_p
         self._lib.byoc_region_init.argtypes = [
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
         ]  # fmt: skip
         self._lib.byoc_region_free.restype = None
         self._lib.byoc_region_free.argtypes = [ctypes.c_void_p]
@@ -200,48 +221,96 @@ class Region:
         # The weights stay alive (and in place) as long as the region: constants that
         # are not prepacked are read from this buffer at every call.
         self._weights = np.frombuffer(bytearray(weights) or bytearray(64), dtype=np.uint8)
-        error = ctypes.create_string_buffer(_ERROR_SIZE)
-        handle = self._lib.byoc_region_init(
-            self._weights.ctypes.data, int(manifest.get("threads", 0)), error, _ERROR_SIZE
-        )
-        if not handle:
-            raise DnnlError(f"{self.name}: oneDNN refused the region: {error.value.decode()}")
-        self._handle: int | None = handle
-        self._error = error
+        self._threads = int(manifest.get("threads", 0))
+        self._error = ctypes.create_string_buffer(_ERROR_SIZE)
+        # one initialisation per set of input sizes (a static region: the only one, now)
+        self._handles: OrderedDict[tuple[int, ...], int] = OrderedDict()
+        self._open = True
+        if not self.dynamic:
+            self._handle_for(())
         n_in, n_out = len(self.inputs), len(self.outputs)
         self._in_ptrs = (ctypes.c_void_p * max(n_in, 1))()
         self._out_ptrs = (ctypes.c_void_p * max(n_out, 1))()
 
+    def _handle_for(self, sizes: tuple[int, ...]) -> int:
+        """The region initialised for these input sizes (created on first use)."""
+        handle = self._handles.get(sizes)
+        if handle is not None:
+            self._handles.move_to_end(sizes)
+            return handle
+        flat = (ctypes.c_int64 * max(len(sizes), 1))(*sizes)
+        handle = self._lib.byoc_region_init(
+            self._weights.ctypes.data, self._threads, flat, self._error, _ERROR_SIZE
+        )
+        if not handle:
+            at = f" at input sizes {list(sizes)}" if self.dynamic else ""
+            raise DnnlError(
+                f"{self.name}: oneDNN refused the region{at}: {self._error.value.decode()}"
+            )
+        self._handles[sizes] = handle
+        while len(self._handles) > SHAPES:
+            _, old = self._handles.popitem(last=False)
+            self._lib.byoc_region_free(old)
+        return handle
+
+    def prepare(self, sizes: Sequence[int]) -> None:
+        """Creates the primitives for one set of input sizes (all inputs' dims, flat)."""
+        self._handle_for(tuple(int(n) for n in sizes))
+
     def close(self) -> None:
         """Frees the oneDNN primitives and buffers (the region cannot be called again)."""
-        if self._handle:
-            self._lib.byoc_region_free(self._handle)
-            self._handle = None
+        handles = getattr(self, "_handles", {})
+        while handles:
+            _, handle = handles.popitem()
+            self._lib.byoc_region_free(handle)
+        self._open = False
 
     def __del__(self) -> None:
-        if getattr(self, "_handle", None):
+        if getattr(self, "_handles", None):
             self.close()
 
     def __call__(self, *arrays: np.ndarray) -> Sequence[np.ndarray]:
-        if not self._handle:
+        if not self._open:
             raise DnnlError(f"{self.name} was closed")
         if len(arrays) != len(self.inputs):
             raise DnnlError(f"{self.name} takes {len(self.inputs)} inputs, got {len(arrays)}")
         keep = []
+        sizes: list[int] = []
         for i, (a, (shape, dtype)) in enumerate(zip(arrays, self.inputs, strict=True)):
             # f32 and quantized 8-bit inputs are read (others, e.g. an unused i64 index
             # init, are not); an 8-bit input's bytes are read as u8 or s8 by the region.
             arr = np.ascontiguousarray(a, dtype=numpy_dtype(dtype))
-            if arr.shape != shape:
-                raise DnnlError(f"{self.name}: input {i} has shape {arr.shape}, expected {shape}")
+            fits = len(arr.shape) == len(shape) and all(
+                d is None or d == n for d, n in zip(shape, arr.shape, strict=True)
+            )
+            if not fits:
+                expected = tuple("?" if d is None else d for d in shape)
+                raise DnnlError(
+                    f"{self.name}: input {i} has shape {arr.shape}, expected {expected}"
+                )
             keep.append(arr)
+            sizes.extend(arr.shape)
             self._in_ptrs[i] = arr.ctypes.data
-        outs = [np.empty(shape, numpy_dtype(dtype)) for shape, dtype in self.outputs]
+        if self.dynamic:
+            for a, b in self._equal:
+                if _size(a, sizes) != _size(b, sizes):
+                    raise DnnlError(
+                        f"{self.name}: input sizes {sizes} disagree on a dimension the "
+                        f"region's ops share"
+                    )
+            handle = self._handle_for(tuple(sizes))
+            shapes = [tuple(_size(d, sizes) for d in s) for s in self._sizes]
+        else:
+            handle = self._handle_for(())
+            shapes = [shape for shape, _ in self.outputs]
+        outs = [
+            np.empty(s, numpy_dtype(dt)) for s, (_, dt) in zip(shapes, self.outputs, strict=True)
+        ]
         for o, arr in enumerate(outs):
             self._out_ptrs[o] = arr.ctypes.data
         start = time.perf_counter()
         rc = self._lib.byoc_region_run(
-            self._handle, self._in_ptrs, self._out_ptrs, self._error, _ERROR_SIZE
+            handle, self._in_ptrs, self._out_ptrs, self._error, _ERROR_SIZE
         )
         elapsed = time.perf_counter() - start
         if rc != 0:
