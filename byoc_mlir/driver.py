@@ -115,6 +115,8 @@ def _compile_to(
             externalize_params=options.externalize_params,
             params_path=staging / PARAMETERS,
             bind_inputs=options.bind_inputs,
+            dynamic_axes=options.dynamic_axes,
+            dims=options.dims,
         )
         parameters = loaded.parameters
         if options.parameters is not None:

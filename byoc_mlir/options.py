@@ -74,6 +74,9 @@ class CompileOptions:
         dims: ranges of the model's dynamic dimensions by name (``{"batch": (1, 32)}``;
             ``d0``, ``d1``, ... for the unnamed ``?`` of an ``.mlir`` signature): the
             bundle accepts any size in range, recorded in the manifest and the report.
+        dynamic_axes: for a torch module: which input dimensions stay dynamic, named as
+            for ``torch.onnx.export`` (``{"x": {0: "batch"}}``: an input by its
+            ``forward`` parameter name or position); ranges come from ``dims``.
         tune: measured placement: time every offloaded runtime-route region on the host
             and on its backend, here, and keep the faster (see `byoc_mlir.tune`); the
             times go to the report and the saved plan. Ignored when replaying a plan.
@@ -100,6 +103,7 @@ class CompileOptions:
     hook_memory_mb: int | None = DEFAULT_MEMORY_MB
     jobs: int = 0
     dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    dynamic_axes: Mapping[int | str, Mapping[int, str]] | None = None
 
     @property
     def phase_flags(self) -> list[str]:

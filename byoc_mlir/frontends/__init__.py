@@ -106,6 +106,8 @@ def load(
     externalize_params: int = 0,
     params_path: Path | None = None,
     bind_inputs: Mapping[str, Any] | None = None,
+    dynamic_axes: Mapping[int | str, Mapping[int, str]] | None = None,
+    dims: Mapping[str, tuple[int, int]] | None = None,
 ) -> Source:
     """Turns any supported model into MLIR for the driver.
 
@@ -125,6 +127,9 @@ def load(
         bind_inputs: for an ONNX model: graph inputs fixed to these values (they become
             initializers and leave the signature), e.g. the ``axes`` or ``shape``
             operands the lowering needs constant.
+        dynamic_axes: for a torch module: dimensions exported dynamic, named
+            (``{"x": {0: "batch"}}``, as for ``torch.onnx.export``), with ranges from
+            ``dims``.
 
     Returns:
         The model as MLIR text or bytecode.
@@ -134,14 +139,21 @@ def load(
             names the file and what was expected.
     """
     check_torch_dialect(torch_dialect)
+    if dynamic_axes and not _is_torch_module(model):
+        raise ByocError(
+            f"dynamic_axes are for torch modules, not {_describe(model)} (ONNX models name "
+            f"theirs with dim_param; an .mlir signature has '?')"
+        )
     if _is_torch_module(model):
         if torch_dialect == "tosa":
+            if dynamic_axes:
+                raise ByocError("dynamic_axes need torch_dialect='linalg' (the default)")
             from byoc_mlir.frontends.from_torch_tosa import load_torch_tosa
 
             return load_torch_tosa(model, example_inputs)
         from byoc_mlir.frontends.from_torch import load_torch
 
-        return load_torch(model, example_inputs)
+        return load_torch(model, example_inputs, dynamic_axes, dims)
     if example_inputs is not None:
         raise ByocError(
             f"example_inputs are only for torch.nn.Module models, not {_describe(model)}"

@@ -14,8 +14,9 @@ LayerNorm, addmm, SDPA...) and keeps what it converts well (convolution, pooling
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from iree.compiler import ir, passmanager
@@ -73,18 +74,31 @@ DECOMPOSITIONS = (
 """aten ops decomposed before import (torch-mlir's default table; absent ones skipped)."""
 
 
-def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
+def load_torch(
+    module: Any,
+    example_inputs: Sequence[Any] | None,
+    dynamic_axes: DynamicAxes | None = None,
+    ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> Source:
     """Exports ``module`` on ``example_inputs`` and lowers it to linalg (as MLIR text).
 
     Args:
         module: a ``torch.nn.Module``.
         example_inputs: its positional inputs (torch tensors or numpy arrays; one tensor
             alone is fine); their shapes and dtypes become the compiled signature.
+        dynamic_axes: dimensions that stay dynamic, named, as for ``torch.onnx.export``:
+            ``{"x": {0: "batch"}}`` (an input by its ``forward`` parameter name or its
+            position); one name is one size. Exported as ``torch.export.Dim`` s.
+        ranges: a range per dimension name (``Dim(min=, max=)``).
     """
     import torch
 
     name = model_name(module)
-    program = export_program(module, example_inputs, _decomposition_table(torch))
+    dims = None
+    dynamic_shapes = None
+    if dynamic_axes:
+        dims, dynamic_shapes = _dynamic_shapes(torch, module, example_inputs, dynamic_axes, ranges)
+    program = export_program(module, example_inputs, _decomposition_table(torch), dynamic_shapes)
     from iree.compiler.extras.fx_importer import FxImporter
 
     try:
@@ -97,8 +111,59 @@ def load_torch(module: Any, example_inputs: Sequence[Any] | None) -> Source:
             f"{name}: lowering the exported program to linalg failed: {first_line(err)}"
         ) from None
     return Source(
-        module_op.get_asm(binary=True), name, signature=signature, ranges=_ranges(program)
+        module_op.get_asm(binary=True),
+        name,
+        signature=signature,
+        dims=dims,
+        ranges=_ranges(program),
     )
+
+
+DynamicAxes = Mapping[int | str, Mapping[int, str]]
+
+
+def _dynamic_shapes(
+    torch: Any,
+    module: Any,
+    example_inputs: Sequence[Any] | None,
+    axes: DynamicAxes,
+    ranges: Mapping[str, tuple[int, int]] | None,
+) -> tuple[tuple[tuple[str | None, ...], ...], tuple[dict[int, Any], ...]]:
+    """(names per input dimension, ``torch.export``'s ``dynamic_shapes``) for ``axes``.
+
+    Raises:
+        ByocError: an input or dimension ``axes`` names that the module does not take.
+    """
+    name = model_name(module)
+    if isinstance(module, torch.export.ExportedProgram):
+        raise ByocError(f"{name}: dynamic_axes are for a torch.nn.Module (a program has its own)")
+    items = example_inputs if isinstance(example_inputs, list | tuple) else (example_inputs,)
+    try:
+        params = list(inspect.signature(module.forward).parameters)[: len(items)]
+    except (TypeError, ValueError):
+        params = []
+    shapes = [tuple(getattr(x, "shape", ())) for x in items]
+    named: list[list[str | None]] = [[None] * len(s) for s in shapes]
+    dim_of: dict[str, Any] = {}
+    for key, per_axis in axes.items():
+        index = key if isinstance(key, int) else (params.index(key) if key in params else -1)
+        if not 0 <= index < len(shapes):
+            valid = ", ".join([*params, *(str(i) for i in range(len(shapes)))])
+            raise ByocError(f"{name}: dynamic_axes names input {key!r} (valid: {valid})")
+        for axis, dim in per_axis.items():
+            if not 0 <= axis < len(shapes[index]):
+                raise ByocError(
+                    f"{name}: dynamic_axes[{key!r}] names dimension {axis} of a rank-"
+                    f"{len(shapes[index])} input"
+                )
+            named[index][axis] = dim
+            if dim not in dim_of:
+                lo, hi = (ranges or {}).get(dim, (None, None))
+                dim_of[dim] = torch.export.Dim(dim, min=lo, max=hi)
+    dynamic = tuple(
+        {axis: dim_of[d] for axis, d in enumerate(row) if d is not None} or None for row in named
+    )
+    return tuple(tuple(row) for row in named), dynamic  # type: ignore[return-value]
 
 
 def _ranges(program: Any) -> tuple[tuple[tuple[int, int] | None, ...], ...] | None:
@@ -143,7 +208,10 @@ def import_program(program: Any, importer_class: Any, context: Any) -> Any:
 
 
 def export_program(
-    module: Any, example_inputs: Sequence[Any] | None, decompositions: dict[Any, Any]
+    module: Any,
+    example_inputs: Sequence[Any] | None,
+    decompositions: dict[Any, Any],
+    dynamic_shapes: Any = None,
 ) -> Any:
     """``torch.export`` in eval mode (the module's mode is restored), then decomposed; an
     ``ExportedProgram`` is only decomposed.
@@ -173,7 +241,7 @@ def export_program(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecations
-            program = torch.export.export(module, args, strict=False)
+            program = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
             return program.run_decompositions(decompositions)
     except Exception as err:  # noqa: BLE001 - export fails in many ways; all are the model's
         raise ByocError(f"{name}: torch.export failed: {first_line(err)}") from None

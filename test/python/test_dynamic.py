@@ -326,6 +326,52 @@ def test_torch_program_keeps_its_dynamic_batch_and_range(tmp_path: Path) -> None
     c.close()
 
 
+def test_torch_module_with_dynamic_axes_keeps_their_names(tmp_path: Path) -> None:
+    """``compile(module, example_inputs=..., dynamic_axes=...)``: the named dimensions stay
+    dynamic (one name, one size, across inputs), with ranges from ``dims``; the
+    module's matmuls run on dnnl with primitives per shape."""
+    import torch
+
+    class Pair(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.proj(x) + y)
+
+    model = Pair().eval()
+    example = (torch.randn(2, 3, 8), torch.randn(2, 3, 8))
+    options = CompileOptions(
+        cache_dir=None,
+        dims={"batch": (1, 16), "seq": (2, 64)},
+        dynamic_axes={"x": {0: "batch", 1: "seq"}, 1: {0: "batch", 1: "seq"}},
+    )
+    c = compile(model, ["dnnl"], out_dir=tmp_path / "b", example_inputs=example, options=options)
+    assert c.dims == {"batch": (1, 16), "seq": (2, 64)}
+    assert [s.dims for s in c.inputs] == [("batch", "seq", None)] * 2
+    assert any(r["status"] == "offloaded" for r in c.report["regions"])
+    rng = np.random.default_rng(6)
+    for shape in ((1, 2, 8), (5, 64, 8), (16, 7, 8)):
+        x, y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        (got,) = c(x, y)
+        want = model(torch.from_numpy(x), torch.from_numpy(y)).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ByocError, match="seq = 65 is outside its compiled range 2..64"):
+        c(np.zeros((1, 65, 8), np.float32), np.zeros((1, 65, 8), np.float32))
+    c.close()
+    for axes, message in (
+        ({"z": {0: "batch"}}, r"dynamic_axes names input 'z' \(valid: x, y, 0, 1\)"),
+        ({"x": {3: "batch"}}, r"names dimension 3 of a rank-3 input"),
+    ):
+        bad = CompileOptions(cache_dir=None, dynamic_axes=axes)
+        with pytest.raises(ByocError, match=message):
+            compile(model, ["testing"], example_inputs=example, options=bad)
+    with pytest.raises(ByocError, match="dynamic_axes are for torch modules"):
+        bad = CompileOptions(cache_dir=None, dynamic_axes={0: {0: "n"}})
+        compile(tmp_path / "nothing.mlir", ["testing"], options=bad)
+
+
 def test_a_hook_region_taking_sizes_falls_back_with_the_reason(tmp_path: Path) -> None:
     """A vendor backend that takes a dynamically sized ``tensor.empty`` gets a region whose
     signature carries the host's size as an ``index``: hooks take regions of tensors, so
