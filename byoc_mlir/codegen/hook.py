@@ -211,12 +211,21 @@ class Kernel:
         args: the operands in signature order.
         results: the tensors the kernel writes, in signature order.
         workgroups: how many chunks IREE may run in parallel (>= 1).
+        sizes: the dynamic sizes the kernel takes, as ``size_t`` parameters after the
+            result's (before the workgroup id), in this order: each the size of
+            dimension ``axis`` of region input ``input``, as ``(input, axis)``. Every
+            dynamic dimension of the kernel's operands and results must be among them.
+        result_sizes: per result, per dimension: the ``(input, axis)`` whose size a
+            dynamic dimension has (None for a static one); required when a result has
+            dynamic dimensions.
     """
 
     symbol: str
     args: list[ValueRef]
     results: list[TensorSpec]
     workgroups: int = 1
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    result_sizes: list[list[tuple[int, int] | None]] | None = None
 
 
 @dataclass
@@ -251,6 +260,10 @@ class LinkedArtifact:
                     "args": [asdict(a) for a in k.args],
                     "results": [{"shape": list(r.shape), "dtype": r.dtype} for r in k.results],
                     "workgroups": k.workgroups,
+                    "sizes": [list(s) for s in k.sizes],
+                    "result_sizes": None
+                    if k.result_sizes is None
+                    else [[None if d is None else list(d) for d in r] for r in k.result_sizes],
                 }
                 for k in self.kernels
             ],
@@ -267,6 +280,13 @@ class LinkedArtifact:
                     [ValueRef(**a) for a in k["args"]],
                     [TensorSpec(tuple(r["shape"]), r["dtype"]) for r in k["results"]],
                     k["workgroups"],
+                    [(int(i), int(a)) for i, a in k.get("sizes", [])],
+                    None
+                    if k.get("result_sizes") is None
+                    else [
+                        [None if d is None else (int(d[0]), int(d[1])) for d in r]
+                        for r in k["result_sizes"]
+                    ],
                 )
                 for k in data["kernels"]
             ],
@@ -324,6 +344,7 @@ def validate(artifact: object, view: RegionView) -> Artifact:
             raise ArtifactError(f"kernel {kernel.symbol} writes no result")
         for ref in kernel.args:
             _check_ref(ref, k, artifact, view)
+        _check_sizes(kernel, k, artifact, view)
     if len(artifact.outputs) != len(view.outputs):
         raise ArtifactError(
             f"{len(artifact.outputs)} outputs given, the region has {len(view.outputs)}"
@@ -334,6 +355,39 @@ def validate(artifact: object, view: RegionView) -> Artifact:
         if got != spec:
             raise ArtifactError(f"output {ref} is {got.mlir}, the region returns {spec.mlir}")
     return artifact
+
+
+def _check_sizes(kernel: Kernel, k: int, artifact: LinkedArtifact, view: RegionView) -> None:
+    """Every dynamic dimension a kernel reads or writes is a size it takes."""
+    for i, axis in kernel.sizes:
+        if not (0 <= i < len(view.inputs) and 0 <= axis < len(view.inputs[i].shape)):
+            raise ArtifactError(f"kernel {kernel.symbol}: size {(i, axis)} names no input dim")
+    taken = set(kernel.sizes)
+    dynamic = [r for r in kernel.results if not r.is_static]
+    if dynamic and (kernel.result_sizes is None or len(kernel.result_sizes) != len(kernel.results)):
+        raise ArtifactError(f"kernel {kernel.symbol}: dynamic results need result_sizes")
+    for r, spec in enumerate(kernel.results):
+        dims = kernel.result_sizes[r] if kernel.result_sizes is not None else []
+        for axis, d in enumerate(spec.shape):
+            if d is None and (len(dims) != len(spec.shape) or dims[axis] not in taken):
+                raise ArtifactError(
+                    f"kernel {kernel.symbol}: dynamic dim {axis} of result {r} is not one of "
+                    f"its sizes"
+                )
+    for ref in kernel.args:
+        for axis, d in enumerate(_ref_spec(ref, artifact, view).shape):
+            if d is None and _ref_size(ref, axis, artifact) not in taken:
+                raise ArtifactError(
+                    f"kernel {kernel.symbol}: dynamic dim {axis} of {ref} is not one of its sizes"
+                )
+
+
+def _ref_size(ref: ValueRef, axis: int, artifact: LinkedArtifact) -> tuple[int, int] | None:
+    """The (input, axis) a dynamic dimension of ``ref`` has."""
+    if ref.source == "arg":
+        return (ref.index, axis)
+    sizes = artifact.kernels[ref.index].result_sizes
+    return sizes[ref.result][axis] if sizes is not None else None
 
 
 def _check_ref(ref: ValueRef, before: int, artifact: LinkedArtifact, view: RegionView) -> None:

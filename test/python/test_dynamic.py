@@ -8,6 +8,7 @@ and the partitioner hands host-computed sizes to the regions that need them.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,11 +173,12 @@ def run_at_shapes(bundle: object, onnx_path: Path, feeds: list[dict[str, np.ndar
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["jsonrt", "dnnl"])
+@pytest.mark.parametrize("backend", ["jsonrt", "dnnl", "ccompiler"])
 def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path, backend: str) -> None:
     """BERT (2 layers, hidden 128) exported with a dynamic batch and sequence: one bundle,
-    its regions on a runtime route taking sizes at call time (jsonrt's plans, dnnl's
-    primitives per shape), runs batch 1/2 at sequence 8, 64 and 128 like onnxruntime."""
+    its regions taking sizes at call time (jsonrt's plans, dnnl's primitives per shape,
+    ccompiler's kernels with sizes as arguments), runs batch 1/2 at sequence 8, 64 and
+    128 like onnxruntime."""
     from byoc_mlir import zoo
 
     inst = zoo.get("bert_tiny").build(tmp_path)
@@ -192,7 +194,7 @@ def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path, ba
     regions = c.report["regions"]
     offloaded = [r for r in regions if r["status"] == "offloaded"]
     assert len(offloaded) > 10  # the encoder's matmuls and elementwise ops
-    assert {r["route"] for r in offloaded} == {"runtime"}
+    assert {r["route"] for r in offloaded} == {"linked" if backend == "ccompiler" else "runtime"}
     ops = {op for r in offloaded for op in r["ops"]}
     assert {"linalg.batch_matmul", "linalg.generic", "linalg.fill"} <= ops
     for r in regions:  # dnnl refuses a max reduction alone from -inf (as when static)
@@ -249,6 +251,71 @@ def test_dnnl_creates_primitives_per_input_shape(tmp_path: Path) -> None:
     with pytest.raises(DnnlError, match=r"input 2 has shape \(16,\), expected \(8, 16\)"):
         region_fn(np.empty((2, 16), np.float32), np.zeros((2, 8), np.float32), b, b)
     region_fn.close()
+
+
+def test_ccompiler_kernels_take_sizes_through_the_dispatch(tmp_path: Path) -> None:
+    """The MLP on ccompiler (linked route): its kernel takes the dynamic sizes as
+    ``size_t`` arguments (views of a dynamic row count), the host reads them with
+    ``tensor.dim`` and passes them to the dispatch (push constants)."""
+    (tmp_path / "mlp.mlir").write_text(MLP)
+    options = CompileOptions(cache_dir=None, dims={"d0": (1, 64)})
+    c = compile(tmp_path / "mlp.mlir", ["ccompiler"], out_dir=tmp_path / "b", options=options)
+    (region,) = c.report["regions"]
+    assert (region["route"], region["status"]) == ("linked", "offloaded")
+    assert_mlp_runs(c, (1, 7, 64), seed=7)
+    c.close()
+    source = (tmp_path / "b" / "artifacts" / "ccompiler_main_0.c").read_text()
+    # inputs (?, 16), (?, 8), ...: sizes D0 and D2, one value; the kernel reads D0
+    assert "size_t D0,\n" in source and "size_t D2,\n" in source
+    assert "chunk_tiles(D0, TILE_M, workgroup_id" in source
+    host = (tmp_path / "b" / "host.mlir").read_text()
+    dispatch = (
+        r"flow.dispatch @\S+\(%arg1, %arg2, %arg3, %\w+, %\w+\) : \(tensor<\?x8xf32>\{%\w+\}, "
+        r"tensor<8x16xf32>, tensor<16xf32>, index, index\) -> tensor<\?x16xf32>\{%\w+\}"
+    )
+    assert re.search(dispatch, host), host
+
+
+def test_a_linked_kernel_must_take_the_sizes_it_reads() -> None:
+    """The hook contract: a kernel reading or writing a dynamic dimension must take its
+    size (``Kernel.sizes``), and a dynamic result says which size it has."""
+    from iree.compiler import ir
+
+    from byoc_mlir.codegen.hook import (
+        ArtifactError,
+        Kernel,
+        LinkedArtifact,
+        RegionView,
+        ValueRef,
+        validate,
+    )
+
+    text = """
+    func.func private @npu.f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+      return %x : tensor<?x8xf32>
+    }"""
+    with ir.Context() as ctx:
+        ctx.allow_unregistered_dialects = True
+        module = ir.Module.parse(text)
+        view = RegionView.of(module.body.operations[0].operation)
+        out = TensorSpec((None, 8), "f32")
+
+        def artifact(kernel: Kernel) -> LinkedArtifact:
+            return LinkedArtifact([kernel], [ValueRef.kernel(0, 0)], c_source="")
+
+        good = Kernel("k", [ValueRef.arg(0)], [out], 1, [(0, 0)], [[(0, 0), None]])
+        assert validate(artifact(good), view)
+        round_trip = LinkedArtifact.from_json(artifact(good).to_json()).kernels[0]
+        assert (round_trip.sizes, round_trip.result_sizes) == ([(0, 0)], [[(0, 0), None]])
+        bad = Kernel("k", [ValueRef.arg(0)], [out], 1, [], [[(0, 0), None]])
+        with pytest.raises(ArtifactError, match="dynamic dim 0 of result 0 is not one of"):
+            validate(artifact(bad), view)
+        bad = Kernel("k", [ValueRef.arg(0)], [out], 1, [(0, 0)])
+        with pytest.raises(ArtifactError, match="dynamic results need result_sizes"):
+            validate(artifact(bad), view)
+        bad = Kernel("k", [ValueRef.arg(0)], [out], 1, [(0, 1)], [[(0, 1), None]])
+        with pytest.raises(ArtifactError, match="dynamic dim 0 of .*arg.* is not one of"):
+            validate(artifact(bad), view)
 
 
 def test_onnx_cnn_runs_batch_1_and_8_from_one_bundle(tmp_path: Path) -> None:

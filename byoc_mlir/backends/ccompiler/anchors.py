@@ -23,9 +23,11 @@ from byoc_mlir.backends.ccompiler.emit import (
     map_dims,
 )
 from byoc_mlir.backends.ccompiler.writer import (
+    CDim,
     CodegenError,
     KernelWriter,
     Operand,
+    c_product,
 )
 from byoc_mlir.codegen.hook import TensorSpec
 from byoc_mlir.linalg_ops import linalg
@@ -76,7 +78,7 @@ def _epilogue(
     anchor: ir.Operation,
     epilogue: Epilogue,
     dims: Sequence[str],
-    loops: Sequence[tuple[str, int]],
+    loops: Sequence[tuple[str, CDim]],
 ) -> None:
     """Loops over the finished outputs ``loops`` (while they are in cache), applies the
     epilogue members to each in registers and stores the result."""
@@ -105,8 +107,8 @@ class _Tiling:
     lo: str
     hi: str
     col: str
-    cols: int
-    reduction: Sequence[tuple[str, int]]
+    cols: CDim
+    reduction: Sequence[tuple[str, CDim]]
     a: Callable[[str], str]
     b: Callable[[str], str]
     dims: Callable[[str, str], Sequence[str]]
@@ -177,11 +179,11 @@ def emit_matmul(w: KernelWriter, op: ir.Operation, epilogue: Epilogue) -> int:
     batches split."""
     a_v, b_v, init_v = _contraction_operands(op)
     batched = op.name == linalg.BatchMatmulOp.OPERATION_NAME
-    *_, m, k = _shape(a_v)
-    n = _shape(b_v)[-1]
-    batch = _shape(a_v)[0] if batched else 1
+    *_, m, k = w.dims(a_v)
+    n = w.dims(b_v)[-1]
+    batch = w.dims(a_v)[0] if batched else 1
     lhs, rhs, init = w.operand(a_v, "lhs"), w.operand(b_v, "rhs"), w.operand(init_v, "init")
-    out = w.output(TensorSpec.of(op.results[0].type))
+    out = w.output(TensorSpec.of(op.results[0].type), shape=w.dims(op.results[0]))
     _check_epilogue(out, epilogue)
     lead = ["b"] if batched else []
 
@@ -217,13 +219,14 @@ def emit_matmul(w: KernelWriter, op: ir.Operation, epilogue: Epilogue) -> int:
         rows("begin", "end")
     else:
         what = f"output rows of all batches (b * {m} + i), in whole tiles of TILE_M rows"
-        w.chunk(batch * m, what, tile="TILE_M")
+        w.chunk(c_product([batch, m]), what, tile="TILE_M")
         w.comment("The share may span batches: rows [i_begin, i_end) of each batch b.")
-        with w.loop("b", f"(end + {m - 1}) / {m}", f"begin / {m}"):
+        with w.loop("b", f"(end + {m} - 1) / {m}", f"begin / {m}"):
             w.line(f"const size_t i_begin = b * {m} > begin ? 0 : begin - b * {m};")
             w.line(f"const size_t i_end = (b + 1) * {m} < end ? {m} : end - b * {m};")
             rows("i_begin", "i_end")
-    return -(-batch * m // ROWS_PER_WORKGROUP)
+    total = c_product([batch, m])
+    return -(-total // ROWS_PER_WORKGROUP) if isinstance(total, int) else 0
 
 
 def _pair(op: ir.Operation, name: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """The ``ccompiler`` reference backend: readable C for the linked route.
 
-It runs f32, statically shaped matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF,
-any strides and dilations, no padding), fill, and the add/sub/mul, bias-add, relu and
+It runs f32 matmul, batch_matmul, conv2d (NCHW/FCHW and NHWC/HWCF, any strides and
+dilations, no padding; static shapes), fill, and the add/sub/mul, bias-add, relu and
 clamp generics, alone or fused: a matmul or convolution followed by bias-add, relu or
 clamp is one composite, computed in one loop nest. Quantized units (dequantize ->
 conv2d NCHW or matmul -> bias -> quantize, 8-bit) are reference int8 kernels with int32
@@ -12,11 +12,19 @@ and copied by vendors: plain loops, with matmuls and convolutions in register ti
 C compiler vectorises (the epilogue runs on the tile's accumulators before the one
 store), and ``restrict`` on every pointer since results never alias arguments.
 
+Dynamic dimensions (matmuls, fills, elementwise ops): each is a product of the region's
+input sizes (`byoc_mlir.codegen.symbolic`); every kernel of such a region takes the
+dynamic input sizes as ``size_t D<k>`` arguments, its loops and local array views
+(pointers to variably sized arrays) use them, and the linked route passes them through
+the dispatch's push constants.
+
 TOSA is not listed: the driver runs IREE's input conversion first, so regions arrive as
 linalg-on-tensors. The ``testing`` backend has the same support table.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from iree.compiler import ir
@@ -29,7 +37,8 @@ from byoc_mlir.backends.ccompiler.emit import (
     emit_fill,
     flat_ok,
 )
-from byoc_mlir.backends.ccompiler.writer import CFile, CodegenError, KernelWriter, Source
+from byoc_mlir.backends.ccompiler.writer import CDim, CFile, CodegenError, KernelWriter, Source
+from byoc_mlir.codegen import symbolic
 from byoc_mlir.codegen.backend import ANY, Backend, CheckContext, Reject, op, quantized_units
 from byoc_mlir.codegen.checks import all_of, tensor_types
 from byoc_mlir.codegen.hook import (
@@ -51,6 +60,7 @@ from byoc_mlir.codegen.recognisers import (
     RELU,
     SUB,
 )
+from byoc_mlir.codegen.symbolic import Sym
 from byoc_mlir.linalg_ops import linalg
 
 __all__ = ["BACKEND", "CodegenError", "codegen"]
@@ -82,7 +92,8 @@ def ranked(ctx: CheckContext) -> Reject | None:
 
 
 f32_static = all_of(tensor_types(("f32",), static=True), ranked)
-f32_plain = all_of(f32_static, plain_layout)
+f32 = all_of(tensor_types(("f32",)), ranked)  # dynamic dims too: sizes are kernel arguments
+f32_plain = all_of(f32, plain_layout)
 
 
 # --- the hook --------------------------------------------------------------------------
@@ -106,6 +117,13 @@ class _RegionEmitter:
         self.options = options
         self.cfile = CFile(region.name)
         self.args = {v: i for i, v in enumerate(region.args)}
+        # dynamic dims: each a product of input sizes D<k>, which kernels take as arguments
+        self.shapes = symbolic.infer(region)
+        self.inputs_dims = symbolic.input_dims(region)
+        # (every dynamic input size: the dispatch sizes each binding by its own)
+        self.sizes = [
+            k for k, (i, axis) in enumerate(self.inputs_dims) if region.inputs[i].shape[axis] is None
+        ]
         self.produced: dict[ir.Value, ValueRef] = {}
         self.sources: dict[ir.Value, Source] = {}
         self.splats: dict[ir.Value, float] = {}
@@ -114,6 +132,22 @@ class _RegionEmitter:
                 value = region.constants.get(rop.op.operands[0])
                 if value is not None and value.ndim == 0:
                     self.splats[rop.op.results[0]] = float(value)
+
+    def dims(self, value: ir.Value) -> tuple[CDim, ...]:
+        """``value``'s dims in the C: a dynamic one as an expression of sizes ``D<k>``."""
+        shape = self.shapes.shape(value)
+        return tuple(d.c("D{}") if isinstance(d, Sym) else d for d in shape)
+
+    def _result_sizes(self, value: ir.Value) -> list[tuple[int, int] | None]:
+        """Each dynamic dim of a kernel result as the (input, axis) whose size it has."""
+        out: list[tuple[int, int] | None] = []
+        for d in self.shapes.shape(value):
+            if isinstance(d, Sym) and (d.coef != 1 or len(d.vars) != 1):
+                raise CodegenError(
+                    f"{self.region.name}: a result dimension {d.c()} (a product of input sizes)"
+                )
+            out.append(self.inputs_dims[d.vars[0]] if isinstance(d, Sym) else None)
+        return out
 
     def resolve(self, value: ir.Value) -> Source:
         src = self.sources.get(value)
@@ -191,21 +225,21 @@ class _RegionEmitter:
         names = " -> ".join(r.kind_name for r in unit)
         title = f"{head.composite.name} ({names})" if head.composite is not None else names
         if head.composite is not None and head.composite.name.startswith("q"):
-            w = KernelWriter(self.cfile, symbol, self.resolve)
+            w = KernelWriter(self.cfile, symbol, self.resolve, **self._dynamic)
             extent = quantized.emit_unit(w, unit)
         elif head.kind == _FILL and not rest:
-            w = KernelWriter(self.cfile, symbol, self.resolve, flat=True)
+            w = KernelWriter(self.cfile, symbol, self.resolve, flat=True, **self._dynamic)
             value = self.splats.get(head.op.results[0])
             if value is None:
                 raise CodegenError(f"{head.op.location}: fill value is not a constant scalar")
-            extent = -(-emit_fill(w, spec, value) // _FLAT_GRAIN)
+            extent = -(-emit_fill(w, head.op.results[0], value) // _FLAT_GRAIN)
         elif isinstance(head.kind, str) and head.kind in ANCHORS and _all_elementwise(unit[1:]):
-            w = KernelWriter(self.cfile, symbol, self.resolve)
+            w = KernelWriter(self.cfile, symbol, self.resolve, **self._dynamic)
             extent = ANCHORS[head.kind](w, head.op, rest)
         elif _all_elementwise(unit):
             members = [(r.op, r.kind_name) for r in unit]
             flat = flat_ok([m for m, _ in members], self.resolve)
-            w = KernelWriter(self.cfile, symbol, self.resolve, flat=flat)
+            w = KernelWriter(self.cfile, symbol, self.resolve, flat=flat, **self._dynamic)
             extent = emit_elementwise(w, members)
             extent = -(-extent // _FLAT_GRAIN) if flat else extent
         else:
@@ -214,13 +248,25 @@ class _RegionEmitter:
                 f"(it emits matmul, batch_matmul, conv2d, fill and "
                 f"{'/'.join(e.name for e in ELEMENTWISE)} generics)"
             )
+        if not spec.is_static:  # the extent is known at run time: a workgroup per quarter core
+            extent = self.options.threads * 4
         workgroups = max(1, min(self.options.threads * 4, extent))
         doc = [
             f"Kernel {k}: {title} -> {spec.mlir}.",
             f"Declared with {workgroups} workgroups; any count works.",
         ]
         self.cfile.add_kernel(w.render(doc))
-        return Kernel(symbol, list(w.params), [spec], workgroups)
+        result = unit[-1].op.results[0]
+        sizes = [self.inputs_dims[d] for d in self.sizes]
+        result_sizes = None if spec.is_static else [self._result_sizes(result)]
+        return Kernel(symbol, list(w.params), [spec], workgroups, sizes, result_sizes)
+
+    @property
+    def _dynamic(self) -> dict[str, Any]:
+        """The writer's arguments for dynamic dims (none when the region is static)."""
+        if not self.shapes.dynamic:
+            return {}
+        return {"dims_of": self.dims, "sizes": self.sizes}
 
 
 def _all_elementwise(unit: list[RegionOp]) -> bool:
@@ -237,7 +283,8 @@ BACKEND = Backend(
 )
 
 BACKEND.supports(*CONTRACTIONS, check=f32_plain)
-BACKEND.supports(*CONVS, linalg.FillOp, *ELEMENTWISE, check=f32_static)
+BACKEND.supports(linalg.FillOp, *ELEMENTWISE, check=f32)
+BACKEND.supports(*CONVS, check=f32_static)
 
 _EPILOGUES = {  # name: (pattern around the anchor, benefit)
     "bias_relu": (lambda a: op(RELU, op(BIAS_ADD, a, ANY)), 3),

@@ -15,10 +15,12 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith
 
 from byoc_mlir.backends.ccompiler.writer import (
+    CDim,
     CodegenError,
     KernelWriter,
     Resolver,
     c_float,
+    c_product,
 )
 from byoc_mlir.codegen.hook import TensorSpec, constant_array
 from byoc_mlir.linalg_ops import linalg
@@ -197,38 +199,45 @@ def emit_members(
 def emit_elementwise(w: KernelWriter, members: Sequence[tuple[ir.Operation, str]]) -> int:
     """A unit of elementwise generics: one loop over the output, members in registers.
     Returns the extent the workgroups split."""
-    spec = TensorSpec.of(members[-1][0].results[0].type)
+    result = members[-1][0].results[0]
+    spec = TensorSpec.of(result.type)
     for op, _ in members:
         check_elementwise(op, spec)
-    out = w.output(spec)
+    shape = w.dims(result)
+    out = w.output(spec, shape=shape)
+    size = c_product(shape)
     if w.flat:
-        w.chunk(spec.size, "elements (all operands are read at the output's index)")
+        w.chunk(size, "elements (all operands are read at the output's index)")
         with w.loop("e", "end", "begin"):
             v = emit_members(w, members, ["e"], {})
             w.line(f"{out.at('e')} = {v};")
-        return spec.size
-    shape = spec.static_shape
+        return size if isinstance(size, int) else 0
     rank = len(shape)
-    rows = spec.size // shape[-1] if shape[-1] else 0
+    rows = c_product(shape[:-1])
     w.chunk(rows, "rows (all dims but the last)")
     dims = [f"d{i}" for i in range(rank)]
     with w.loop("row", "end", "begin"):
-        parts, stride = [], 1
+        parts: list[str] = []
+        stride: CDim = 1
         for i in reversed(range(rank - 1)):  # row = ((d0 * D1) + d1) * D2 + d2 ...
-            div = f"row / {stride}" if stride > 1 else "row"
+            div = f"row / {stride}" if stride != 1 else "row"
             parts.append(f"{dims[i]} = {div} % {shape[i]}" if i else f"{dims[i]} = {div}")
-            stride *= shape[i]
+            stride = c_product([stride, shape[i]])
         if parts:
             w.line("const size_t " + ", ".join(reversed(parts)) + ";")
         with w.loop(dims[-1], shape[-1]):
             v = emit_members(w, members, dims, {})
             w.line(f"{out.at(*dims)} = {v};")
-    return rows
+    return rows if isinstance(rows, int) else 0
 
 
-def emit_fill(w: KernelWriter, spec: TensorSpec, value: float) -> int:
-    out = w.output(spec)
-    w.chunk(spec.size, "elements")
+def emit_fill(w: KernelWriter, result: ir.Value, value: float) -> int:
+    """``result`` filled with ``value``; returns the extent the workgroups split (0 when
+    dynamic)."""
+    shape = w.dims(result)
+    out = w.output(TensorSpec.of(result.type), shape=shape)
+    size = c_product(shape)
+    w.chunk(size, "elements")
     with w.loop("e", "end", "begin"):
         w.line(f"{out.at('e')} = {c_float(value)};")
-    return spec.size
+    return size if isinstance(size, int) else 0

@@ -41,6 +41,26 @@ class Source:
 
 
 Resolver = Callable[[ir.Value], Source]
+CDim = int | str
+"""A dimension in the C: a static size, or a dynamic one as a C expression of the
+kernel's size parameters (``D0``, ``(4 * D0 * D2)``)."""
+
+
+def c_product(dims: Sequence[CDim]) -> CDim:
+    """The product of ``dims``: an int when all are static, else a C expression."""
+    static = 1
+    terms = []
+    for d in dims:
+        if isinstance(d, int):
+            static *= d
+        else:
+            terms.append(d)
+    if not terms:
+        return static
+    if static != 1:
+        terms.insert(0, str(static))
+    return terms[0] if len(terms) == 1 else "(" + " * ".join(terms) + ")"
+
 
 C_TYPES = {"f32": "float", "i8": "signed char"}
 """The C element type of each tensor element type a kernel may read or write (an ``i8``
@@ -167,11 +187,13 @@ class CFile:
  * One function per kernel; IREE runs them in order, one flow.dispatch each:
  *   void kernel(const float* restrict arg0, size_t arg0_offset, ...,   inputs
  *               float* restrict res0, size_t res0_offset,               the result
+ *               size_t D0, ...,                dynamic sizes (if any; see below)
  *               size_t workgroup_id, size_t workgroup_count);
  * Offsets count elements; buffers are dense and row-major, and the result never
  * aliases an input (hence restrict). A call computes chunk workgroup_id of
  * workgroup_count of the kernel's outermost parallel loop, so calls with different ids
- * may run in parallel.
+ * may run in parallel. A dynamic dimension is a size parameter D<k>: the size of
+ * dimension k of the region's inputs, counted over all of them in order.
  * Freestanding C: no libc, no allocation, no mutable static state. */
 #include <stddef.h>
 """
@@ -204,15 +226,23 @@ class Operand:
 
 
 def _view_decl(
-    name: str, spec: TensorSpec, base: str, flat: bool, const: bool, ctype: str = "float"
+    name: str,
+    spec: TensorSpec,
+    base: str,
+    flat: bool,
+    const: bool,
+    ctype: str = "float",
+    shape: Sequence[CDim] | None = None,
 ) -> str:
     """``const float (*restrict name)[D1][D2] = (const float (*)[D1][D2])(base);`` and
-    friends."""
+    friends (``shape``: the C dims, when dynamic: a pointer to a variably sized array)."""
     qual = f"const {ctype}" if const else ctype
-    dims = "x".join(str(d) for d in spec.shape) or "scalar"
-    if flat or len(spec.shape) <= 1:
+    shape = spec.shape if shape is None else shape  # type: ignore[assignment]
+    assert shape is not None
+    dims = "x".join(str(d) for d in shape) or "scalar"
+    if flat or len(shape) <= 1:
         return f"{qual}* restrict {name} = {base};  /* {dims} */"
-    tail = "".join(f"[{d}]" for d in spec.shape[1:])
+    tail = "".join(f"[{d}]" for d in shape[1:])
     return f"{qual} (*restrict {name}){tail} = ({qual} (*){tail})({base});  /* {dims} */"
 
 
@@ -224,13 +254,27 @@ class KernelWriter:
         symbol: the C symbol.
         resolve: where each tensor the kernel reads comes from.
         flat: view tensors as flat arrays (``x[e]``) rather than by their shape.
+        dims_of: each tensor's C dims (dynamic ones as expressions of ``sizes``); None:
+            all static.
+        sizes: the dynamic input sizes the kernel takes, ``size_t D<k>`` parameters
+            (``D[k]`` of `byoc_mlir.codegen.symbolic`).
     """
 
-    def __init__(self, cfile: CFile, symbol: str, resolve: Resolver, flat: bool = False):
+    def __init__(
+        self,
+        cfile: CFile,
+        symbol: str,
+        resolve: Resolver,
+        flat: bool = False,
+        dims_of: Callable[[ir.Value], tuple[CDim, ...]] | None = None,
+        sizes: Sequence[int] = (),
+    ):
         self.cfile = cfile
         self.symbol = symbol
         self.resolve = resolve
         self.flat = flat
+        self.dims_of = dims_of
+        self.sizes = list(sizes)
         self.params: list[ValueRef] = []
         self.param_types: list[str] = []  # each parameter's C element type
         self.result_type = "float"
@@ -249,6 +293,12 @@ class KernelWriter:
             name, n = f"{role}{n}", n + 1
         self._names.add(name)
         return name
+
+    def dims(self, value: ir.Value) -> tuple[CDim, ...]:
+        """``value``'s dims in the C (dynamic ones as expressions of the sizes)."""
+        if self.dims_of is not None:
+            return self.dims_of(value)
+        return TensorSpec.of(value.type).static_shape
 
     def var(self, prefix: str = "v") -> str:
         name = f"{prefix}{self._vars}"
@@ -270,6 +320,7 @@ class KernelWriter:
             )
         ctype = C_TYPES[src.spec.dtype]
         flat = flat or self.flat
+        shape = None if src.spec.is_static else self.dims(value)
         if src.splat is not None:
             operand = Operand("", src.spec, flat, literal=c_float(src.splat))
         elif src.constant is not None:
@@ -282,14 +333,20 @@ class KernelWriter:
             self.param_types.append(ctype)
             name = self._name(role)
             base = f"arg{p} + arg{p}_offset"
-            self._decls.append(_view_decl(name, src.spec, base, flat, True, ctype))
+            self._decls.append(_view_decl(name, src.spec, base, flat, True, ctype, shape))
             operand = Operand(name, src.spec, flat)
         else:  # pragma: no cover - Source is built with one field set
             raise CodegenError(f"no source for {value}")
         self._operands[value] = operand
         return operand
 
-    def output(self, spec: TensorSpec, dtypes: Sequence[str] = ("f32",)) -> Operand:
+    def output(
+        self,
+        spec: TensorSpec,
+        dtypes: Sequence[str] = ("f32",),
+        shape: Sequence[CDim] | None = None,
+    ) -> Operand:
+        """The result's view (``shape``: its C dims, needed when dynamic)."""
         if spec.dtype not in dtypes:
             raise CodegenError(
                 f"this kernel writes {'/'.join(dtypes)} tensors, got a {spec.mlir} result"
@@ -297,7 +354,8 @@ class KernelWriter:
         self.result_type = C_TYPES[spec.dtype]
         name = self._name("out")
         base = "res0 + res0_offset"
-        self._decls.append(_view_decl(name, spec, base, self.flat, False, self.result_type))
+        decl = _view_decl(name, spec, base, self.flat, False, self.result_type, shape)
+        self._decls.append(decl)
         return Operand(name, spec, self.flat)
 
     def table(self, array: np.ndarray, role: str) -> Operand:
@@ -354,7 +412,7 @@ class KernelWriter:
         inc = f"++{var}" if step == 1 else f"{var} += {step}"
         return self.block(f"for (size_t {var} = {begin}; {var} < {end}; {inc})")
 
-    def chunk(self, total: int, what: str, tile: str | None = None) -> None:
+    def chunk(self, total: CDim, what: str, tile: str | None = None) -> None:
         """Declares ``begin``/``end``: this workgroup's part of ``total`` items, in whole
         tiles of ``tile`` items (a C expression) if given."""
         self.cfile.helper("chunk")
@@ -371,10 +429,9 @@ class KernelWriter:
             f"const {t}* restrict arg{p}, size_t arg{p}_offset"
             for p, t in enumerate(self.param_types)
         ]
-        params += [
-            f"{self.result_type}* restrict res0, size_t res0_offset",
-            "size_t workgroup_id, size_t workgroup_count",
-        ]
+        params += [f"{self.result_type}* restrict res0, size_t res0_offset"]
+        params += [f"size_t D{k}" for k in self.sizes]
+        params += ["size_t workgroup_id, size_t workgroup_count"]
         indent = " " * (len(self.symbol) + 6)
         signature = f"void {self.symbol}(" + f",\n{indent}".join(params) + ") {"
         comment = "/* " + "\n * ".join(doc) + " */"

@@ -3,7 +3,11 @@
 It runs f32 convolutions (NCHW/FCHW, NHWC/HWCF and depthwise NCHW; strided, dilated,
 padded by a preceding ``tensor.pad``), max and average pooling, matmul and batch_matmul,
 and the elementwise ops around them (bias add, residual add, ReLU, clamp, GELU, scaling,
-per-channel sub/mul), plus reshapes, so whole networks form one region.
+per-channel sub/mul), plus reshapes, so whole networks form one region. Matmuls,
+elementwise ops, fills, reductions, transposes and collapses also take dynamic
+dimensions: the region is lowered once with each dynamic size an expression of its
+inputs' sizes (`byoc_mlir.codegen.symbolic`), and the runtime creates its primitives per
+set of input shapes (`byoc_mlir.backends.dnnl.runtime`).
 
 Codegen, in the spirit of the paper's C-source codegen, writes one C file per region: a
 list of calls to the helpers of ``dnnl_support.h`` (one per oneDNN primitive), built
@@ -65,7 +69,6 @@ from byoc_mlir.backends.dnnl.runtime import (
     library_path,
     load,
 )
-from byoc_mlir.backends.dnnl.symbolic import Dim, Shapes, Sym
 from byoc_mlir.codegen import build
 from byoc_mlir.codegen.backend import Backend, CheckContext, Reject
 from byoc_mlir.codegen.checks import all_of, eight_bit_quantization, ins_outs, tensor_types
@@ -96,6 +99,7 @@ from byoc_mlir.codegen.recognisers import (
     GenericView,
     constant_value,
 )
+from byoc_mlir.codegen.symbolic import Dim, Shapes, Sym
 from byoc_mlir.dataflow import GLOBAL_LOAD
 from byoc_mlir.linalg_ops import linalg
 

@@ -20,11 +20,11 @@ from byoc_mlir.backends.dnnl.program import (
     identity,
     map_results,
 )
-from byoc_mlir.backends.dnnl.symbolic import Dim
 from byoc_mlir.codegen.checks import ins_outs
 from byoc_mlir.codegen.recognisers import (
     GenericView,
 )
+from byoc_mlir.codegen.symbolic import Dim
 
 
 def _broadcast_operand(p: Program, v: ir.Value, results: list[int | None], full: Value) -> int:

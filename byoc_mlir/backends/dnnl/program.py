@@ -18,9 +18,11 @@ import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
-from byoc_mlir.backends.dnnl import symbolic
 from byoc_mlir.backends.dnnl.runtime import DnnlError
-from byoc_mlir.backends.dnnl.symbolic import (  # noqa: F401 - re-exported
+from byoc_mlir.codegen import symbolic
+from byoc_mlir.codegen.hook import RegionView
+from byoc_mlir.codegen.recognisers import QuantParams, constant_value
+from byoc_mlir.codegen.symbolic import (  # noqa: F401 - re-exported
     MATMUL_MAPS,
     Dim,
     Shape,
@@ -28,8 +30,6 @@ from byoc_mlir.backends.dnnl.symbolic import (  # noqa: F401 - re-exported
     map_results,
     matmul_layout,
 )
-from byoc_mlir.codegen.hook import RegionView
-from byoc_mlir.codegen.recognisers import QuantParams, constant_value
 from byoc_mlir.linalg_ops import linalg
 
 FILL = linalg.FillOp.OPERATION_NAME

@@ -11,7 +11,7 @@ takes numpy arrays (read in place: no copy) and returns new arrays.
 A region with dynamic dimensions is initialised per set of input shapes instead, on
 the first call with them: ``byoc_region_init`` takes the inputs' sizes, the manifest
 says which input sizes must agree and how the outputs' sizes follow from them
-(`byoc_mlir.backends.dnnl.symbolic`), and the last `SHAPES` initialisations are kept
+(`byoc_mlir.codegen.symbolic`), and the last `SHAPES` initialisations are kept
 (primitives cached per shape; older ones are freed).
 
 This module needs numpy and oneDNN 3's library only, not the compiler. oneDNN comes from

@@ -1,10 +1,11 @@
-"""Dynamic dimensions of a dnnl region, as expressions of its inputs' sizes.
+"""Dynamic dimensions of a region, as expressions of its inputs' sizes.
 
-A region with ``?`` dimensions is lowered once, with each dynamic size a `Sym`: a
-product of the inputs' sizes ``D[k]`` (``k`` counts the dimensions of all inputs, in
-signature order) times a constant. The generated C reads ``D`` when the runtime creates
-the region's primitives for one set of input shapes (`byoc_region_init`), and the
-runtime evaluates the same expressions for the outputs' shapes.
+For backends that take ``?`` dimensions: a region is lowered once, with each dynamic size
+a `Sym`: a product of the inputs' sizes ``D[k]`` (``k`` counts the dimensions of all
+inputs, in signature order: `input_dim` turns it back into (input, axis)) times a
+constant. dnnl's generated C reads ``D`` when its runtime creates the region's
+primitives for one set of input shapes; ccompiler's kernels take the sizes they use as
+arguments, which the linked route passes through the dispatch's push constants.
 
 `infer` finds the expressions: every linalg op ties the operand dimensions that share
 a loop dimension, a result has its init's shape, a transpose permutes, a collapse
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
-from byoc_mlir.backends.dnnl.runtime import DnnlError
 from byoc_mlir.codegen.hook import RegionView
+from byoc_mlir.errors import ByocError
 from byoc_mlir.linalg_ops import linalg
 
 COLLAPSE = tensor.CollapseShapeOp.OPERATION_NAME
@@ -61,6 +62,10 @@ def matmul_layout(op: ir.Operation) -> str | None:
     return next((name for name, m in known.items() if m == maps), None)
 
 
+class SymbolicError(ByocError, ValueError):
+    """A dynamic dimension a region's inputs do not determine, or one used as static."""
+
+
 @dataclass(frozen=True)
 class Sym:
     """``coef * D[k1] * D[k2] ...``: a dimension known when the region is called."""
@@ -78,13 +83,13 @@ class Sym:
     __rmul__ = __mul__
 
     def __int__(self) -> int:
-        raise DnnlError(f"a dynamic dimension ({self.c()}) where a static one is needed")
+        raise SymbolicError(f"a dynamic dimension ({self.c()}) where a static one is needed")
 
     __index__ = __int__
 
-    def c(self) -> str:
-        """The C expression (``D`` is ``byoc_region_init``'s array of input sizes)."""
-        terms = [f"D[{k}]" for k in self.vars]
+    def c(self, size: str = "D[{}]") -> str:
+        """The C expression, each input size named by ``size`` (``D[k]`` by default)."""
+        terms = [size.format(k) for k in self.vars]
         if self.coef != 1 or not terms:
             terms.insert(0, str(self.coef))
         return terms[0] if len(terms) == 1 else "(" + " * ".join(terms) + ")"
@@ -206,8 +211,13 @@ class Shapes:
             return known
         t = ir.RankedTensorType(v.type)
         if not t.has_static_shape:
-            raise DnnlError(f"{t}: a dynamic value the region does not compute")
+            raise SymbolicError(f"{t}: a dynamic value the region does not compute")
         return tuple(int(d) for d in t.shape)
+
+
+def input_dims(region: RegionView) -> list[tuple[int, int]]:
+    """(input, axis) of each ``D[k]``: the region inputs' dimensions, flat, in order."""
+    return [(i, axis) for i, spec in enumerate(region.inputs) for axis in range(len(spec.shape))]
 
 
 def infer(region: RegionView) -> Shapes:
@@ -215,7 +225,7 @@ def infer(region: RegionView) -> Shapes:
     input sizes.
 
     Raises:
-        DnnlError: a dynamic dimension the region's inputs do not determine.
+        SymbolicError: a dynamic dimension the region's inputs do not determine.
     """
     dynamic = not all(s.is_static for s in region.inputs + region.outputs)
     if not dynamic:
@@ -270,7 +280,7 @@ def infer(region: RegionView) -> Shapes:
             d = resolve((v, axis))
             if d is None:
                 where = v.owner.location if isinstance(v.owner, ir.OpView) else "an input"
-                raise DnnlError(
+                raise SymbolicError(
                     f"{region.name}: dimension {axis} of {v.type} is not derived "
                     f"from the region's input sizes",
                     location=str(where),
