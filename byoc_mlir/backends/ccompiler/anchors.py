@@ -221,7 +221,8 @@ def emit_matmul(w: KernelWriter, op: ir.Operation, epilogue: Epilogue) -> int:
         what = f"output rows of all batches (b * {m} + i), in whole tiles of TILE_M rows"
         w.chunk(c_product([batch, m]), what, tile="TILE_M")
         w.comment("The share may span batches: rows [i_begin, i_end) of each batch b.")
-        with w.loop("b", f"(end + {m} - 1) / {m}", f"begin / {m}"):
+        last = m - 1 if isinstance(m, int) else f"{m} - 1"
+        with w.loop("b", f"(end + {last}) / {m}", f"begin / {m}"):
             w.line(f"const size_t i_begin = b * {m} > begin ? 0 : begin - b * {m};")
             w.line(f"const size_t i_end = (b + 1) * {m} < end ? {m} : end - b * {m};")
             rows("i_begin", "i_end")

@@ -121,9 +121,8 @@ class _RegionEmitter:
         self.shapes = symbolic.infer(region)
         self.inputs_dims = symbolic.input_dims(region)
         # (every dynamic input size: the dispatch sizes each binding by its own)
-        self.sizes = [
-            k for k, (i, axis) in enumerate(self.inputs_dims) if region.inputs[i].shape[axis] is None
-        ]
+        inputs = region.inputs
+        self.sizes = [k for k, (i, a) in enumerate(self.inputs_dims) if inputs[i].shape[a] is None]
         self.produced: dict[ir.Value, ValueRef] = {}
         self.sources: dict[ir.Value, Source] = {}
         self.splats: dict[ir.Value, float] = {}

@@ -220,7 +220,7 @@ def emit_elementwise(w: KernelWriter, members: Sequence[tuple[ir.Operation, str]
         parts: list[str] = []
         stride: CDim = 1
         for i in reversed(range(rank - 1)):  # row = ((d0 * D1) + d1) * D2 + d2 ...
-            div = f"row / {stride}" if stride != 1 else "row"
+            div = f"row / {stride}" if isinstance(stride, str) or stride > 1 else "row"
             parts.append(f"{dims[i]} = {div} % {shape[i]}" if i else f"{dims[i]} = {div}")
             stride = c_product([stride, shape[i]])
         if parts:
