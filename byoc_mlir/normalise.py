@@ -19,6 +19,7 @@ from iree.compiler import ir
 from byoc_mlir import _compat
 from byoc_mlir.frontends import first_line
 from byoc_mlir.passes.base import ModulePass
+from byoc_mlir.passes.broadcast_extracts import FoldBroadcastExtractsPass
 from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
 from byoc_mlir.passes.fold_scalar_casts import FoldScalarCastsPass
@@ -34,6 +35,7 @@ def steps(fold_batchnorm: bool = True) -> list[ModulePass]:
         StripAssertsPass(),  # frontends' runtime checks (one per BatchNorm): host-only
         FoldScalarCastsPass(),  # torch's f64 eps truncated to f32 in generic bodies
         SplitBiasInitsPass(),  # conv/matmul bias inits -> bias adds
+        FoldBroadcastExtractsPass(),  # dynamic ONNX broadcasts (extracts) -> indexing maps
         FoldUnitBroadcastsPass(),  # per-channel vectors read directly
         SplitSharedDequantizePass(),  # one dequantize per reader: QDQ units stay whole
         FoldConstantsPass(),  # Linear's weight transposes, BatchNorm's rsqrt

@@ -3,6 +3,7 @@
 from byoc_mlir.passes.annotate import AnnotatePass
 from byoc_mlir.passes.apply_plan import ApplyPlanPass
 from byoc_mlir.passes.base import ModulePass
+from byoc_mlir.passes.broadcast_extracts import FoldBroadcastExtractsPass
 from byoc_mlir.passes.composites import CompositesPass
 from byoc_mlir.passes.fold_batchnorm import FoldBatchnormPass
 from byoc_mlir.passes.fold_constants import FoldConstantsPass
@@ -27,6 +28,7 @@ PASSES: dict[str, type[ModulePass]] = {
         StripAssertsPass,
         FoldScalarCastsPass,
         FoldUnitBroadcastsPass,
+        FoldBroadcastExtractsPass,
         SplitBiasInitsPass,
         SplitSharedDequantizePass,
         FoldConstantsPass,
@@ -46,6 +48,7 @@ __all__ = [
     "FoldConstantsPass",
     "FoldScalarCastsPass",
     "FoldUnitBroadcastsPass",
+    "FoldBroadcastExtractsPass",
     "GuardDataTilingPass",
     "MergeRegionsPass",
     "ModulePass",

@@ -55,8 +55,8 @@ def _collapse_unit_reads(op: ir.Operation, i: int, amap: ir.AffineMap) -> ir.Aff
     a ``tensor.collapse_shape`` dropping those dims and returns the map without them."""
     operand = op.operands[i]
     t = operand.type
-    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
-        return None
+    if not isinstance(t, ir.RankedTensorType):
+        return None  # (kept dims may be dynamic: a collapse needs no sizes)
     results = list(amap.results)
     units = [
         k for k, e in enumerate(results) if isinstance(e, ir.AffineConstantExpr) and e.value == 0

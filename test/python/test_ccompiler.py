@@ -510,12 +510,14 @@ def _transposed_matmul() -> str:
     )
 
 
-def _dynamic_matmul() -> str:
-    d, s = "tensor<?x4xf32>", "tensor<4x4xf32>"
+def _dynamic_conv() -> str:
+    """A convolution with a dynamic batch (ccompiler's convolutions take static shapes;
+    its matmuls and elementwise ops take dynamic ones)."""
+    x, w, y = "tensor<?x3x8x8xf32>", "tensor<4x3x3x3xf32>", "tensor<?x4x6x6xf32>"
     return (
-        f"func.func @main(%a: {d}, %b: {s}, %c: {d}) -> {d} {{\n"
-        f"  %0 = linalg.matmul ins(%a, %b : {d}, {s}) outs(%c : {d}) -> {d}\n"
-        f"  return %0 : {d}\n}}\n"
+        f"func.func @main(%a: {x}, %b: {w}, %c: {y}) -> {y} {{\n"
+        f"  %0 = linalg.conv_2d_nchw_fchw ins(%a, %b : {x}, {w}) outs(%c : {y}) -> {y}\n"
+        f"  return %0 : {y}\n}}\n"
     )
 
 
@@ -534,9 +536,9 @@ def _tanh() -> str:
     [
         (_f64_matmul(), "linalg.matmul", "element type f64 is not supported (valid: f32)"),
         (
-            _dynamic_matmul(),
-            "linalg.matmul",
-            "dynamic shape tensor<?x4xf32> is not supported (static shapes only)",
+            _dynamic_conv(),
+            "linalg.conv_2d_nchw_fchw",
+            "dynamic shape tensor<?x3x8x8xf32> is not supported (static shapes only)",
         ),
         (_tanh(), "linalg.generic", "linalg.generic computing math.tanh is not supported"),
         (

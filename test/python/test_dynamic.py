@@ -193,7 +193,8 @@ def test_onnx_bert_runs_every_sequence_length_from_one_bundle(tmp_path: Path, ba
     assert [s.dims for s in c.inputs] == [("batch", "seq")] * 2
     regions = c.report["regions"]
     offloaded = [r for r in regions if r["status"] == "offloaded"]
-    assert len(offloaded) > 10  # the encoder's matmuls and elementwise ops
+    # the encoder's matmuls and elementwise ops (dnnl: LayerNorms whole, in few regions)
+    assert sum(len(r["ops"]) for r in offloaded) > 40, [len(r["ops"]) for r in offloaded]
     assert {r["route"] for r in offloaded} == {"linked" if backend == "ccompiler" else "runtime"}
     ops = {op for r in offloaded for op in r["ops"]}
     assert {"linalg.batch_matmul", "linalg.generic", "linalg.fill"} <= ops
