@@ -41,7 +41,7 @@ def _unit_positions(src: ir.Type, dst: ir.Type) -> list[int] | None:
     """Positions of ``dst``'s added unit dims when ``dst`` is ``src`` plus unit dims."""
     if not isinstance(src, ir.RankedTensorType) or not isinstance(dst, ir.RankedTensorType):
         return None
-    if not (src.has_static_shape and dst.has_static_shape) or 1 in src.shape:
+    if 1 in src.shape:  # (a dynamic dim matches only a dynamic one: dst's unit dims are static)
         return None
     kept = [i for i, d in enumerate(dst.shape) if d != 1]
     if [dst.shape[i] for i in kept] != list(src.shape):

@@ -86,3 +86,35 @@ func.func @keepdim(%x: tensor<1x4x8x8xf32>, %m: tensor<1x4x8x1xf32>, %k: tensor<
   } -> tensor<1x4x8x8xf32>
   return %1 : tensor<1x4x8x8xf32>
 }
+
+// -----
+
+// The same with dynamic sizes (a dynamically shaped BERT's softmax): the expand that
+// adds the unit dim takes its sizes as index values, which a region cannot take; the
+// generic reads the tensor before it, and the expand goes. A keepdim read of a
+// dynamically shaped tensor is collapsed the same way (a collapse needs no sizes).
+// CHECK-DAG: #[[ROWS:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @dynamic_keepdim
+// CHECK-NOT: tensor.expand_shape
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[ROWS]], #{{.+}}]
+// CHECK-SAME: ins(%arg0, %arg1 : tensor<?x?x?xf32>, tensor<?x?xf32>)
+// CHECK: %[[R:.+]] = tensor.collapse_shape %arg2 {{\[}}[0], [1, 2]] : tensor<?x?x1xf32> into tensor<?x?xf32>
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[ROWS]], #{{.+}}]
+// CHECK-SAME: tensor<?x?xf32>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#kd3 = affine_map<(d0, d1, d2) -> (d0, d1, 0)>
+func.func @dynamic_keepdim(%x: tensor<?x?x?xf32>, %m: tensor<?x?xf32>, %s: tensor<?x?x1xf32>, %a: index, %b: index, %c: index) -> tensor<?x?x?xf32> {
+  %mx = tensor.expand_shape %m [[0], [1, 2]] output_shape [%a, %b, 1] : tensor<?x?xf32> into tensor<?x?x1xf32>
+  %e = tensor.empty(%a, %b, %c) : tensor<?x?x?xf32>
+  %0 = linalg.generic {indexing_maps = [#id3, #kd3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %mx : tensor<?x?x?xf32>, tensor<?x?x1xf32>) outs(%e : tensor<?x?x?xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %r = arith.subf %p, %q : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?x?xf32>
+  %1 = linalg.generic {indexing_maps = [#id3, #kd3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%0, %s : tensor<?x?x?xf32>, tensor<?x?x1xf32>) outs(%e : tensor<?x?x?xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %r = arith.divf %p, %q : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?x?xf32>
+  return %1 : tensor<?x?x?xf32>
+}
