@@ -24,6 +24,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
 from byoc_mlir.codegen.hook import RegionView
+from byoc_mlir.codegen.recognisers import GENERIC, contraction_batch
 from byoc_mlir.errors import ByocError
 from byoc_mlir.linalg_ops import linalg
 
@@ -54,7 +55,10 @@ def map_results(op: ir.Operation) -> list[list[int | None]]:
 
 
 def matmul_layout(op: ir.Operation) -> str | None:
-    """``plain`` or ``transposed_b`` (``A @ B^T``) from a matmul's indexing maps."""
+    """``plain`` or ``transposed_b`` (``A @ B^T``) from a matmul's indexing maps (a
+    ``CONTRACTION`` generic is ``plain``)."""
+    if op.name == GENERIC:
+        return "plain" if contraction_batch(op) is not None else None
     maps = map_results(op) if "indexing_maps" in op.attributes else None
     known = MATMUL_MAPS[op.name]
     if maps is None:

@@ -277,6 +277,62 @@ def test_ccompiler_kernels_take_sizes_through_the_dispatch(tmp_path: Path) -> No
     assert re.search(dispatch, host), host
 
 
+ATTENTION = """
+#a = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
+#b = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#c = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+func.func @main(%q: tensor<Qxf32>, %k: tensor<Kxf32>) -> tensor<Oxf32> {
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %q, %c0 : tensor<Qxf32>
+  %m = tensor.dim %q, %c2 : tensor<Qxf32>
+  %s = tensor.dim %k, %c3 : tensor<Kxf32>
+  %e = tensor.empty(SIZES) : tensor<Oxf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<Oxf32>) -> tensor<Oxf32>
+  %r = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types =
+                       ["parallel", "parallel", "parallel", "reduction", "parallel"]}
+      ins(%q, %k : tensor<Qxf32>, tensor<Kxf32>) outs(%f : tensor<Oxf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %p = arith.mulf %x, %y : f32
+    %t = arith.addf %o, %p : f32
+    linalg.yield %t : f32
+  } -> tensor<Oxf32>
+  return %r : tensor<Oxf32>
+}
+"""
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
+def test_dnnl_runs_attention_products_written_as_generics(tmp_path: Path, dynamic: bool) -> None:
+    """ONNX attention's ``Q @ K`` arrives as a 5-loop generic (two batch dims), not a
+    named matmul: dnnl runs it (``generic:contraction``) as one oneDNN matmul, with
+    dynamic batch and sequence sizes or static ones."""
+    dims = ("?x2x?x8", "?x2x8x?", "?x2x?x?", "%n, %m, %s") if dynamic else (
+        "3x2x5x8", "3x2x8x4", "3x2x5x4", ""
+    )  # fmt: skip
+    text = ATTENTION
+    for key, value in zip(("Q", "K", "O", "SIZES"), dims, strict=True):
+        text = text.replace(key, value)
+    (tmp_path / "att.mlir").write_text(text)
+    c = compile(
+        tmp_path / "att.mlir",
+        ["dnnl"],
+        out_dir=tmp_path / "b",
+        options=CompileOptions(cache_dir=None),
+    )
+    (region,) = c.report["regions"]
+    assert region["status"] == "offloaded" and "linalg.generic" in region["ops"]
+    rng = np.random.default_rng(8)
+    for n, m, s in ((1, 3, 5), (2, 7, 4)) if dynamic else ((3, 5, 4),):
+        q = rng.standard_normal((n, 2, m, 8)).astype(np.float32)
+        k = rng.standard_normal((n, 2, 8, s)).astype(np.float32)
+        (got,) = c(q, k)
+        np.testing.assert_allclose(got, q @ k, rtol=1e-5, atol=1e-5)
+    c.close()
+
+
 def test_a_linked_kernel_must_take_the_sizes_it_reads() -> None:
     """The hook contract: a kernel reading or writing a dynamic dimension must take its
     size (``Kernel.sizes``), and a dynamic result says which size it has."""

@@ -29,6 +29,7 @@ from byoc_mlir.codegen.recognisers import (
     BIAS_ADD,
     BROADCAST,
     CLAMP,
+    CONTRACTION,
     DEQUANTIZE,
     DIV,
     EXP,
@@ -212,6 +213,27 @@ def _reduce(fb: FuncBuilder, x: str, op: str, init: float, keepdims: bool) -> st
     )
 
 
+def _contraction(fb: FuncBuilder, a: str, b: str, b_map: str = "(d2, d1)") -> str:
+    """``a @ b`` as a generic: loops (m, n, k), ``k`` the reduction (ONNX attention's
+    products have two batch loops before them)."""
+    out = "tensor<4x4xf32>"
+    acc = fb._emit(fb._fresh(), out, f"tensor.empty() : {out}")
+    zero = fb.constant(0.0)
+    filled = fb._emit(
+        fb._fresh(), out, f"linalg.fill ins({zero} : f32) outs({acc} : {out}) -> {out}"
+    )
+    maps = ", ".join(f"affine_map<(d0, d1, d2) -> {m}>" for m in ("(d0, d2)", b_map, "(d0, d1)"))
+    iters = '"parallel", "parallel", "reduction"'
+    return fb._emit(
+        fb._fresh(),
+        out,
+        f"linalg.generic {{indexing_maps = [{maps}], iterator_types = [{iters}]}}"
+        f" ins({a}, {b} : {fb.types[a]}, {fb.types[b]}) outs({filled} : {out}) {{\n"
+        f"  ^bb0(%x: f32, %y: f32, %o: f32):\n    %p = arith.mulf %x, %y : f32\n"
+        f"    %r = arith.addf %o, %p : f32\n    linalg.yield %r : f32\n  }} -> {out}",
+    )
+
+
 SOFTMAX_AND_NORM: dict[str, tuple[Build, object]] = {
     "div": (lambda fb, a, b, v: fb.binary("divf", a, b), DIV),
     "shift_add": (lambda fb, a, b, v: _scalar_op(fb, a, ["%r = arith.addf %i0, %c : f32"]), SHIFT),
@@ -227,6 +249,7 @@ SOFTMAX_AND_NORM: dict[str, tuple[Build, object]] = {
     "reduce_sum": (lambda fb, a, b, v: _reduce(fb, a, "addf", 0.0, False), REDUCE_SUM),
     "reduce_sum_keepdims": (lambda fb, a, b, v: _reduce(fb, a, "addf", 0.0, True), REDUCE_SUM),
     "reduce_max": (lambda fb, a, b, v: _reduce(fb, a, "maximumf", -1000.5, False), REDUCE_MAX),
+    "contraction": (lambda fb, a, b, v: _contraction(fb, a, b), CONTRACTION),
 }
 
 POSITIVE.update(INNER_CONSTANT)  # same checks as the outer-constant forms
@@ -366,6 +389,12 @@ NEAR_MISSES: dict[str, tuple[Build, object, object]] = {
         None,
     ),
     "transcendental": (lambda fb, a, b, v: fb.tanh(a), RELU, None),
+    # a B read transposed ((n, k), not (k, n)): another contraction, not this form
+    "contraction_transposed_b": (
+        lambda fb, a, b, v: _contraction(fb, a, b, "(d1, d2)"),
+        CONTRACTION,
+        None,
+    ),
 }
 
 

@@ -81,6 +81,7 @@ from byoc_mlir.codegen.recognisers import (
     BROADCAST_MUL,
     BROADCAST_SUB,
     CLAMP,
+    CONTRACTION,
     DEQUANTIZE,
     DIV,
     EXP,
@@ -362,7 +363,7 @@ BACKEND.supports(linalg.DepthwiseConv2DNchwChwOp, check=_constant_operand(1, "we
 BACKEND.supports(*POOLS, check=all_of(f32_static, neutral_pool_init))
 # matmuls, elementwise ops, reductions, transposes and collapses take dynamic dims
 # (primitives created per input shape at run time); the rest static shapes only
-BACKEND.supports(*MATMULS, check=all_of(f32, zero_init, default_maps))
+BACKEND.supports(*MATMULS, CONTRACTION, check=all_of(f32, zero_init, default_maps))
 BACKEND.supports(*ELEMENTWISE, check=f32)
 BACKEND.supports(SUB, DIV, BROADCAST_SUB, BROADCAST_DIV, check=full_first_operand)
 BACKEND.supports(linalg.FillOp, check=all_of(f32, scalar_fill))

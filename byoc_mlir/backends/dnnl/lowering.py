@@ -39,6 +39,7 @@ from byoc_mlir.codegen.recognisers import (
     BROADCAST_MUL,
     BROADCAST_SUB,
     CLAMP,
+    CONTRACTION,
     DEQUANTIZE,
     DIV,
     EXP,
@@ -120,6 +121,7 @@ _HANDLERS: dict[KindKey, Callable[[Program, ir.Operation], None]] = {
     SUMPOOL: lower_compute.pool,
     MATMUL: lower_compute.matmul,
     BATCH_MATMUL: lower_compute.matmul,
+    CONTRACTION: lower_compute.matmul,  # a (batch) matmul written as a generic
     COLLAPSE: lower_fused.reshape,
     TRANSPOSE: lower_fused.transpose,
     CONCAT: lower_fused.concat,

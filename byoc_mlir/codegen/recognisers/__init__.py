@@ -22,11 +22,12 @@ say "I run relu", not "I run a generic whose body is ``arith.maximumf(%in, 0.0)`
 - ``REDUCE_SUM``/``REDUCE_MAX``: a sum or max over reduction dims of an identity-read
   input into an output that drops them or keeps them as 1s (LayerNorm's and softmax's
   reductions). ``REDUCE_MAX`` also matches torch's ``max.dim`` (value and index outputs)
-  when the index is never used;
+  when the index is never used; ``CONTRACTION``: ``C[b.., m, n] += A[b.., m, k] *
+  B[b.., k, n]``, a (batch) matmul written as a generic (ONNX attention's products);
 - ``QUANTIZE``/``DEQUANTIZE``: ONNX's QuantizeLinear / DequantizeLinear per tensor
   (`byoc_mlir.codegen.recognisers.quantization`), scale and zero point constant.
 
-All require parallel iterators and one identity-mapped output; dtype is not a
+The elementwise forms require parallel iterators and one identity-mapped output; dtype is not a
 recogniser's business (backend checks decide that).
 """
 
@@ -64,8 +65,10 @@ from byoc_mlir.codegen.recognisers.quantization import (
     quant_params,
 )
 from byoc_mlir.codegen.recognisers.reductions import (
+    Contraction,
     Reduce,
     Reduction,
+    contraction_batch,
     max_with_unused_index,
     reduction,
 )
@@ -91,6 +94,8 @@ __all__ = [
     "BROADCAST",
     "REDUCE_SUM",
     "REDUCE_MAX",
+    "CONTRACTION",
+    "contraction_batch",
     "QUANTIZE",
     "DEQUANTIZE",
     "QuantParams",
@@ -132,6 +137,7 @@ RSQRT = Unary("rsqrt", "math.rsqrt")
 BROADCAST = Broadcast()
 REDUCE_SUM = Reduce("reduce_sum", ("arith.addf",))
 REDUCE_MAX = Reduce("reduce_max", ("arith.maximumf", "arith.maxnumf"))
+CONTRACTION = Contraction()
 QUANTIZE = Quantize()
 DEQUANTIZE = Dequantize()
 
@@ -139,7 +145,7 @@ DEQUANTIZE = Dequantize()
 ALL: tuple[Recogniser, ...] = (
     BIAS_ADD, ADD, RELU, CLAMP, MUL, SUB, BROADCAST_SUB, BROADCAST_MUL, SCALE,
     MAX_CONST, MIN_CONST, DIV, BROADCAST_DIV, SHIFT, EXP, RSQRT, BROADCAST,
-    REDUCE_SUM, REDUCE_MAX, GELU, QUANTIZE, DEQUANTIZE,
+    REDUCE_SUM, REDUCE_MAX, GELU, QUANTIZE, DEQUANTIZE, CONTRACTION,
 )  # fmt: skip
 
 

@@ -90,3 +90,46 @@ def max_with_unused_index(op: ir.Operation) -> bool:
     if len(maxes) != 1 or set(maxes[0].operands) != {x, acc}:
         return False
     return list(ops[-1].operands)[0] == maxes[0].results[0]
+
+
+def contraction_batch(op: ir.Operation) -> int | None:
+    """The number of batch dims of a ``CONTRACTION`` generic (``A[b.., m, k] *
+    B[b.., k, n]`` summed over ``k`` into ``C[b.., m, n]``, in that loop order), or None."""
+    attrs = op.operation.attributes
+    if attrs["operandSegmentSizes"][0] != 2:
+        return None
+    iters = [str(it) for it in ir.ArrayAttr(attrs["iterator_types"])]
+    n = len(iters)
+    reduced = [d for d, it in enumerate(iters) if it != PARALLEL]
+    if n < 3 or len(reduced) != 1:
+        return None
+    k = reduced[0]
+    rest = [d for d in range(n) if d != k]
+    *batch, m, col = rest
+    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(attrs["indexing_maps"])]
+    expected = [[*batch, m, k], [*batch, k, col], [*batch, m, col]]
+    for amap, dims in zip(maps, expected, strict=True):
+        results = list(amap.results)
+        if len(results) != len(dims) or not all(isinstance(e, ir.AffineDimExpr) for e in results):
+            return None
+        if [ir.AffineDimExpr(e).position for e in results] != dims:
+            return None
+    return len(batch)
+
+
+class Contraction(Recogniser):
+    """``C += A @ B`` over trailing dims with leading batch dims: a (batch) matmul
+    written as a generic (the attention products of an ONNX transformer)."""
+
+    name = "contraction"
+
+    def match_view(self, view: GenericView) -> bool:
+        if view.n_inputs != 2 or view.all_parallel or len(view.body) != 2:
+            return False
+        mul, add = view.body
+        a, b, out = view.args
+        if mul.name != "arith.mulf" or add.name != "arith.addf":
+            return False
+        if set(mul.operands) != {a, b} or set(add.operands) != {out, mul.results[0]}:
+            return False
+        return view.yielded == [add.results[0]] and contraction_batch(view.op) is not None
