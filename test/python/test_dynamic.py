@@ -218,6 +218,7 @@ def test_dnnl_creates_primitives_per_input_shape(tmp_path: Path) -> None:
     """The MLP's matmul, bias and relu on dnnl: the payload says how the output's size
     follows from the inputs' and which input sizes must agree; the loaded region
     creates its oneDNN primitives once per set of input shapes, keeping the last few."""
+    import io
     import zipfile
 
     from byoc_mlir import Compiled
@@ -233,7 +234,7 @@ def test_dnnl_creates_primitives_per_input_shape(tmp_path: Path) -> None:
     w, b = assert_mlp_runs(c, (1, 9, 64), seed=4)
     c.close()
     payload = (tmp_path / "b" / "payloads" / "dnnl_main_0.bin").read_bytes()
-    with zipfile.ZipFile(__import__("io").BytesIO(payload)) as z:
+    with zipfile.ZipFile(io.BytesIO(payload)) as z:
         manifest = json.loads(z.read("manifest.json"))
         source = z.read("region.c").decode()
     # inputs' dims, flat: (?, 16), (?, 8), ...: the batch is D[0], and D[2] must equal it
@@ -247,6 +248,16 @@ def test_dnnl_creates_primitives_per_input_shape(tmp_path: Path) -> None:
         (y,) = region_fn(np.empty((n, 16), np.float32), x, w, b)
         np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-5)
     assert len(region_fn._handles) == SHAPES  # bounded: the oldest shapes were freed
+    damaged = io.BytesIO()  # a size naming an input dim that does not exist
+    with zipfile.ZipFile(io.BytesIO(payload)) as z, zipfile.ZipFile(damaged, "w") as out:
+        for name in z.namelist():
+            data = z.read(name)
+            if name == "manifest.json":
+                bad = dict(manifest, outputs=[dict(manifest["outputs"][0], sizes=[[1, 99], 16])])
+                data = json.dumps(bad).encode()
+            out.writestr(name, data)
+    with pytest.raises(DnnlError, match="the manifest's dynamic sizes are damaged"):
+        load(damaged.getvalue())
     with pytest.raises(DnnlError, match="disagree on a dimension"):
         region_fn(np.empty((3, 16), np.float32), np.zeros((2, 8), np.float32), w, b)
     with pytest.raises(DnnlError, match=r"input 2 has shape \(16,\), expected \(8, 16\)"):

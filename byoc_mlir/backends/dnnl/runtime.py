@@ -194,6 +194,8 @@ class Region:
         self._sizes = [s.get("sizes", s["shape"]) for s in manifest["outputs"]]
         self._equal = manifest.get("equal", [])
         self.dynamic = any(d is None for shape, _ in self.inputs + self.outputs for d in shape)
+        if self.dynamic:
+            self._check_sizes()
         digest = hashlib.sha256(library).hexdigest()
         # The library reads constants at fixed offsets of weights.bin: a damaged payload
         # must be refused here, not crash the process later.
@@ -231,6 +233,27 @@ class Region:
         n_in, n_out = len(self.inputs), len(self.outputs)
         self._in_ptrs = (ctypes.c_void_p * max(n_in, 1))()
         self._out_ptrs = (ctypes.c_void_p * max(n_out, 1))()
+
+    def _check_sizes(self) -> None:
+        """The manifest's size expressions name input dims that exist (a damaged one is
+        refused at load, not met as an IndexError at a call)."""
+        n_dims = sum(len(shape) for shape, _ in self.inputs)
+
+        def ok(entry: Any) -> bool:
+            if isinstance(entry, int):
+                return True
+            return (
+                isinstance(entry, list)
+                and len(entry) > 0
+                and all(isinstance(k, int) for k in entry)
+                and all(0 <= k < n_dims for k in entry[1:])
+            )
+
+        ranks = [len(shape) for shape, _ in self.outputs]
+        good = [len(s) for s in self._sizes] == ranks and all(ok(d) for s in self._sizes for d in s)
+        good = good and all(len(p) == 2 and ok(p[0]) and ok(p[1]) for p in self._equal)
+        if not good:
+            raise DnnlError(f"{self.name}: the manifest's dynamic sizes are damaged")
 
     def _handle_for(self, sizes: tuple[int, ...]) -> int:
         """The region initialised for these input sizes (created on first use)."""
