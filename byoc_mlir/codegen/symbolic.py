@@ -164,9 +164,11 @@ def _maps(op: ir.Operation) -> list[list[int | None]] | None:
 def _tie_op(dims: _Dims, op: ir.Operation) -> None:
     operands = [v for v in op.operands if isinstance(v.type, ir.RankedTensorType)]
     maps = _maps(op)
-    if maps is not None and len(maps) == len(operands):
+    if maps is not None and len(maps) == len(op.operands):  # (scalar operands: map ())
         loops: dict[int, _Node] = {}
-        for v, row in zip(operands, maps, strict=True):
+        for v, row in zip(op.operands, maps, strict=True):
+            if not isinstance(v.type, ir.RankedTensorType):
+                continue
             for axis, loop in enumerate(row):
                 if loop is None:
                     continue
