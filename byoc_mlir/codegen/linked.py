@@ -58,14 +58,13 @@ def _binding(i: int, spec: TensorSpec, sizes: Sequence[str]) -> tuple[list[str],
 
 
 def _kernel_entry(
-    kernel: Kernel, arg_specs: list[TensorSpec], arg_sizes: list[list[tuple[int, int] | None]]
+    kernel: Kernel, arg_specs: list[TensorSpec], dims: list[list[tuple[int, int] | None]]
 ) -> tuple[str, str]:
-    """(export op, (declaration + entry function)) text for one kernel; ``arg_sizes``:
-    the (input, axis) of each operand's dims (None for static ones)."""
+    """(export op, (declaration + entry function)) text for one kernel; ``dims``: the
+    (input, axis) of each operand's then each result's dims (None for static ones)."""
     specs = arg_specs + kernel.results
-    result_sizes = kernel.result_sizes or [[None] * len(r.shape) for r in kernel.results]
     own = {size: f"%s{j}" for j, size in enumerate(kernel.sizes)}
-    spec_sizes = [[own.get(d, "") if d else "" for d in dims] for dims in arg_sizes + result_sizes]
+    spec_sizes = [[own.get(d, "") if d else "" for d in row] for row in dims]
     export = (
         f"  stream.executable.export public @{kernel.symbol}_entry workgroups() -> "
         f"(index, index, index) {{\n"
@@ -133,12 +132,11 @@ def rewrite(
 
     for k, kernel in enumerate(art.kernels):
         args = [refs[a] for a in kernel.args]
-        export, entry = _kernel_entry(
-            kernel, [spec for _, spec in args], [dims[a] for a in kernel.args]
-        )
+        result_sizes = kernel.result_sizes or [[None] * len(r.shape) for r in kernel.results]
+        arg_dims = [dims[a] for a in kernel.args]
+        export, entry = _kernel_entry(kernel, [s for _, s in args], arg_dims + result_sizes)
         exports.append(export)
         entries.append(entry)
-        result_sizes = kernel.result_sizes or [[None] * len(r.shape) for r in kernel.results]
         names = f"%k{k}" if len(kernel.results) == 1 else f"%k{k}:{len(kernel.results)}"
         operands = [n for n, _ in args] + [size(d) for d in kernel.sizes]
         types = [typed(s, dims[a]) for a, (_, s) in zip(kernel.args, args, strict=True)]

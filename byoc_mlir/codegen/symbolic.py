@@ -104,10 +104,6 @@ class Sym:
     def to_json(self) -> list[int]:
         return [self.coef, *self.vars]
 
-    @staticmethod
-    def from_json(data: Sequence[int]) -> Sym:
-        return Sym(int(data[0]), tuple(int(k) for k in data[1:]))
-
 
 Dim = int | Sym
 Shape = tuple[Dim, ...]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from iree.compiler import ir
 from iree.compiler.dialects import tensor
 
+from byoc_mlir.codegen.recognisers import constant_value
 from byoc_mlir.dataflow import FunctionGraph
 from byoc_mlir.linalg_ops import linalg
 from byoc_mlir.passes.base import ModulePass
@@ -48,14 +49,6 @@ class FoldBroadcastExtractsPass(ModulePass):
         with module_op.context:
             for graph in graphs:
                 fold_broadcast_extracts(graph)
-
-
-def _constant(v: ir.Value) -> int | None:
-    owner = v.owner
-    if not isinstance(owner, ir.OpView) or owner.operation.name != "arith.constant":
-        return None
-    attr = owner.operation.attributes["value"]
-    return int(ir.IntegerAttr(attr).value) if isinstance(attr, ir.IntegerAttr) else None
 
 
 def _sizes(out: ir.Value) -> list[ir.Value | int]:
@@ -87,7 +80,7 @@ def _loop_dim(v: ir.Value, inside: dict[ir.Value, ir.Operation], sizes: list) ->
         return None
     if op.name == _INDEX:
         return int(ir.IntegerAttr(op.attributes["dim"]).value)
-    if op.name != "arith.select" or _constant(op.operands[1]) != 0:
+    if op.name != "arith.select" or constant_value(op.operands[1]) != 0:
         return None
     cmp, chosen = inside.get(op.operands[0]), op.operands[2]
     k = _loop_dim(chosen, inside, sizes) if chosen in inside else None
@@ -96,7 +89,11 @@ def _loop_dim(v: ir.Value, inside: dict[ir.Value, ir.Operation], sizes: list) ->
     if ir.IntegerAttr(cmp.attributes["predicate"]).value != 0:  # eq
         return None
     size, one = cmp.operands
-    if _constant(one) != 1 or inside.get(size) is not None or not isinstance(sizes[k], ir.Value):
+    if (
+        constant_value(one) != 1
+        or inside.get(size) is not None
+        or not isinstance(sizes[k], ir.Value)
+    ):
         return None
     return k if _same(size, sizes[k]) else None
 
@@ -151,7 +148,7 @@ def _broadcast_map(op: ir.Operation) -> tuple[ir.Value, ir.AffineMap] | None:
         k = _loop_dim(index, inside, sizes)
         if k is not None:
             exprs.append(ir.AffineDimExpr.get(k))
-        elif _constant(index) == 0 and src_type.shape[axis] == 1:
+        elif constant_value(index) == 0 and src_type.shape[axis] == 1:
             exprs.append(ir.AffineConstantExpr.get(0))
         else:
             return None

@@ -30,16 +30,14 @@ from byoc_mlir.backends.ccompiler.writer import (
     c_product,
 )
 from byoc_mlir.codegen.hook import TensorSpec
+from byoc_mlir.codegen.symbolic import MATMUL_MAPS
 from byoc_mlir.linalg_ops import linalg
 
 ROWS_PER_WORKGROUP = 8
 """Matmul rows per workgroup at least (when there are enough): a workgroup's share is
 whole tiles of TILE_M rows (<= 8), so more workgroups would sit idle."""
 
-_DEFAULT_MAPS = {
-    linalg.MatmulOp.OPERATION_NAME: [[0, 2], [2, 1], [0, 1]],
-    linalg.BatchMatmulOp.OPERATION_NAME: [[0, 1, 3], [0, 3, 2], [0, 1, 2]],
-}
+_DEFAULT_MAPS = {name: layouts["plain"] for name, layouts in MATMUL_MAPS.items()}
 
 
 def has_default_maps(op: ir.Operation) -> bool:
